@@ -1,0 +1,14 @@
+//! llm-gateway: one endpoint speaking the OpenAI and Anthropic APIs in front of every LLM provider.
+
+pub mod actors;
+pub mod catalog;
+pub mod cli;
+pub mod error;
+pub mod keys;
+pub mod openapi;
+pub mod providers;
+pub mod proxy;
+pub mod routes;
+pub mod settings;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,48 @@
+//! The `llm-gateway` binary: parse flags, load settings, start telemetry, run the library's application.
+
+use clap::Parser;
+use llm_gateway::cli::Cli;
+use llm_gateway::settings::{self, ConfigSource};
+use llm_gateway::startup::Application;
+use llm_gateway::telemetry;
+
+#[actix_web::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    telemetry::init();
+    let source = match cli.config {
+        Some(path) => ConfigSource {
+            path,
+            explicit: true,
+        },
+        None => ConfigSource {
+            path: settings::default_config_path().to_path_buf(),
+            explicit: false,
+        },
+    };
+    let mut settings = match settings::load(&source) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("llm-gateway: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    if let Some(port) = cli.port {
+        settings.server.port = port;
+    }
+    let app = match Application::build(settings) {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("llm-gateway: {e:#}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    match app.run_until_stopped().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("llm-gateway: {e}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! Azure OpenAI: `{endpoint}/openai/deployments/{deployment}/chat/completions?api-version=…` with an `api-key` header.
+
+use awc::http::header::{HeaderName, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{join_url, secret_header, InvalidCredential, Operation, Provider};
+
+/// The URL of an operation on the provider's deployment. The configured `api-version`
+/// wins over one in the client's query; the client's other parameters are kept.
+pub fn url(provider: &Provider, op: Operation, query: &str) -> String {
+    let deployment = provider.deployment.as_deref().unwrap_or_default();
+    let operation = match op {
+        Operation::ChatCompletions => "chat/completions",
+        Operation::Messages => "messages",
+        Operation::CountTokens => "messages/count_tokens",
+    };
+    let path = format!("/openai/deployments/{deployment}/{operation}");
+    let mut params = vec![format!(
+        "api-version={}",
+        provider.api_version.as_deref().unwrap_or_default()
+    )];
+    params.extend(
+        query
+            .split('&')
+            .filter(|p| !p.is_empty() && !p.starts_with("api-version="))
+            .map(str::to_string),
+    );
+    join_url(&provider.endpoint, &path, &params.join("&"))
+}
+
+/// Azure takes its key in the `api-key` header.
+pub fn auth_header(key: &SecretString) -> Result<(HeaderName, HeaderValue), InvalidCredential> {
+    Ok((
+        HeaderName::from_static("api-key"),
+        secret_header(key.expose_secret().to_string())?,
+    ))
+}

@@ -1,0 +1,297 @@
+//! Provider types behind a closed enum: where each one's API lives and how it is authenticated.
+
+pub mod anthropic;
+pub mod azure_openai;
+pub mod local;
+pub mod openai;
+pub mod tls;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use awc::http::header::{HeaderName, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::settings::{ProviderDefaults, ProviderSettings};
+
+/// The four provider types a `[[providers]]` entry can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum ProviderKind {
+    #[serde(rename = "anthropic")]
+    Anthropic,
+    #[serde(rename = "openai")]
+    OpenAi,
+    #[serde(rename = "azure_openai")]
+    AzureOpenAi,
+    #[serde(rename = "local")]
+    Local,
+}
+
+impl ProviderKind {
+    /// The name used in config files and answers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Anthropic => "anthropic",
+            Self::OpenAi => "openai",
+            Self::AzureOpenAi => "azure_openai",
+            Self::Local => "local",
+        }
+    }
+
+    /// The official base URL, for the types that have one.
+    pub fn default_endpoint(self) -> Option<&'static str> {
+        match self {
+            Self::Anthropic => Some(anthropic::DEFAULT_ENDPOINT),
+            Self::OpenAi => Some(openai::DEFAULT_ENDPOINT),
+            Self::AzureOpenAi | Self::Local => None,
+        }
+    }
+
+    /// An example endpoint, for error messages.
+    pub fn endpoint_example(self) -> &'static str {
+        match self {
+            Self::Anthropic => anthropic::DEFAULT_ENDPOINT,
+            Self::OpenAi => openai::DEFAULT_ENDPOINT,
+            Self::AzureOpenAi => "https://myresource.openai.azure.com",
+            Self::Local => "http://localhost:11434",
+        }
+    }
+
+    /// The wire API this type of provider speaks.
+    pub fn api(self) -> ApiFormat {
+        match self {
+            Self::Anthropic => ApiFormat::Anthropic,
+            Self::OpenAi | Self::AzureOpenAi | Self::Local => ApiFormat::OpenAi,
+        }
+    }
+}
+
+/// The two wire APIs: what a client speaks and what a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ApiFormat {
+    /// OpenAI Chat Completions (also Azure OpenAI and local servers).
+    OpenAi,
+    /// Anthropic Messages.
+    Anthropic,
+}
+
+/// The upstream operation a proxied call maps to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    ChatCompletions,
+    Messages,
+    CountTokens,
+}
+
+impl Operation {
+    /// The API whose shape the client expects, for answers and errors.
+    pub fn api(self) -> ApiFormat {
+        match self {
+            Self::ChatCompletions => ApiFormat::OpenAi,
+            Self::Messages | Self::CountTokens => ApiFormat::Anthropic,
+        }
+    }
+
+    /// The name recorded for this kind of endpoint.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ChatCompletions => "chat_completions",
+            Self::Messages => "messages",
+            Self::CountTokens => "count_tokens",
+        }
+    }
+}
+
+/// The credential that goes upstream with one request.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// A key the gateway holds (the provider's own or a key-map entry's).
+    Key(SecretString),
+    /// The client's own token, forwarded because the gateway holds none (bring your own key).
+    /// `bearer` says whether the client sent it as `Authorization: Bearer`.
+    ClientToken { token: SecretString, bearer: bool },
+    /// Nothing (local servers usually need no key).
+    None,
+}
+
+/// A configured provider, ready to serve: endpoint normalised, key resolved, TLS built.
+#[derive(Debug)]
+pub struct Provider {
+    pub id: String,
+    pub kind: ProviderKind,
+    /// Base URL without a trailing `/` (and without `/v1` for OpenAI-shaped types).
+    pub endpoint: String,
+    pub api_key: Option<SecretString>,
+    pub deployment: Option<String>,
+    pub api_version: Option<String>,
+    pub enabled: bool,
+    pub models: Vec<String>,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub ca_file: Option<PathBuf>,
+    pub tls: Arc<rustls::ClientConfig>,
+}
+
+/// A provider as the admin API shows it: never its key.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ProviderView {
+    pub id: String,
+    pub provider_type: ProviderKind,
+    pub endpoint: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    pub enabled: bool,
+    /// Whether the gateway holds a key for it (the key itself is never shown).
+    pub has_api_key: bool,
+    pub models: Vec<String>,
+    pub connect_timeout_ms: u64,
+    pub read_timeout_ms: u64,
+}
+
+impl Provider {
+    /// Builds a provider from validated settings.
+    pub fn from_settings(
+        settings: &ProviderSettings,
+        defaults: &ProviderDefaults,
+        default_tls: &Arc<rustls::ClientConfig>,
+    ) -> Result<Self, String> {
+        let kind = settings.provider_type;
+        let raw = settings
+            .endpoint
+            .as_deref()
+            .or(kind.default_endpoint())
+            .ok_or_else(|| format!("provider `{}` needs an endpoint", settings.id))?;
+        let mut endpoint = raw.trim_end_matches('/').to_string();
+        // `https://api.openai.com/v1` is a common way to write the base URL; the paths
+        // below add `/v1` themselves.
+        if kind.api() == ApiFormat::OpenAi && kind != ProviderKind::AzureOpenAi {
+            if let Some(stripped) = endpoint.strip_suffix("/v1") {
+                endpoint = stripped.to_string();
+            }
+        }
+        if kind == ProviderKind::Anthropic {
+            if let Some(stripped) = endpoint.strip_suffix("/v1") {
+                endpoint = stripped.to_string();
+            }
+        }
+        let api_key = match (&settings.api_key, &settings.api_key_env) {
+            (Some(key), _) => Some(key.clone()),
+            (None, Some(var)) => {
+                let value = std::env::var(var)
+                    .map_err(|_| format!("environment variable {var} is not set"))?;
+                Some(SecretString::from(value))
+            }
+            (None, None) => None,
+        }
+        .filter(|k| !k.expose_secret().is_empty());
+        let tls = match &settings.ca_file {
+            Some(path) => tls::client_config_with_ca(path)?,
+            None => default_tls.clone(),
+        };
+        Ok(Self {
+            id: settings.id.clone(),
+            kind,
+            endpoint,
+            api_key,
+            deployment: settings.deployment.clone(),
+            api_version: settings.api_version.clone(),
+            enabled: settings.enabled,
+            models: settings.models.clone(),
+            connect_timeout: Duration::from_millis(
+                settings
+                    .connect_timeout_ms
+                    .unwrap_or(defaults.connect_timeout_ms),
+            ),
+            read_timeout: Duration::from_millis(
+                settings.read_timeout_ms.unwrap_or(defaults.read_timeout_ms),
+            ),
+            ca_file: settings.ca_file.clone(),
+            tls,
+        })
+    }
+
+    /// The admin view, without the key.
+    pub fn view(&self) -> ProviderView {
+        ProviderView {
+            id: self.id.clone(),
+            provider_type: self.kind,
+            endpoint: self.endpoint.clone(),
+            deployment: self.deployment.clone(),
+            api_version: self.api_version.clone(),
+            enabled: self.enabled,
+            has_api_key: self.api_key.is_some(),
+            models: self.models.clone(),
+            connect_timeout_ms: self.connect_timeout.as_millis() as u64,
+            read_timeout_ms: self.read_timeout.as_millis() as u64,
+        }
+    }
+
+    /// The upstream URL for an operation; `query` is the client's query string, kept.
+    pub fn upstream_url(&self, op: Operation, query: &str) -> String {
+        match self.kind {
+            ProviderKind::OpenAi => openai::url(&self.endpoint, op, query),
+            ProviderKind::Local => local::url(&self.endpoint, op, query),
+            ProviderKind::Anthropic => anthropic::url(&self.endpoint, op, query),
+            ProviderKind::AzureOpenAi => azure_openai::url(self, op, query),
+        }
+    }
+
+    /// The header that carries `credential` to this provider, if any.
+    pub fn credential_header(
+        &self,
+        credential: &Credential,
+    ) -> Result<Option<(HeaderName, HeaderValue)>, InvalidCredential> {
+        let (secret, client_bearer) = match credential {
+            Credential::None => return Ok(None),
+            Credential::Key(key) => (key, false),
+            Credential::ClientToken { token, bearer } => (token, *bearer),
+        };
+        let header = match self.kind {
+            ProviderKind::OpenAi | ProviderKind::Local => openai::auth_header(secret),
+            ProviderKind::AzureOpenAi => azure_openai::auth_header(secret),
+            ProviderKind::Anthropic => anthropic::auth_header(secret, client_bearer),
+        };
+        header.map(Some)
+    }
+
+    /// The model ids this provider serves by configuration alone (not discovery).
+    pub fn configured_models(&self) -> impl Iterator<Item = &str> {
+        self.deployment
+            .as_deref()
+            .into_iter()
+            .chain(self.models.iter().map(String::as_str))
+    }
+}
+
+/// A key that cannot be sent as an HTTP header value (control characters).
+#[derive(Debug, thiserror::Error)]
+#[error("the API key contains characters that cannot be sent in an HTTP header")]
+pub struct InvalidCredential;
+
+/// Makes a sensitive header value, marked so that it is never logged by the HTTP stack.
+fn secret_header(value: String) -> Result<HeaderValue, InvalidCredential> {
+    let mut value = HeaderValue::from_str(&value).map_err(|_| InvalidCredential)?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// `Authorization: Bearer <key>`.
+fn bearer_header(key: &SecretString) -> Result<(HeaderName, HeaderValue), InvalidCredential> {
+    Ok((
+        awc::http::header::AUTHORIZATION,
+        secret_header(format!("Bearer {}", key.expose_secret()))?,
+    ))
+}
+
+/// Joins a base URL, a path and the client's query string.
+fn join_url(endpoint: &str, path: &str, query: &str) -> String {
+    if query.is_empty() {
+        format!("{endpoint}{path}")
+    } else {
+        format!("{endpoint}{path}?{query}")
+    }
+}

@@ -1,0 +1,24 @@
+//! OpenAI: `{endpoint}/v1/chat/completions` with `Authorization: Bearer`.
+
+use awc::http::header::{HeaderName, HeaderValue};
+use secrecy::SecretString;
+
+use super::{bearer_header, join_url, InvalidCredential, Operation};
+
+/// The official base URL.
+pub const DEFAULT_ENDPOINT: &str = "https://api.openai.com";
+
+/// The URL of an operation (OpenAI-shaped servers only serve chat completions here).
+pub fn url(endpoint: &str, op: Operation, query: &str) -> String {
+    let path = match op {
+        Operation::ChatCompletions => "/v1/chat/completions",
+        Operation::Messages => "/v1/messages",
+        Operation::CountTokens => "/v1/messages/count_tokens",
+    };
+    join_url(endpoint, path, query)
+}
+
+/// OpenAI takes its key as a bearer token.
+pub fn auth_header(key: &SecretString) -> Result<(HeaderName, HeaderValue), InvalidCredential> {
+    bearer_header(key)
+}

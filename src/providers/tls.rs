@@ -1,0 +1,61 @@
+//! TLS for upstream calls: rustls with the standard web roots, plus an optional corporate CA file.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::CertificateDer;
+use rustls::{ClientConfig, RootCertStore};
+
+/// ALPN offers HTTP/2 first: one multiplexed connection per upstream where it speaks it.
+fn alpn() -> Vec<Vec<u8>> {
+    vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+}
+
+fn web_roots() -> RootCertStore {
+    RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    }
+}
+
+fn build(roots: RootCertStore) -> Result<Arc<ClientConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("failed to set up TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn();
+    Ok(Arc::new(config))
+}
+
+/// The client configuration trusting the standard web roots.
+pub fn default_client_config() -> Result<Arc<ClientConfig>, String> {
+    build(web_roots())
+}
+
+/// The web roots plus the certificates of a PEM file.
+pub fn client_config_with_ca(path: &Path) -> Result<Arc<ClientConfig>, String> {
+    let mut roots = web_roots();
+    for cert in load_ca_file(path)? {
+        roots
+            .add(cert)
+            .map_err(|e| format!("failed to add a certificate of {}: {e}", path.display()))?;
+    }
+    build(roots)
+}
+
+/// Reads the certificates of a PEM file; an error names the file and what is wrong.
+pub fn load_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let pem = std::fs::read(path)
+        .map_err(|e| format!("failed to read CA file {}: {e}", path.display()))?;
+    let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("failed to parse CA file {}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "CA file {} holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)",
+            path.display()
+        ));
+    }
+    Ok(certs)
+}

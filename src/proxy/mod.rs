@@ -1,0 +1,135 @@
+//! The request pipeline of the proxy endpoints, stage by stage:
+//! read → parse → identify the caller → resolve the targets → forward (failing over) → pass the answer through.
+
+pub mod inbound;
+pub mod response;
+pub mod upstream;
+
+use std::time::{Duration, Instant};
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::actors::provider_registry::{RefreshLocalModels, Target};
+use crate::error::{ApiError, GatewayError};
+use crate::providers::Operation;
+use crate::startup::AppState;
+use upstream::UpstreamClients;
+
+/// How fresh a local server's model list must be before a model it does not list is refused.
+const MISS_REFRESH_AGE: Duration = Duration::from_secs(5);
+
+/// The tracking facts of one proxied request.
+#[derive(Debug, Clone)]
+pub struct RequestMeta {
+    /// The ledger id, returned as `x-request-id`.
+    pub request_id: String,
+    pub source: Option<String>,
+    pub project: Option<String>,
+}
+
+/// Runs one proxied call through every stage and answers in the caller's API shape.
+pub async fn handle(
+    op: Operation,
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    clients: web::Data<UpstreamClients>,
+    meta: RequestMeta,
+) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let api = op.api();
+    let body = inbound::read_body(&req, payload, state.max_body_bytes)
+        .await
+        .map_err(|e| e.in_shape(api))?;
+    let parsed = inbound::parse(op, &body).map_err(|e| e.in_shape(api))?;
+    let caller = state
+        .keys
+        .identify(req.headers())
+        .map_err(|e| e.in_shape(api))?;
+    let targets = resolve_targets(&state, op, &parsed.model)
+        .await
+        .map_err(|e| e.in_shape(api))?;
+
+    let mut last_error = None;
+    let attempts = targets.len();
+    for (attempt, target) in targets.into_iter().enumerate() {
+        let is_last = attempt + 1 == attempts;
+        let credential = caller
+            .credential_for(&target.provider)
+            .map_err(|e| e.in_shape(api))?;
+        let body =
+            inbound::body_for_target(&body, &parsed, &target).map_err(|e| e.in_shape(api))?;
+        let sent = upstream::send(&clients, &target, op, &req, body, &credential).await;
+        match sent {
+            Ok(response) => {
+                let status = response.status();
+                // A 429 or 5xx from one provider is worth another provider's try, when there is one.
+                if !is_last && (status.as_u16() == 429 || status.is_server_error()) {
+                    tracing::warn!(provider = %target.provider.id, %status, "upstream failed, failing over");
+                    last_error = Some(GatewayError::UpstreamBroken {
+                        provider: target.provider.id.clone(),
+                        message: format!("status {status}"),
+                    });
+                    continue;
+                }
+                tracing::info!(
+                    request_id = %meta.request_id,
+                    provider = %target.provider.id,
+                    model = %target.model,
+                    label = caller.label().unwrap_or(""),
+                    source = meta.source.as_deref().unwrap_or(""),
+                    project = meta.project.as_deref().unwrap_or(""),
+                    status = status.as_u16(),
+                    stream = parsed.stream,
+                    head_ms = started.elapsed().as_millis() as u64,
+                    "proxied"
+                );
+                return Ok(response::passthrough(
+                    response,
+                    &meta,
+                    target.provider.read_timeout,
+                    &target.provider.id,
+                ));
+            }
+            Err(error) => {
+                tracing::warn!(provider = %target.provider.id, error = %error, "upstream attempt failed");
+                let retry = error.is_retryable();
+                last_error = Some(error);
+                if !retry {
+                    break;
+                }
+            }
+        }
+    }
+    let error = last_error.unwrap_or_else(|| GatewayError::Internal {
+        message: "no upstream attempt was made".into(),
+    });
+    Err(error.in_shape(api))
+}
+
+/// Resolves a model to its targets; a miss asks local servers for their current models once.
+async fn resolve_targets(
+    state: &AppState,
+    op: Operation,
+    model: &str,
+) -> Result<Vec<Target>, GatewayError> {
+    let snapshot = state.registry_snapshot.load();
+    match snapshot.resolve(&state.catalog, op, model) {
+        Err(GatewayError::ModelNotFound { .. }) if snapshot.has_local_providers() => {
+            state
+                .registry
+                .send(RefreshLocalModels {
+                    max_age: MISS_REFRESH_AGE,
+                })
+                .await
+                .map_err(|e| GatewayError::Internal {
+                    message: format!("failed to ask the provider registry: {e}"),
+                })?;
+            state
+                .registry_snapshot
+                .load()
+                .resolve(&state.catalog, op, model)
+        }
+        other => other,
+    }
+}

@@ -1,0 +1,123 @@
+//! Passing the upstream's answer through: status and headers as they are, the body streamed chunk by chunk.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use actix_web::body::{BodyStream, SizedStream};
+use actix_web::http::header::{self, HeaderName};
+use actix_web::HttpResponse;
+use awc::error::PayloadError;
+use awc::ClientResponse;
+use bytes::Bytes;
+use std::future::Future;
+
+use actix_web::HttpMessage;
+use futures_util::Stream;
+use tokio::time::{sleep, Instant, Sleep};
+
+use super::RequestMeta;
+use crate::error::GatewayError;
+
+/// Response headers the gateway does not pass on: hop-by-hop headers, the length (the
+/// body is re-framed), and cookies set for the provider's own domain.
+fn is_passed_back(name: &HeaderName) -> bool {
+    !matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "content-length"
+            | "set-cookie"
+            | "x-request-id"
+    )
+}
+
+/// Builds the client's response from the upstream's: same status, same headers, the body
+/// streamed as it arrives, plus `x-request-id` (and the upstream's id as `x-upstream-request-id`).
+pub fn passthrough(
+    mut upstream: ClientResponse,
+    meta: &RequestMeta,
+    read_timeout: Duration,
+    provider: &str,
+) -> HttpResponse {
+    let mut builder = HttpResponse::build(upstream.status());
+    for (name, value) in upstream.headers() {
+        if is_passed_back(name) {
+            builder.append_header((name.clone(), value.clone()));
+        } else if name.as_str() == "x-request-id" {
+            builder.append_header(("x-upstream-request-id", value.clone()));
+        }
+    }
+    builder.insert_header(("x-request-id", meta.request_id.as_str()));
+    let length = upstream
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let body = IdleTimeout::new(upstream.take_payload(), read_timeout, provider);
+    match length {
+        Some(length) => builder.body(SizedStream::new(length, body)),
+        None => builder.body(BodyStream::new(body)),
+    }
+}
+
+/// The upstream body, ended with an error when no chunk arrives for `limit`. Dropping it
+/// (the client went away) drops the upstream connection, which ends the upstream request.
+struct IdleTimeout<S> {
+    inner: S,
+    limit: Duration,
+    deadline: Pin<Box<Sleep>>,
+    provider: String,
+}
+
+impl<S> IdleTimeout<S> {
+    fn new(inner: S, limit: Duration, provider: &str) -> Self {
+        Self {
+            inner,
+            limit,
+            deadline: Box::pin(sleep(limit)),
+            provider: provider.to_string(),
+        }
+    }
+}
+
+impl<S> Stream for IdleTimeout<S>
+where
+    S: Stream<Item = Result<Bytes, PayloadError>> + Unpin,
+{
+    type Item = Result<Bytes, GatewayError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                let next = Instant::now() + this.limit;
+                this.deadline.as_mut().reset(next);
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                tracing::warn!(provider = %this.provider, error = %e, "upstream body broke off");
+                Poll::Ready(Some(Err(GatewayError::UpstreamBroken {
+                    provider: this.provider.clone(),
+                    message: e.to_string(),
+                })))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => match this.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    tracing::warn!(provider = %this.provider, "upstream body stalled past read_timeout_ms");
+                    Poll::Ready(Some(Err(GatewayError::UpstreamTimeout {
+                        provider: this.provider.clone(),
+                        timeout_ms: this.limit.as_millis() as u64,
+                    })))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Sending a request upstream with awc: one client per worker and upstream TLS profile, connections kept alive.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::HttpRequest;
+use awc::error::SendRequestError;
+use awc::ClientResponse;
+use bytes::Bytes;
+
+use crate::actors::provider_registry::Target;
+use crate::error::GatewayError;
+use crate::providers::{anthropic, Credential, Operation, Provider, ProviderKind};
+
+/// Connections kept per worker and scheme; far above what one worker needs at once.
+const CONNECTION_LIMIT: usize = 1024;
+
+/// The awc clients of one HTTP worker, one per (TLS configuration, connect timeout), so
+/// every upstream's connections are pooled and reused across requests.
+#[derive(Default)]
+pub struct UpstreamClients {
+    clients: RefCell<HashMap<(usize, Duration), awc::Client>>,
+}
+
+impl UpstreamClients {
+    fn for_provider(&self, provider: &Provider) -> awc::Client {
+        let key = (
+            Arc::as_ptr(&provider.tls) as usize,
+            provider.connect_timeout,
+        );
+        self.clients
+            .borrow_mut()
+            .entry(key)
+            .or_insert_with(|| {
+                let connector = awc::Connector::new()
+                    .rustls_0_23(provider.tls.clone())
+                    .timeout(provider.connect_timeout)
+                    .handshake_timeout(provider.connect_timeout)
+                    .limit(CONNECTION_LIMIT);
+                awc::Client::builder()
+                    .connector(connector)
+                    // awc adds its own User-Agent and a 5 s default timeout: the client's
+                    // User-Agent is forwarded instead, and each request sets its own timeout.
+                    .no_default_headers()
+                    .disable_timeout()
+                    .finish()
+            })
+            .clone()
+    }
+}
+
+/// Headers never forwarded upstream: hop-by-hop headers, the client's credentials (the
+/// gateway sets its own), the gateway's own tracking headers, and client-network details.
+fn is_forwarded(name: &HeaderName) -> bool {
+    !matches!(
+        name.as_str(),
+        "host"
+            | "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authorization"
+            | "proxy-authenticate"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "content-length"
+            | "expect"
+            | "accept-encoding"
+            | "authorization"
+            | "x-api-key"
+            | "api-key"
+            | "cookie"
+            | "x-source"
+            | "x-project"
+            | "x-route-profile"
+            | "x-forwarded-for"
+            | "x-forwarded-host"
+            | "x-forwarded-proto"
+            | "forwarded"
+            | "x-real-ip"
+    )
+}
+
+/// Sends the request to the target and waits for the response head (not the body).
+pub async fn send(
+    clients: &UpstreamClients,
+    target: &Target,
+    op: Operation,
+    req: &HttpRequest,
+    body: Bytes,
+    credential: &Credential,
+) -> Result<ClientResponse, GatewayError> {
+    let provider = &target.provider;
+    let url = provider.upstream_url(op, req.query_string());
+    let client = clients.for_provider(provider);
+    let mut request = client
+        .post(url)
+        .timeout(provider.read_timeout)
+        .insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        ));
+    // Connection-scoped headers the client named in `Connection: …` are hop-by-hop too.
+    let connection_scoped: Vec<String> = req
+        .headers()
+        .get_all(header::CONNECTION)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
+        .collect();
+    for (name, value) in req.headers() {
+        if is_forwarded(name)
+            && name != header::CONTENT_TYPE
+            && !connection_scoped.iter().any(|c| c == name.as_str())
+        {
+            request = request.append_header((name.clone(), value.clone()));
+        }
+    }
+    if provider.kind == ProviderKind::Anthropic && !req.headers().contains_key("anthropic-version")
+    {
+        request = request.insert_header(("anthropic-version", anthropic::DEFAULT_VERSION));
+    }
+    let auth =
+        provider
+            .credential_header(credential)
+            .map_err(|e| GatewayError::InvalidRequest {
+                message: e.to_string(),
+                param: None,
+            })?;
+    if let Some(auth) = auth {
+        request = request.insert_header(auth);
+    }
+    request
+        .send_body(body)
+        .await
+        .map_err(|e| classify(e, provider))
+}
+
+fn classify(error: SendRequestError, provider: &Provider) -> GatewayError {
+    let provider_id = provider.id.clone();
+    match error {
+        SendRequestError::Timeout => GatewayError::UpstreamTimeout {
+            provider: provider_id,
+            timeout_ms: provider.read_timeout.as_millis() as u64,
+        },
+        SendRequestError::Connect(awc::error::ConnectError::Timeout) => {
+            GatewayError::UpstreamTimeout {
+                provider: provider_id,
+                timeout_ms: provider.connect_timeout.as_millis() as u64,
+            }
+        }
+        SendRequestError::Connect(e) => GatewayError::UpstreamConnect {
+            provider: provider_id,
+            message: e.to_string(),
+        },
+        SendRequestError::Send(e) => GatewayError::UpstreamConnect {
+            provider: provider_id,
+            message: e.to_string(),
+        },
+        SendRequestError::H2(e) => GatewayError::UpstreamConnect {
+            provider: provider_id,
+            message: e.to_string(),
+        },
+        SendRequestError::Response(e) => GatewayError::UpstreamBroken {
+            provider: provider_id,
+            message: e.to_string(),
+        },
+        other => GatewayError::Internal {
+            message: format!("failed to send the request to provider `{provider_id}`: {other}"),
+        },
+    }
+}

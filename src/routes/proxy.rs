@@ -1,0 +1,143 @@
+//! The proxy endpoints: OpenAI chat completions, Anthropic messages and token counting, and the model list.
+
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use tracing_actix_web::RequestId;
+
+use crate::actors::provider_registry::ListModels;
+use crate::error::{ApiError, GatewayError};
+use crate::providers::Operation;
+use crate::proxy::{self, upstream::UpstreamClients, RequestMeta};
+use crate::startup::AppState;
+
+fn meta(req: &HttpRequest, request_id: RequestId) -> RequestMeta {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(200).collect::<String>())
+            .filter(|v| !v.is_empty())
+    };
+    RequestMeta {
+        request_id: request_id.to_string(),
+        source: header("x-source"),
+        project: header("x-project"),
+    }
+}
+
+/// Forwards an OpenAI Chat Completions request to OpenAI, Azure OpenAI or a local server.
+#[utoipa::path(
+    post, path = "/v1/chat/completions", tag = "proxy",
+    params(
+        ("x-source" = Option<String>, Header, description = "Source identifier for tracking"),
+        ("x-project" = Option<String>, Header, description = "Project identifier for tracking"),
+        ("Authorization" = Option<String>, Header, description = "Bearer <virtual-key> for key-map routing"),
+    ),
+    request_body(content = serde_json::Value, description = "Standard OpenAI Chat Completions body", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The provider's answer, unchanged (JSON, or text/event-stream with \"stream\": true)"),
+        (status = 400, description = "Malformed body, missing model or messages"),
+        (status = 401, description = "Unknown virtual key where keys are required"),
+        (status = 404, description = "No enabled provider serves the model"),
+        (status = 413, description = "Body larger than [server] max_body_bytes"),
+        (status = 415, description = "Content-Type is not application/json"),
+        (status = 502, description = "The provider could not be reached"),
+        (status = 504, description = "The provider did not answer in time"),
+    )
+)]
+#[post("/v1/chat/completions")]
+pub async fn chat_completions(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    clients: web::Data<UpstreamClients>,
+    request_id: RequestId,
+) -> Result<HttpResponse, ApiError> {
+    let meta = meta(&req, request_id);
+    proxy::handle(
+        Operation::ChatCompletions,
+        req,
+        payload,
+        state,
+        clients,
+        meta,
+    )
+    .await
+}
+
+/// Forwards an Anthropic Messages request to Anthropic.
+#[utoipa::path(
+    post, path = "/v1/messages", tag = "proxy",
+    params(
+        ("x-source" = Option<String>, Header, description = "Source identifier for tracking"),
+        ("x-project" = Option<String>, Header, description = "Project identifier for tracking"),
+        ("x-api-key" = Option<String>, Header, description = "Virtual API key for key-map routing"),
+        ("anthropic-version" = Option<String>, Header, description = "Forwarded; 2023-06-01 when absent"),
+    ),
+    request_body(content = serde_json::Value, description = "Standard Anthropic Messages body", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The provider's answer, unchanged (JSON, or text/event-stream with \"stream\": true)"),
+        (status = 400, description = "Malformed body, missing model or messages"),
+        (status = 401, description = "Unknown virtual key where keys are required"),
+        (status = 404, description = "No enabled provider serves the model"),
+        (status = 413, description = "Body larger than [server] max_body_bytes"),
+        (status = 502, description = "The provider could not be reached"),
+        (status = 504, description = "The provider did not answer in time"),
+    )
+)]
+#[post("/v1/messages")]
+pub async fn messages(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    clients: web::Data<UpstreamClients>,
+    request_id: RequestId,
+) -> Result<HttpResponse, ApiError> {
+    let meta = meta(&req, request_id);
+    proxy::handle(Operation::Messages, req, payload, state, clients, meta).await
+}
+
+/// Forwards an Anthropic token-counting request to Anthropic.
+#[utoipa::path(
+    post, path = "/v1/messages/count_tokens", tag = "proxy",
+    request_body(content = serde_json::Value, description = "Anthropic count_tokens body", content_type = "application/json"),
+    responses((status = 200, description = "The provider's answer, unchanged"))
+)]
+#[post("/v1/messages/count_tokens")]
+pub async fn count_tokens(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    clients: web::Data<UpstreamClients>,
+    request_id: RequestId,
+) -> Result<HttpResponse, ApiError> {
+    let meta = meta(&req, request_id);
+    proxy::handle(Operation::CountTokens, req, payload, state, clients, meta).await
+}
+
+/// The models of every enabled provider: well-known ids for cloud providers, and what each
+/// local server's own `GET /v1/models` reports (cached briefly; a server that is down is skipped).
+#[utoipa::path(
+    get, path = "/v1/models", tag = "proxy",
+    responses((status = 200, description = "OpenAI-style model list", body = ModelList))
+)]
+#[get("/v1/models")]
+pub async fn list_models(state: web::Data<AppState>) -> Result<HttpResponse, GatewayError> {
+    let data = state
+        .registry
+        .send(ListModels)
+        .await
+        .map_err(|e| GatewayError::Internal {
+            message: format!("failed to ask the provider registry: {e}"),
+        })?;
+    Ok(HttpResponse::Ok().json(ModelList {
+        object: "list",
+        data,
+    }))
+}
+
+/// The answer of `GET /v1/models`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ModelList {
+    pub object: &'static str,
+    pub data: Vec<crate::actors::provider_registry::ModelEntry>,
+}

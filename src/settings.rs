@@ -1,0 +1,386 @@
+//! Typed configuration: embedded defaults, the user's TOML file, `LLM_GATEWAY__…` environment overrides, validated loudly.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::providers::ProviderKind;
+
+/// The shipped defaults (`settings/defaults.toml`), the bottom layer of every configuration.
+const DEFAULTS_TOML: &str = include_str!("../settings/defaults.toml");
+/// Providers used when the configuration declares no `[[providers]]` (`settings/providers.toml`).
+const DEFAULT_PROVIDERS_TOML: &str = include_str!("../settings/providers.toml");
+/// Prefix of environment overrides: `LLM_GATEWAY__SERVER__PORT=9000`.
+const ENV_PREFIX: &str = "LLM_GATEWAY";
+
+/// Everything the gateway is configured with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub auth: AuthSettings,
+    pub provider_defaults: ProviderDefaults,
+    #[serde(default)]
+    pub providers: Option<Vec<ProviderSettings>>,
+    pub sanitization: SanitizationSettings,
+    #[serde(default)]
+    pub key_map: BTreeMap<String, KeyMapEntry>,
+}
+
+/// `[server]`: where and how the HTTP server listens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    pub max_body_bytes: usize,
+    pub workers: usize,
+    #[serde(default)]
+    pub admin_token: Option<SecretString>,
+}
+
+/// `[auth]`: whether proxy calls need a virtual key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    pub require_key: bool,
+}
+
+/// `[provider_defaults]`: per-provider settings applied where an entry sets none.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderDefaults {
+    pub connect_timeout_ms: u64,
+    pub read_timeout_ms: u64,
+}
+
+/// One `[[providers]]` entry, as written by the user (also the body of `POST /v1/providers`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSettings {
+    pub id: String,
+    pub provider_type: ProviderKind,
+    #[serde(default)]
+    pub api_key: Option<SecretString>,
+    /// Name of an environment variable holding the key, so keys stay out of config files.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub deployment: Option<String>,
+    #[serde(default)]
+    pub api_version: Option<String>,
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    /// Extra model ids this provider serves, beyond the catalog and discovery.
+    #[serde(default)]
+    pub models: Vec<String>,
+    #[serde(default)]
+    pub connect_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub read_timeout_ms: Option<u64>,
+    /// A PEM file of extra CA certificates (a corporate TLS-inspecting proxy).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+/// `[sanitization]`: prompt scanning switches.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SanitizationSettings {
+    pub enabled: bool,
+    pub scan_credentials: bool,
+    pub redact_pii: bool,
+    pub compliance_gate: bool,
+}
+
+/// `[key_map.<virtual token>]`: a team's label and the provider keys its token stands for.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyMapEntry {
+    pub label: String,
+    #[serde(default)]
+    pub anthropic_key: Option<SecretString>,
+    #[serde(default)]
+    pub openai_key: Option<SecretString>,
+    #[serde(default)]
+    pub azure_openai_key: Option<SecretString>,
+    #[serde(default)]
+    pub local_key: Option<SecretString>,
+    /// Keys for individual providers by id; these win over the per-type keys.
+    #[serde(default)]
+    pub provider_keys: BTreeMap<String, SecretString>,
+}
+
+/// Why the configuration could not be loaded; the message names the key and the file.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("config file {0} does not exist (pass an existing file with --config, or omit --config to use config.toml if present)")]
+    MissingFile(PathBuf),
+    #[error("failed to read config file {file}: {message}")]
+    Unreadable { file: String, message: String },
+    #[error("invalid configuration in {origin}: key `{key}`: {message}")]
+    Invalid {
+        origin: String,
+        key: String,
+        message: String,
+    },
+}
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone)]
+pub struct ConfigSource {
+    /// The file to read.
+    pub path: PathBuf,
+    /// Whether the user named it (a named file must exist; the default `config.toml` may not).
+    pub explicit: bool,
+}
+
+/// Loads and validates the configuration: defaults, then the file, then the environment.
+pub fn load(source: &ConfigSource) -> Result<Settings, SettingsError> {
+    let env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
+        .collect();
+    load_with_env(source, env)
+}
+
+/// As [`load`], with the environment overrides given explicitly (tests use this).
+pub fn load_with_env(
+    source: &ConfigSource,
+    env: Vec<(String, String)>,
+) -> Result<Settings, SettingsError> {
+    let file_exists = source.path.is_file();
+    if source.explicit && !file_exists {
+        return Err(SettingsError::MissingFile(source.path.clone()));
+    }
+    let file_label = source.path.display().to_string();
+    let origin = match (file_exists, env.is_empty()) {
+        (true, true) => file_label.clone(),
+        (true, false) => format!("{file_label} or the LLM_GATEWAY__ environment variables"),
+        (false, false) => "the LLM_GATEWAY__ environment variables".to_string(),
+        (false, true) => "the built-in defaults".to_string(),
+    };
+    let invalid = |key: String, message: String| SettingsError::Invalid {
+        origin: origin.clone(),
+        key,
+        message,
+    };
+
+    let mut builder = config::Config::builder().add_source(config::File::from_str(
+        DEFAULTS_TOML,
+        config::FileFormat::Toml,
+    ));
+    if file_exists {
+        let text =
+            std::fs::read_to_string(&source.path).map_err(|e| SettingsError::Unreadable {
+                file: file_label.clone(),
+                message: e.to_string(),
+            })?;
+        // Parse with toml first: its errors carry line and column, config's do not.
+        if let Err(e) = text.parse::<toml::Table>() {
+            return Err(SettingsError::Unreadable {
+                file: file_label,
+                message: e.to_string(),
+            });
+        }
+        builder = builder.add_source(config::File::from_str(&text, config::FileFormat::Toml));
+    }
+    let env_map: config::Map<String, String> = env.into_iter().collect();
+    builder = builder.add_source(
+        config::Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .source(Some(env_map)),
+    );
+    let merged: serde_json::Value = builder
+        .build()
+        .and_then(|c| c.try_deserialize())
+        .map_err(|e| invalid("(file)".into(), e.to_string()))?;
+
+    let mut settings: Settings = serde_path_to_error::deserialize(merged).map_err(|e| {
+        let key = e.path().to_string();
+        invalid(key, e.into_inner().to_string())
+    })?;
+    if settings.providers.is_none() {
+        let defaults: DefaultProviders = toml::from_str(DEFAULT_PROVIDERS_TOML)
+            .map_err(|e| invalid("providers".into(), format!("built-in defaults: {e}")))?;
+        settings.providers = Some(defaults.providers);
+    }
+    validate(&settings).map_err(|(key, message)| invalid(key, message))?;
+    Ok(settings)
+}
+
+#[derive(Deserialize)]
+struct DefaultProviders {
+    providers: Vec<ProviderSettings>,
+}
+
+impl Settings {
+    /// The configured providers (the defaults when the file declares none).
+    pub fn providers(&self) -> &[ProviderSettings] {
+        self.providers.as_deref().unwrap_or_default()
+    }
+}
+
+/// Cross-field rules checked after deserializing; the error is `(key, message with the fix)`.
+fn validate(settings: &Settings) -> Result<(), (String, String)> {
+    if settings.server.max_body_bytes == 0 {
+        return Err((
+            "server.max_body_bytes".into(),
+            "must be greater than 0 (default 10485760, 10 MiB)".into(),
+        ));
+    }
+    if settings.server.host.trim().is_empty() {
+        return Err((
+            "server.host".into(),
+            "must not be empty (use 127.0.0.1, or 0.0.0.0 for all interfaces)".into(),
+        ));
+    }
+    for (field, value) in [
+        (
+            "connect_timeout_ms",
+            settings.provider_defaults.connect_timeout_ms,
+        ),
+        (
+            "read_timeout_ms",
+            settings.provider_defaults.read_timeout_ms,
+        ),
+    ] {
+        if value == 0 {
+            return Err((
+                format!("provider_defaults.{field}"),
+                "must be greater than 0".into(),
+            ));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, provider) in settings.providers().iter().enumerate() {
+        validate_provider(provider)
+            .map_err(|(field, message)| (format!("providers[{i}].{field}"), message))?;
+        if !seen.insert(provider.id.as_str()) {
+            return Err((
+                format!("providers[{i}].id"),
+                format!(
+                    "provider id `{}` is used twice; ids must be unique",
+                    provider.id
+                ),
+            ));
+        }
+    }
+    for (token, entry) in &settings.key_map {
+        // Name the entry by its label: the token itself is a secret.
+        let key = format!("key_map.<token labelled {:?}>", entry.label);
+        if token.trim().is_empty() {
+            return Err((key, "the virtual token must not be empty".into()));
+        }
+        if entry.label.trim().is_empty() {
+            return Err((
+                "key_map.<token>.label".into(),
+                "every virtual key needs a non-empty label (it names the team in the ledger)"
+                    .into(),
+            ));
+        }
+        for id in entry.provider_keys.keys() {
+            if !seen.contains(id.as_str()) {
+                return Err((
+                    format!("{key}.provider_keys.{id}"),
+                    format!(
+                        "there is no provider with id `{id}`; use one of the [[providers]] ids"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Rules for one provider entry, shared by the config file and `POST /v1/providers`.
+/// The error is `(field, message with the fix)`.
+pub fn validate_provider(provider: &ProviderSettings) -> Result<(), (String, String)> {
+    let id_ok = !provider.id.is_empty()
+        && provider
+            .id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !id_ok {
+        return Err((
+            "id".into(),
+            format!(
+                "`{}` is not a valid provider id: use letters, digits, '-', '_' or '.' (it appears in URLs and in `provider/model` pins)",
+                provider.id
+            ),
+        ));
+    }
+    let kind = provider.provider_type;
+    if let Some(endpoint) = &provider.endpoint {
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+            || endpoint.parse::<awc::http::Uri>().is_err()
+        {
+            return Err((
+                "endpoint".into(),
+                format!("`{endpoint}` is not an http:// or https:// URL"),
+            ));
+        }
+    } else if kind.default_endpoint().is_none() {
+        return Err((
+            "endpoint".into(),
+            format!(
+                "a provider of type {} needs an endpoint (e.g. {})",
+                kind.as_str(),
+                kind.endpoint_example()
+            ),
+        ));
+    }
+    if kind == ProviderKind::AzureOpenAi {
+        for (field, value) in [
+            ("deployment", &provider.deployment),
+            ("api_version", &provider.api_version),
+        ] {
+            if value.as_deref().is_none_or(|v| v.trim().is_empty()) {
+                return Err((
+                    field.into(),
+                    format!("an azure_openai provider needs `{field}` (e.g. deployment = \"gpt-4o\", api_version = \"2024-10-21\")"),
+                ));
+            }
+        }
+    }
+    if provider.api_key.is_some() && provider.api_key_env.is_some() {
+        return Err((
+            "api_key_env".into(),
+            "set either api_key or api_key_env, not both".into(),
+        ));
+    }
+    if let Some(var) = &provider.api_key_env {
+        if std::env::var(var).map_or(true, |v| v.is_empty()) {
+            return Err((
+                "api_key_env".into(),
+                format!("environment variable {var} is not set; export it or remove api_key_env"),
+            ));
+        }
+    }
+    for (field, value) in [
+        ("connect_timeout_ms", provider.connect_timeout_ms),
+        ("read_timeout_ms", provider.read_timeout_ms),
+    ] {
+        if value == Some(0) {
+            return Err((field.into(), "must be greater than 0".into()));
+        }
+    }
+    if let Some(path) = &provider.ca_file {
+        crate::providers::tls::load_ca_file(path).map_err(|e| ("ca_file".into(), e))?;
+    }
+    Ok(())
+}
+
+/// The default config path: `config.toml` in the working directory.
+pub fn default_config_path() -> &'static Path {
+    Path::new("config.toml")
+}

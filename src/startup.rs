@@ -1,0 +1,122 @@
+//! Builds the application: actors, shared state and the HTTP server bound to its own listener (port 0 works).
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::{Actor, Addr};
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use arc_swap::ArcSwap;
+use secrecy::{ExposeSecret, SecretString};
+use tracing_actix_web::TracingLogger;
+
+use crate::actors::provider_registry::{ProviderRegistry, RegistrySnapshot};
+use crate::catalog::Catalog;
+use crate::keys::KeyMap;
+use crate::providers::{tls, Provider};
+use crate::proxy::upstream::UpstreamClients;
+use crate::routes;
+use crate::settings::Settings;
+
+/// Largest JSON body accepted by the admin endpoints.
+const ADMIN_JSON_LIMIT: usize = 256 * 1024;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub registry: Addr<ProviderRegistry>,
+    pub registry_snapshot: Arc<ArcSwap<RegistrySnapshot>>,
+    pub catalog: Arc<Catalog>,
+    pub keys: KeyMap,
+    pub max_body_bytes: usize,
+    pub admin_token: Option<SecretString>,
+    pub started_at: Instant,
+    pub port: u16,
+}
+
+/// A built, bound, not yet running gateway.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Starts the actors and binds the listener; must run inside an actix system.
+    pub fn build(settings: Settings) -> anyhow::Result<Self> {
+        let catalog = Arc::new(Catalog::embedded().map_err(anyhow::Error::msg)?);
+        let default_tls = tls::default_client_config().map_err(anyhow::Error::msg)?;
+        let providers = settings
+            .providers()
+            .iter()
+            .map(|p| {
+                Provider::from_settings(p, &settings.provider_defaults, &default_tls).map(Arc::new)
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(anyhow::Error::msg)?;
+        if settings.sanitization.enabled {
+            tracing::warn!("[sanitization] is enabled in the configuration, but prompt scanning is not part of this build yet: requests are forwarded unscanned");
+        }
+
+        let address = format!("{}:{}", settings.server.host, settings.server.port);
+        let listener = TcpListener::bind(&address).map_err(|e| {
+            anyhow::anyhow!("failed to bind {address} ([server] host and port): {e}")
+        })?;
+        let port = listener.local_addr()?.port();
+
+        let registry = ProviderRegistry::new(
+            providers,
+            settings.provider_defaults.clone(),
+            default_tls,
+            catalog.clone(),
+        );
+        let registry_snapshot = registry.snapshot_handle();
+        let state = web::Data::new(AppState {
+            registry: registry.start(),
+            registry_snapshot,
+            catalog,
+            keys: KeyMap::new(&settings.key_map, settings.auth.require_key),
+            max_body_bytes: settings.server.max_body_bytes,
+            admin_token: settings
+                .server
+                .admin_token
+                .clone()
+                .filter(|t| !t.expose_secret().is_empty()),
+            started_at: Instant::now(),
+            port,
+        });
+
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(TracingLogger::default())
+                .app_data(state.clone())
+                // awc clients are per worker: each worker keeps its own upstream connections.
+                .app_data(web::Data::new(UpstreamClients::default()))
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(ADMIN_JSON_LIMIT)
+                        .error_handler(routes::json_error),
+                )
+                .app_data(web::QueryConfig::default().error_handler(routes::query_error))
+                .configure(routes::configure)
+        })
+        .listen(listener)?;
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
+        }
+        tracing::info!(%address, port, "llm-gateway listening");
+        Ok(Self {
+            port,
+            server: server.run(),
+        })
+    }
+
+    /// The port actually bound (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until the process is told to stop (SIGINT/SIGTERM), finishing in-flight requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
