@@ -1,1 +1,442 @@
+//! A mock LLM provider speaking the real wire formats of OpenAI, Azure OpenAI, Anthropic and
+//! OpenAI-compatible local servers (JSON and SSE), recording what it receives.
+//!
+//! Behaviour is steered per request by headers the gateway forwards unchanged:
+//! `x-mock-status` (answer with that status and a provider-shaped error),
+//! `x-mock-delay-ms` (wait before the response head), `x-mock-chunks` (streamed content
+//! chunks, default 3), `x-mock-chunk-delay-ms` (gap between chunks), `x-mock-hold` (after the
+//! first chunk, wait at least 500 ms and until [`MockUpstream::release`] is called).
 
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future as _;
+use std::net::TcpListener;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use bytes::Bytes;
+use futures_util::Stream;
+use serde_json::{json, Value};
+
+/// One request the mock received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    /// Header names lowercased; repeated headers joined with ", ".
+    pub headers: BTreeMap<String, String>,
+    pub body: Bytes,
+}
+
+impl Recorded {
+    /// A header's value, if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+
+    /// The body as JSON (Null if it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// State shared between the mock server and the test that drives it.
+#[derive(Default)]
+pub struct MockState {
+    requests: Mutex<Vec<Recorded>>,
+    models: Mutex<Vec<String>>,
+    chunks_sent: AtomicUsize,
+    released: AtomicBool,
+    aborted_streams: AtomicUsize,
+    completed_streams: AtomicUsize,
+}
+
+/// A running mock provider.
+pub struct MockUpstream {
+    pub port: u16,
+    pub state: Arc<MockState>,
+}
+
+impl MockUpstream {
+    /// Starts a mock on a free port of 127.0.0.1, in a thread of its own.
+    pub fn start() -> std::io::Result<Self> {
+        Self::start_on("127.0.0.1:0", 1)
+    }
+
+    /// Starts a mock on `address` with `workers` HTTP workers.
+    pub fn start_on(address: &str, workers: usize) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(address)?;
+        let port = listener.local_addr()?.port();
+        let state = Arc::new(MockState::default());
+        let server_state = state.clone();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let system = actix_rt::System::new();
+            let result = system.block_on(async move {
+                let data = web::Data::from(server_state);
+                let server =
+                    HttpServer::new(move || App::new().app_data(data.clone()).configure(routes))
+                        .workers(workers)
+                        .disable_signals()
+                        .listen(listener)?
+                        .run();
+                let _ = ready_tx.send(());
+                server.await
+            });
+            if let Err(e) = result {
+                eprintln!("mock upstream stopped: {e}");
+            }
+        });
+        let _ = ready_rx.recv_timeout(Duration::from_secs(10));
+        Ok(Self { port, state })
+    }
+
+    /// The base URL, e.g. `http://127.0.0.1:4711`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Everything received so far, in order.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state
+            .requests
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default()
+    }
+
+    /// The last request received.
+    pub fn last_request(&self) -> Option<Recorded> {
+        self.requests().pop()
+    }
+
+    /// Sets the models `GET /v1/models` reports (local-server discovery).
+    pub fn set_models(&self, models: &[&str]) {
+        if let Ok(mut m) = self.state.models.lock() {
+            *m = models.iter().map(|s| s.to_string()).collect();
+        }
+    }
+
+    /// Streamed chunks written so far (all streams).
+    pub fn chunks_sent(&self) -> usize {
+        self.state.chunks_sent.load(Ordering::SeqCst)
+    }
+
+    /// Lets streams held by `x-mock-hold` continue.
+    pub fn release(&self) {
+        self.state.released.store(true, Ordering::SeqCst);
+    }
+
+    /// Streams whose reader went away before the last chunk.
+    pub fn aborted_streams(&self) -> usize {
+        self.state.aborted_streams.load(Ordering::SeqCst)
+    }
+
+    /// Streams sent to the end.
+    pub fn completed_streams(&self) -> usize {
+        self.state.completed_streams.load(Ordering::SeqCst)
+    }
+}
+
+/// The mock's routes, for embedding in another server.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/chat/completions", web::post().to(chat))
+        .route(
+            "/openai/deployments/{deployment}/chat/completions",
+            web::post().to(chat),
+        )
+        .route("/v1/messages", web::post().to(messages))
+        .route("/v1/messages/count_tokens", web::post().to(count_tokens))
+        .route("/v1/models", web::get().to(models));
+}
+
+/// How one request asks the mock to behave.
+struct Steering {
+    status: Option<u16>,
+    delay: Duration,
+    chunks: usize,
+    chunk_delay: Duration,
+    hold: bool,
+}
+
+impl Steering {
+    fn from(req: &HttpRequest) -> Self {
+        let number = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        Self {
+            status: number("x-mock-status").map(|s| s as u16),
+            delay: Duration::from_millis(number("x-mock-delay-ms").unwrap_or(0)),
+            chunks: number("x-mock-chunks").unwrap_or(3).max(1) as usize,
+            chunk_delay: Duration::from_millis(number("x-mock-chunk-delay-ms").unwrap_or(0)),
+            hold: req.headers().contains_key("x-mock-hold"),
+        }
+    }
+}
+
+fn record(state: &MockState, req: &HttpRequest, body: &Bytes) {
+    let mut headers = BTreeMap::new();
+    for (name, value) in req.headers() {
+        let value = String::from_utf8_lossy(value.as_bytes()).to_string();
+        headers
+            .entry(name.as_str().to_string())
+            .and_modify(|v: &mut String| {
+                v.push_str(", ");
+                v.push_str(&value);
+            })
+            .or_insert(value);
+    }
+    if let Ok(mut requests) = state.requests.lock() {
+        requests.push(Recorded {
+            method: req.method().to_string(),
+            path: req.path().to_string(),
+            query: req.query_string().to_string(),
+            headers,
+            body: body.clone(),
+        });
+    }
+}
+
+/// A deterministic token count for a request body: one token per four bytes.
+pub fn prompt_tokens(body: &[u8]) -> u64 {
+    (body.len() as u64).div_ceil(4)
+}
+
+/// The text of streamed chunk `i`.
+pub fn chunk_text(i: usize) -> String {
+    format!("chunk{i} ")
+}
+
+/// The whole reply text of `chunks` chunks.
+pub fn reply_text(chunks: usize) -> String {
+    (0..chunks).map(chunk_text).collect()
+}
+
+fn openai_error(status: u16) -> HttpResponse {
+    HttpResponse::build(status_code(status)).json(json!({"error": {
+        "message": format!("mock upstream error {status}"),
+        "type": if status == 429 { "rate_limit_error" } else { "server_error" },
+        "param": null, "code": null,
+    }}))
+}
+
+fn anthropic_error(status: u16) -> HttpResponse {
+    let kind = match status {
+        429 => "rate_limit_error",
+        529 => "overloaded_error",
+        400 => "invalid_request_error",
+        401 => "authentication_error",
+        _ => "api_error",
+    };
+    HttpResponse::build(status_code(status)).json(json!({"type": "error", "error": {
+        "type": kind, "message": format!("mock upstream error {status}"),
+    }}))
+}
+
+fn status_code(status: u16) -> actix_web::http::StatusCode {
+    actix_web::http::StatusCode::from_u16(status)
+        .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+async fn chat(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> HttpResponse {
+    record(&state, &req, &body);
+    let steer = Steering::from(&req);
+    actix_rt::time::sleep(steer.delay).await;
+    if let Some(status) = steer.status {
+        return openai_error(status);
+    }
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let model = request["model"]
+        .as_str()
+        .unwrap_or("mock-model")
+        .to_string();
+    let input = prompt_tokens(&body);
+    let output = steer.chunks as u64;
+    let usage = json!({"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output});
+    if request["stream"].as_bool() != Some(true) {
+        return HttpResponse::Ok()
+            .insert_header(("x-request-id", "upstream-req-123"))
+            .json(json!({
+                "id": "chatcmpl-mock", "object": "chat.completion", "created": 1_700_000_000,
+                "model": model, "system_fingerprint": "fp_mock",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": reply_text(steer.chunks), "refusal": null},
+                             "logprobs": null, "finish_reason": "stop"}],
+                "usage": usage,
+            }));
+    }
+    let chunk = |delta: Value, finish: Value| {
+        let event = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000,
+            "model": model, "system_fingerprint": "fp_mock",
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]});
+        format!("data: {event}\n\n")
+    };
+    let mut events = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
+    events.extend((0..steer.chunks).map(|i| chunk(json!({"content": chunk_text(i)}), Value::Null)));
+    events.push(chunk(json!({}), json!("stop")));
+    if request["stream_options"]["include_usage"].as_bool() == Some(true) {
+        let event = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000,
+            "model": model, "system_fingerprint": "fp_mock", "choices": [], "usage": usage});
+        events.push(format!("data: {event}\n\n"));
+    }
+    events.push("data: [DONE]\n\n".to_string());
+    sse(events, steer, state.into_inner())
+}
+
+async fn messages(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> HttpResponse {
+    record(&state, &req, &body);
+    let steer = Steering::from(&req);
+    actix_rt::time::sleep(steer.delay).await;
+    if let Some(status) = steer.status {
+        return anthropic_error(status);
+    }
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let model = request["model"]
+        .as_str()
+        .unwrap_or("mock-model")
+        .to_string();
+    let input = prompt_tokens(&body);
+    let output = steer.chunks as u64;
+    if request["stream"].as_bool() != Some(true) {
+        return HttpResponse::Ok()
+            .insert_header(("request-id", "req_mock_123"))
+            .json(json!({
+                "id": "msg_mock", "type": "message", "role": "assistant", "model": model,
+                "content": [{"type": "text", "text": reply_text(steer.chunks)}],
+                "stop_reason": "end_turn", "stop_sequence": null,
+                "usage": {"input_tokens": input, "output_tokens": output,
+                          "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
+            }));
+    }
+    let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+    let mut events = vec![event(
+        "message_start",
+        json!({"type": "message_start", "message": {
+        "id": "msg_mock", "type": "message", "role": "assistant", "model": model, "content": [],
+        "stop_reason": null, "stop_sequence": null,
+        "usage": {"input_tokens": input, "output_tokens": 1, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}}),
+    )];
+    events.push(event("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})));
+    events.push(event("ping", json!({"type": "ping"})));
+    events.extend((0..steer.chunks).map(|i| {
+        event(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0,
+            "delta": {"type": "text_delta", "text": chunk_text(i)}}),
+        )
+    }));
+    events.push(event(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 0}),
+    ));
+    events.push(event("message_delta", json!({"type": "message_delta",
+        "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": output}})));
+    events.push(event("message_stop", json!({"type": "message_stop"})));
+    sse(events, steer, state.into_inner())
+}
+
+async fn count_tokens(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> HttpResponse {
+    record(&state, &req, &body);
+    let steer = Steering::from(&req);
+    if let Some(status) = steer.status {
+        return anthropic_error(status);
+    }
+    HttpResponse::Ok().json(json!({"input_tokens": prompt_tokens(&body)}))
+}
+
+async fn models(req: HttpRequest, state: web::Data<MockState>) -> HttpResponse {
+    record(&state, &req, &Bytes::new());
+    let models = state.models.lock().map(|m| m.clone()).unwrap_or_default();
+    let data: Vec<Value> = models
+        .iter()
+        .map(|id| json!({"id": id, "object": "model", "created": 1_700_000_000, "owned_by": "library"}))
+        .collect();
+    HttpResponse::Ok().json(json!({"object": "list", "data": data}))
+}
+
+fn sse(events: Vec<String>, steer: Steering, state: Arc<MockState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("cache-control", "no-cache"))
+        .streaming(SseStream {
+            events: events.into_iter().map(Bytes::from).collect(),
+            sent: 0,
+            chunk_delay: steer.chunk_delay,
+            hold: steer.hold,
+            sleep: None,
+            state,
+        })
+}
+
+/// The SSE body: events written one by one with the requested gaps; notes whether the
+/// reader stayed to the end.
+struct SseStream {
+    events: VecDeque<Bytes>,
+    sent: usize,
+    chunk_delay: Duration,
+    hold: bool,
+    sleep: Option<Pin<Box<actix_rt::time::Sleep>>>,
+    state: Arc<MockState>,
+}
+
+impl Stream for SseStream {
+    type Item = Result<Bytes, std::convert::Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.events.is_empty() {
+            return Poll::Ready(None);
+        }
+        if this.sent > 0 {
+            let hold = this.hold && this.sent == 1;
+            let gap = if hold {
+                this.chunk_delay.max(Duration::from_millis(500))
+            } else {
+                this.chunk_delay
+            };
+            if !gap.is_zero() || hold {
+                let sleep = this
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(actix_rt::time::sleep(gap)));
+                if sleep.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                if hold && !this.state.released.load(Ordering::SeqCst) {
+                    // Poll again shortly until the test releases the stream.
+                    this.sleep = Some(Box::pin(actix_rt::time::sleep(Duration::from_millis(10))));
+                    if let Some(s) = this.sleep.as_mut() {
+                        let _ = s.as_mut().poll(cx);
+                    }
+                    return Poll::Pending;
+                }
+                this.sleep = None;
+            }
+        }
+        let next = this.events.pop_front();
+        this.sent += 1;
+        this.state.chunks_sent.fetch_add(1, Ordering::SeqCst);
+        if this.events.is_empty() {
+            this.state.completed_streams.fetch_add(1, Ordering::SeqCst);
+        }
+        Poll::Ready(next.map(Ok))
+    }
+}
+
+impl Drop for SseStream {
+    fn drop(&mut self) {
+        if !self.events.is_empty() {
+            self.state.aborted_streams.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Black-box tests: the real gateway on a free port, mock upstreams speaking the providers' wire formats.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod admin;
+mod bad_input;
+mod config;
+mod helpers;
+mod key_map;
+mod models;
+mod provider_types;
+mod secrets;
+mod streaming;

@@ -1,0 +1,138 @@
+//! Provider keys never appear in a response or a log line, even at debug level.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+const KEYS: [&str; 4] = [
+    "sk-openai-provider-key",
+    "azure-provider-key",
+    "sk-ant-provider-key",
+    "sk-alpha-secret",
+];
+
+#[actix_web::test]
+async fn provider_keys_appear_in_no_response_and_no_log_line() {
+    let mock = MockUpstream::start().unwrap();
+    mock.set_models(&["llama3:8b"]);
+    let config = format!(
+        "{}\n[key_map.team-alpha-key]\nlabel = \"Team Alpha\"\nopenai_key = \"sk-alpha-secret\"\n",
+        four_providers(&mock)
+    );
+    let (dir, path) = write_config(&config);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log_path = dir.path().join("gateway.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_llm-gateway"))
+        .args([
+            "--config",
+            path.to_str().unwrap(),
+            "--port",
+            &port.to_string(),
+        ])
+        .env("RUST_LOG", "trace")
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..100 {
+        if client.get(format!("{base}/health")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "the gateway starts");
+
+    let mut bodies = String::new();
+    let calls = [
+        (
+            "/v1/chat/completions",
+            chat_body("gpt-4o", false),
+            "team-alpha-key",
+        ),
+        (
+            "/v1/chat/completions",
+            chat_body("gpt-4o", true),
+            "unmapped",
+        ),
+        (
+            "/v1/chat/completions",
+            chat_body("my-gpt4o", false),
+            "unmapped",
+        ),
+        (
+            "/v1/messages",
+            messages_body("claude-sonnet-4-20250514", true),
+            "unmapped",
+        ),
+        (
+            "/v1/chat/completions",
+            chat_body("gpt-4o", false),
+            "team-alpha-key",
+        ),
+    ];
+    for (i, (path, body, token)) in calls.iter().enumerate() {
+        let mut request = client
+            .post(format!("{base}{path}"))
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {token}"))
+            .body(body.to_string());
+        if i == 4 {
+            request = request.header("x-mock-status", "500");
+        }
+        let response = request.send().await.unwrap();
+        bodies.push_str(&format!("{:?}", response.headers()));
+        bodies.push_str(&response.text().await.unwrap());
+    }
+    for path in ["/v1/providers", "/v1/models", "/health"] {
+        bodies.push_str(
+            &client
+                .get(format!("{base}{path}"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        );
+    }
+    let refused = client
+        .post(format!("{base}/v1/providers"))
+        .json(&json!({"id": "openai", "provider_type": "openai", "api_key": "sk-openai-provider-key"}))
+        .send()
+        .await
+        .unwrap();
+    bodies.push_str(&refused.text().await.unwrap());
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let mut logs = String::new();
+    std::fs::File::open(&log_path)
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    assert!(logs.contains("proxied"), "the requests were logged");
+    for key in KEYS {
+        assert!(!bodies.contains(key), "{key} appeared in a response");
+        assert!(!logs.contains(key), "{key} appeared in the log");
+    }
+    assert_eq!(
+        mock.requests()
+            .iter()
+            .filter(|r| r.method == "POST")
+            .count(),
+        5
+    );
+}
