@@ -153,7 +153,21 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/v1/messages", web::post().to(messages))
         .route("/v1/messages/count_tokens", web::post().to(count_tokens))
-        .route("/v1/models", web::get().to(models));
+        .route("/v1/models", web::get().to(models))
+        .route("/__mock/requests", web::get().to(recorded));
+}
+
+/// What the mock received, as JSON, for tests that run it as a separate process.
+async fn recorded(state: web::Data<MockState>) -> HttpResponse {
+    let requests = state.requests.lock().map(|r| r.clone()).unwrap_or_default();
+    let list: Vec<Value> = requests
+        .iter()
+        .map(|r| {
+            json!({"method": r.method, "path": r.path, "query": r.query, "headers": r.headers,
+                   "body": String::from_utf8_lossy(&r.body)})
+        })
+        .collect();
+    HttpResponse::Ok().json(list)
 }
 
 /// How one request asks the mock to behave.

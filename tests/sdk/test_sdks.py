@@ -1,0 +1,209 @@
+"""The official openai and anthropic Python SDKs talk to the real gateway binary, unchanged but for base_url.
+
+Starts the mock upstream and the gateway as processes, then drives both SDKs, streaming and not,
+and checks what the client got and what the upstream received. Usage:
+    python tests/sdk/test_sdks.py <path to llm-gateway> <path to mock-upstream>
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.request
+
+import anthropic
+import openai
+
+GATEWAY_BIN, MOCK_BIN = sys.argv[1], sys.argv[2]
+EXPECTED = "chunk0 chunk1 chunk2 "
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_json(url):
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return json.loads(r.read())
+
+
+class SdkTests(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.mock = subprocess.Popen([MOCK_BIN], stdout=subprocess.PIPE, text=True)
+        cls.mock_url = f"http://127.0.0.1:{cls.mock.stdout.readline().strip()}"
+        cls.dir = tempfile.TemporaryDirectory()
+        config = os.path.join(cls.dir.name, "config.toml")
+        with open(config, "w") as f:
+            f.write(f"""
+[[providers]]
+id = "openai"
+provider_type = "openai"
+api_key = "sk-provider-openai"
+endpoint = "{cls.mock_url}/v1"
+
+[[providers]]
+id = "anthropic"
+provider_type = "anthropic"
+api_key = "sk-ant-provider"
+endpoint = "{cls.mock_url}"
+
+[key_map.team-alpha-key]
+label = "Team Alpha"
+openai_key = "sk-alpha"
+anthropic_key = "sk-ant-alpha"
+""")
+        cls.port = free_port()
+        cls.log = open(os.path.join(cls.dir.name, "gateway.log"), "w")
+        cls.gateway = subprocess.Popen(
+            [GATEWAY_BIN, "--config", config, "--port", str(cls.port)],
+            stdout=cls.log, stderr=subprocess.STDOUT,
+        )
+        cls.base = f"http://127.0.0.1:{cls.port}"
+        for _ in range(100):
+            try:
+                get_json(f"{cls.base}/health")
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("the gateway did not start")
+
+    @classmethod
+    def tearDownClass(cls):
+        for p in (cls.gateway, cls.mock):
+            p.terminate()
+            p.wait(timeout=10)
+        cls.log.close()
+        cls.dir.cleanup()
+
+    def last_upstream(self):
+        return get_json(f"{self.mock_url}/__mock/requests")[-1]
+
+    # --- openai ---------------------------------------------------------------
+
+    def openai_client(self, key="not-needed"):
+        return openai.OpenAI(base_url=f"{self.base}/v1", api_key=key, max_retries=0)
+
+    def test_openai_chat_completion(self):
+        response = self.openai_client().chat.completions.create(
+            model="gpt-4o",
+            messages=[{"role": "user", "content": "Hello from Python!"}],
+            extra_headers={"x-source": "python-app"},
+        )
+        self.assertEqual(response.choices[0].message.content, EXPECTED)
+        self.assertGreater(response.usage.prompt_tokens, 0)
+        upstream = self.last_upstream()
+        self.assertEqual(upstream["path"], "/v1/chat/completions")
+        self.assertEqual(upstream["headers"]["authorization"], "Bearer sk-provider-openai")
+        self.assertNotIn("x-source", upstream["headers"])
+
+    def test_openai_streaming(self):
+        stream = self.openai_client().chat.completions.create(
+            model="gpt-4o",
+            stream=True,
+            messages=[{"role": "user", "content": "Count to 3."}],
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        self.assertEqual(text, EXPECTED)
+
+    def test_openai_raw_response_carries_the_request_id(self):
+        raw = self.openai_client().chat.completions.with_raw_response.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
+        )
+        self.assertTrue(raw.headers.get("x-request-id"))
+        self.assertEqual(raw.headers.get("x-upstream-request-id"), "upstream-req-123")
+
+    def test_openai_virtual_key(self):
+        self.openai_client("team-alpha-key").chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
+        )
+        self.assertEqual(self.last_upstream()["headers"]["authorization"], "Bearer sk-alpha")
+
+    def test_openai_models_list(self):
+        ids = [m.id for m in self.openai_client().models.list()]
+        self.assertIn("gpt-4o", ids)
+        self.assertIn("claude-sonnet-4-20250514", ids)
+
+    def test_openai_errors_parse_as_sdk_errors(self):
+        with self.assertRaises(openai.NotFoundError) as caught:
+            self.openai_client().chat.completions.create(
+                model="no-such-model", messages=[{"role": "user", "content": "hi"}]
+            )
+        self.assertIn("/v1/models", caught.exception.message)
+        with self.assertRaises(openai.RateLimitError):
+            self.openai_client().chat.completions.create(
+                model="gpt-4o",
+                messages=[{"role": "user", "content": "hi"}],
+                extra_headers={"x-mock-status": "429"},
+            )
+
+    # --- anthropic ------------------------------------------------------------
+
+    def anthropic_client(self, key="not-needed"):
+        return anthropic.Anthropic(base_url=self.base, api_key=key, max_retries=0)
+
+    def test_anthropic_message(self):
+        message = self.anthropic_client().messages.create(
+            model="claude-sonnet-4-20250514",
+            max_tokens=1024,
+            messages=[{"role": "user", "content": "Hello from Python!"}],
+            extra_headers={"x-source": "python-app"},
+        )
+        self.assertEqual(message.content[0].text, EXPECTED)
+        self.assertEqual(message.usage.output_tokens, 3)
+        upstream = self.last_upstream()
+        self.assertEqual(upstream["path"], "/v1/messages")
+        self.assertEqual(upstream["headers"]["x-api-key"], "sk-ant-provider")
+        # The SDK's own anthropic-version is forwarded as it is.
+        self.assertRegex(upstream["headers"]["anthropic-version"], r"^\d{4}-\d{2}-\d{2}$")
+
+    def test_anthropic_streaming(self):
+        with self.anthropic_client().messages.stream(
+            model="claude-sonnet-4-20250514",
+            max_tokens=1024,
+            messages=[{"role": "user", "content": "Count to 3."}],
+        ) as stream:
+            text = "".join(stream.text_stream)
+            final = stream.get_final_message()
+        self.assertEqual(text, EXPECTED)
+        self.assertEqual(final.usage.output_tokens, 3)
+        self.assertEqual(final.stop_reason, "end_turn")
+
+    def test_anthropic_count_tokens(self):
+        count = self.anthropic_client().messages.count_tokens(
+            model="claude-sonnet-4-20250514",
+            messages=[{"role": "user", "content": "Hello"}],
+        )
+        self.assertGreater(count.input_tokens, 0)
+
+    def test_anthropic_virtual_key(self):
+        self.anthropic_client("team-alpha-key").messages.create(
+            model="claude-sonnet-4-20250514",
+            max_tokens=16,
+            messages=[{"role": "user", "content": "hi"}],
+        )
+        self.assertEqual(self.last_upstream()["headers"]["x-api-key"], "sk-ant-alpha")
+
+    def test_anthropic_errors_parse_as_sdk_errors(self):
+        with self.assertRaises(anthropic.NotFoundError):
+            self.anthropic_client().messages.create(
+                model="claude-future-model-9", max_tokens=16,
+                messages=[{"role": "user", "content": "hi"}],
+                extra_headers={"x-mock-status": "404"},
+            )
+        with self.assertRaises(anthropic.BadRequestError) as caught:
+            self.anthropic_client().messages.create(
+                model="gpt-4o", max_tokens=16, messages=[{"role": "user", "content": "hi"}]
+            )
+        self.assertIn("/v1/chat/completions", str(caught.exception))
+
+
+if __name__ == "__main__":
+    unittest.main(argv=sys.argv[:1], verbosity=2)
