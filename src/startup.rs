@@ -6,10 +6,13 @@ use std::time::Instant;
 
 use actix::{Actor, Addr};
 use actix_web::dev::Server;
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::HttpMessage;
 use actix_web::{web, App, HttpServer};
 use arc_swap::ArcSwap;
 use secrecy::{ExposeSecret, SecretString};
-use tracing_actix_web::TracingLogger;
+use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::actors::provider_registry::{ProviderRegistry, RegistrySnapshot};
 use crate::catalog::Catalog;
@@ -32,6 +35,28 @@ pub struct AppState {
     pub admin_token: Option<SecretString>,
     pub started_at: Instant,
     pub port: u16,
+}
+
+/// Sets `x-request-id` on every response: the id of the request's tracing span, which is
+/// also the ledger id of a proxied call.
+fn request_id_header<S>(
+    req: ServiceRequest,
+    service: &S,
+) -> impl std::future::Future<Output = Result<ServiceResponse, actix_web::Error>>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse, Error = actix_web::Error>,
+{
+    let id = req.extensions().get::<RequestId>().copied();
+    let response = service.call(req);
+    async move {
+        let mut response = response.await?;
+        if let Some(value) = id.and_then(|id| HeaderValue::from_str(&id.to_string()).ok()) {
+            response
+                .headers_mut()
+                .insert(HeaderName::from_static("x-request-id"), value);
+        }
+        Ok(response)
+    }
 }
 
 /// A built, bound, not yet running gateway.
@@ -87,6 +112,7 @@ impl Application {
 
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap_fn(request_id_header)
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())
                 // awc clients are per worker: each worker keeps its own upstream connections.

@@ -86,7 +86,6 @@ pub async fn handle(
                 );
                 return Ok(response::passthrough(
                     response,
-                    &meta,
                     target.provider.read_timeout,
                     &target.provider.id,
                 ));

@@ -16,7 +16,6 @@ use actix_web::HttpMessage;
 use futures_util::Stream;
 use tokio::time::{sleep, Instant, Sleep};
 
-use super::RequestMeta;
 use crate::error::GatewayError;
 
 /// Response headers the gateway does not pass on: hop-by-hop headers, the length (the
@@ -38,10 +37,10 @@ fn is_passed_back(name: &HeaderName) -> bool {
 }
 
 /// Builds the client's response from the upstream's: same status, same headers, the body
-/// streamed as it arrives, plus `x-request-id` (and the upstream's id as `x-upstream-request-id`).
+/// streamed as it arrives; the upstream's own `x-request-id` becomes `x-upstream-request-id`
+/// (the gateway's id is set on every response by the request-id middleware).
 pub fn passthrough(
     mut upstream: ClientResponse,
-    meta: &RequestMeta,
     read_timeout: Duration,
     provider: &str,
 ) -> HttpResponse {
@@ -53,7 +52,6 @@ pub fn passthrough(
             builder.append_header(("x-upstream-request-id", value.clone()));
         }
     }
-    builder.insert_header(("x-request-id", meta.request_id.as_str()));
     let length = upstream
         .headers()
         .get(header::CONTENT_LENGTH)

@@ -4,9 +4,13 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-/// Asserts the error shape of the endpoint's API and returns the message.
+/// Asserts the status, the `x-request-id` and the error shape of the endpoint's API, and returns the message.
 async fn error_message(response: reqwest::Response, path: &str, status: u16) -> String {
     assert_eq!(response.status(), status, "{path}");
+    assert!(
+        response.headers().contains_key("x-request-id"),
+        "{path}: errors carry x-request-id too"
+    );
     let json: Value = response.json().await.unwrap();
     if path.starts_with("/v1/messages") {
         assert_eq!(json["type"], "error", "{json}");

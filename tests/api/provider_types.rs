@@ -282,3 +282,29 @@ api_version = "2024-10-21"
         "/openai/deployments/gpt-4o/chat/completions"
     );
 }
+
+#[actix_web::test]
+async fn upstream_connections_are_kept_alive_and_reused() {
+    let mock = MockUpstream::start().unwrap();
+    let app = spawn_app(&four_providers(&mock)).await;
+
+    for stream in [false, true, false, true] {
+        let response = app
+            .post("/v1/chat/completions", &chat_body("gpt-4o", stream), &[])
+            .await;
+        assert_eq!(response.status(), 200);
+        response.bytes().await.unwrap();
+    }
+
+    let peers: std::collections::HashSet<_> = mock
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .map(|r| r.peer.expect("the mock knows the peer address"))
+        .collect();
+    assert_eq!(
+        peers.len(),
+        1,
+        "four sequential calls share one upstream connection: {peers:?}"
+    );
+}

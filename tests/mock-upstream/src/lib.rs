@@ -30,6 +30,8 @@ pub struct Recorded {
     /// Header names lowercased; repeated headers joined with ", ".
     pub headers: BTreeMap<String, String>,
     pub body: Bytes,
+    /// The client's address: the same port on two requests means one reused connection.
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 impl Recorded {
@@ -216,6 +218,7 @@ fn record(state: &MockState, req: &HttpRequest, body: &Bytes) {
             query: req.query_string().to_string(),
             headers,
             body: body.clone(),
+            peer: req.peer_addr(),
         });
     }
 }
