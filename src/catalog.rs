@@ -1,4 +1,4 @@
-//! The model catalog (`settings/catalog.toml`): which provider type serves a model id, by name or by family.
+//! The model catalog (`settings/catalog.toml`): which provider type serves a model id, by name or by family, and its price.
 
 use std::collections::HashMap;
 
@@ -13,22 +13,52 @@ const CATALOG_TOML: &str = include_str!("../settings/catalog.toml");
 #[derive(Debug)]
 pub struct Catalog {
     by_id: HashMap<String, ProviderKind>,
-    ids: Vec<(ProviderKind, String)>,
+    models: Vec<ModelCard>,
     families: Vec<(ProviderKind, RegexSet)>,
+}
+
+/// What the catalog knows of one model.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelCard {
+    pub id: String,
+    pub provider_type: ProviderKind,
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
+    #[serde(default)]
+    pub cached_input_per_mtok: Option<f64>,
+    #[serde(default)]
+    pub cache_write_per_mtok: Option<f64>,
+    /// Where the price was read.
+    pub source: String,
+}
+
+impl ModelCard {
+    /// The card's price.
+    pub fn price(&self) -> Price {
+        Price {
+            input_per_mtok: self.input_per_mtok,
+            output_per_mtok: self.output_per_mtok,
+            cached_input_per_mtok: self.cached_input_per_mtok,
+            cache_write_per_mtok: self.cache_write_per_mtok,
+        }
+    }
+}
+
+/// A price in USD per million tokens. Cached reads and cache writes default to the input rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Price {
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
+    pub cached_input_per_mtok: Option<f64>,
+    pub cache_write_per_mtok: Option<f64>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CatalogFile {
     families: HashMap<ProviderKind, Vec<String>>,
-    models: Vec<CatalogGroup>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CatalogGroup {
-    provider_type: ProviderKind,
-    ids: Vec<String>,
+    models: Vec<ModelCard>,
 }
 
 impl Catalog {
@@ -40,14 +70,11 @@ impl Catalog {
     fn parse(text: &str) -> Result<Self, String> {
         let file: CatalogFile =
             toml::from_str(text).map_err(|e| format!("invalid settings/catalog.toml: {e}"))?;
-        let mut by_id = HashMap::new();
-        let mut ids = Vec::new();
-        for group in file.models {
-            for id in group.ids {
-                by_id.insert(id.clone(), group.provider_type);
-                ids.push((group.provider_type, id));
-            }
-        }
+        let by_id = file
+            .models
+            .iter()
+            .map(|m| (m.id.clone(), m.provider_type))
+            .collect();
         let mut families = Vec::new();
         for (kind, patterns) in file.families {
             let set = RegexSet::new(&patterns)
@@ -56,7 +83,7 @@ impl Catalog {
         }
         Ok(Self {
             by_id,
-            ids,
+            models: file.models,
             families,
         })
     }
@@ -73,10 +100,15 @@ impl Catalog {
 
     /// The catalog's model ids for a provider type, in file order.
     pub fn ids_for(&self, kind: ProviderKind) -> impl Iterator<Item = &str> {
-        self.ids
+        self.models
             .iter()
-            .filter(move |(k, _)| *k == kind)
-            .map(|(_, id)| id.as_str())
+            .filter(move |m| m.provider_type == kind)
+            .map(|m| m.id.as_str())
+    }
+
+    /// Every model card, in file order.
+    pub fn models(&self) -> &[ModelCard] {
+        &self.models
     }
 }
 

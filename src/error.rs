@@ -33,6 +33,8 @@ pub enum GatewayError {
     },
     #[error("no route for {method} {path}; GET /openapi.json lists the endpoints")]
     RouteNotFound { method: String, path: String },
+    #[error("no project `{id}` has sent requests; GET /v1/projects lists them")]
+    ProjectNotFound { id: String },
     #[error("no provider with id `{id}`; GET /v1/providers lists them")]
     ProviderNotFound { id: String },
     #[error("provider `{id}` is disabled")]
@@ -74,6 +76,7 @@ impl GatewayError {
             Self::NoKeyForProvider { .. } => StatusCode::FORBIDDEN,
             Self::ModelNotFound { .. }
             | Self::RouteNotFound { .. }
+            | Self::ProjectNotFound { .. }
             | Self::ProviderNotFound { .. }
             | Self::ProviderDisabled { .. } => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
@@ -101,6 +104,7 @@ impl GatewayError {
             Self::NoKeyForProvider { .. } => "no_key_for_provider",
             Self::ModelNotFound { .. } => "model_not_found",
             Self::RouteNotFound { .. } => "route_not_found",
+            Self::ProjectNotFound { .. } => "project_not_found",
             Self::WrongApi { .. } => "wrong_api",
             Self::ProviderNotFound { .. } => "provider_not_found",
             Self::ProviderDisabled { .. } => "provider_disabled",

@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod cli;
 pub mod error;
 pub mod keys;
+pub mod ledger;
 pub mod openapi;
 pub mod providers;
 pub mod proxy;

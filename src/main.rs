@@ -31,7 +31,7 @@ async fn main() -> std::process::ExitCode {
     if let Some(port) = cli.port {
         settings.server.port = port;
     }
-    let app = match Application::build(settings) {
+    let app = match Application::build(settings).await {
         Ok(app) => app,
         Err(e) => {
             eprintln!("llm-gateway: {e:#}");

@@ -17,12 +17,18 @@ use utoipa::OpenApi;
         crate::routes::admin::list_providers,
         crate::routes::admin::add_provider,
         crate::routes::admin::remove_provider,
+        crate::routes::analytics::stats,
+        crate::routes::analytics::records,
+        crate::routes::analytics::sources,
+        crate::routes::analytics::projects,
+        crate::routes::analytics::project_records,
         crate::routes::health::health,
         crate::routes::health::openapi_json,
     ),
     tags(
         (name = "proxy", description = "Calls forwarded to providers"),
         (name = "admin", description = "Provider administration"),
+        (name = "analytics", description = "Usage and cost from the ledger"),
         (name = "health", description = "Health and service description"),
     )
 )]

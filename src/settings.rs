@@ -27,6 +27,51 @@ pub struct Settings {
     pub sanitization: SanitizationSettings,
     #[serde(default)]
     pub key_map: BTreeMap<String, KeyMapEntry>,
+    pub database: DatabaseSettings,
+    #[serde(default)]
+    pub pricing: Vec<PricingSettings>,
+}
+
+/// `[database]`: where the ledger lives and how it is written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://file.db?mode=rwc` (embedded) or `postgres://…` (shared by several instances).
+    pub url: String,
+    /// Raw records older than this many days are deleted (rollups are kept); 0 keeps them forever.
+    pub retention_days: u32,
+    /// How often pending records are written.
+    pub flush_interval_ms: u64,
+    /// Records written per transaction at most.
+    pub batch_size: usize,
+    /// Records held in memory while the database is unreachable, at most.
+    pub max_pending: usize,
+}
+
+/// One `[[pricing]]` entry: a model's price in USD per million tokens, added to or
+/// overriding the catalog's.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PricingSettings {
+    pub model: String,
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
+    #[serde(default)]
+    pub cached_input_per_mtok: Option<f64>,
+    #[serde(default)]
+    pub cache_write_per_mtok: Option<f64>,
+}
+
+impl PricingSettings {
+    /// The configured price.
+    pub fn price(&self) -> crate::catalog::Price {
+        crate::catalog::Price {
+            input_per_mtok: self.input_per_mtok,
+            output_per_mtok: self.output_per_mtok,
+            cached_input_per_mtok: self.cached_input_per_mtok,
+            cache_write_per_mtok: self.cache_write_per_mtok,
+        }
+    }
 }
 
 /// `[server]`: where and how the HTTP server listens.
@@ -258,6 +303,49 @@ fn validate(settings: &Settings) -> Result<(), (String, String)> {
             return Err((
                 format!("provider_defaults.{field}"),
                 "must be greater than 0".into(),
+            ));
+        }
+    }
+    let db = &settings.database;
+    if !(db.url.starts_with("sqlite:")
+        || db.url.starts_with("postgres://")
+        || db.url.starts_with("postgresql://"))
+    {
+        return Err((
+            "database.url".into(),
+            "must start with sqlite: (e.g. sqlite://llm-gateway.db?mode=rwc) or postgres://".into(),
+        ));
+    }
+    for (field, value) in [
+        ("flush_interval_ms", db.flush_interval_ms as usize),
+        ("batch_size", db.batch_size),
+        ("max_pending", db.max_pending),
+    ] {
+        if value == 0 {
+            return Err((format!("database.{field}"), "must be greater than 0".into()));
+        }
+    }
+    for (i, p) in settings.pricing.iter().enumerate() {
+        let rates = [
+            Some(p.input_per_mtok),
+            Some(p.output_per_mtok),
+            p.cached_input_per_mtok,
+            p.cache_write_per_mtok,
+        ];
+        if p.model.trim().is_empty() {
+            return Err((format!("pricing[{i}].model"), "must name a model id".into()));
+        }
+        if rates
+            .into_iter()
+            .flatten()
+            .any(|r| !r.is_finite() || r < 0.0)
+        {
+            return Err((
+                format!("pricing[{i}]"),
+                format!(
+                    "prices of `{}` must be non-negative numbers (USD per million tokens)",
+                    p.model
+                ),
             ));
         }
     }

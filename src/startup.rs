@@ -2,7 +2,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr};
 use actix_web::dev::Server;
@@ -14,9 +14,13 @@ use arc_swap::ArcSwap;
 use secrecy::{ExposeSecret, SecretString};
 use tracing_actix_web::{RequestId, TracingLogger};
 
+use crate::actors::cost_ledger::{CostLedger, FlushLedger, LedgerOptions};
+use crate::actors::project_tracker::ProjectTracker;
 use crate::actors::provider_registry::{ProviderRegistry, RegistrySnapshot};
 use crate::catalog::Catalog;
 use crate::keys::KeyMap;
+use crate::ledger::pricing::Pricing;
+use crate::ledger::store;
 use crate::providers::{tls, Provider};
 use crate::proxy::upstream::UpstreamClients;
 use crate::routes;
@@ -28,6 +32,9 @@ const ADMIN_JSON_LIMIT: usize = 256 * 1024;
 /// What every handler can reach.
 pub struct AppState {
     pub registry: Addr<ProviderRegistry>,
+    pub ledger: Addr<CostLedger>,
+    pub projects: Addr<ProjectTracker>,
+    pub pricing: Arc<Pricing>,
     pub registry_snapshot: Arc<ArcSwap<RegistrySnapshot>>,
     pub catalog: Arc<Catalog>,
     pub keys: KeyMap,
@@ -63,11 +70,15 @@ where
 pub struct Application {
     port: u16,
     server: Server,
+    ledger: Addr<CostLedger>,
 }
 
+/// How long shutdown waits for the ledger to write what it holds.
+const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl Application {
-    /// Starts the actors and binds the listener; must run inside an actix system.
-    pub fn build(settings: Settings) -> anyhow::Result<Self> {
+    /// Opens the ledger, starts the actors and binds the listener; must run inside an actix system.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let catalog = Arc::new(Catalog::embedded().map_err(anyhow::Error::msg)?);
         let default_tls = tls::default_client_config().map_err(anyhow::Error::msg)?;
         let providers = settings
@@ -81,6 +92,23 @@ impl Application {
         if settings.sanitization.enabled {
             tracing::warn!("[sanitization] is enabled in the configuration, but prompt scanning is not part of this build yet: requests are forwarded unscanned");
         }
+
+        let db = store::connect(&settings.database.url).await.map_err(|e| {
+            anyhow::anyhow!("failed to open the ledger database ([database] url): {e}")
+        })?;
+        let db_options = &settings.database;
+        let ledger = CostLedger::new(
+            db.clone(),
+            LedgerOptions {
+                flush_interval: Duration::from_millis(db_options.flush_interval_ms),
+                batch_size: db_options.batch_size,
+                max_pending: db_options.max_pending,
+                retention_days: db_options.retention_days,
+            },
+        )
+        .start();
+        let projects = ProjectTracker::new(db).start();
+        let pricing = Arc::new(Pricing::new(&catalog, &settings.pricing));
 
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).map_err(|e| {
@@ -97,6 +125,9 @@ impl Application {
         let registry_snapshot = registry.snapshot_handle();
         let state = web::Data::new(AppState {
             registry: registry.start(),
+            ledger: ledger.clone(),
+            projects,
+            pricing,
             registry_snapshot,
             catalog,
             keys: KeyMap::new(&settings.key_map, settings.auth.require_key),
@@ -133,6 +164,7 @@ impl Application {
         Ok(Self {
             port,
             server: server.run(),
+            ledger,
         })
     }
 
@@ -141,8 +173,24 @@ impl Application {
         self.port
     }
 
-    /// Serves until the process is told to stop (SIGINT/SIGTERM), finishing in-flight requests.
+    /// Serves until the process is told to stop (SIGINT/SIGTERM): stops accepting, finishes
+    /// in-flight requests, then writes every ledger record it still holds.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        tracing::info!("server stopped; writing the ledger's pending records");
+        match tokio::time::timeout(SHUTDOWN_FLUSH_TIMEOUT, self.ledger.send(FlushLedger)).await {
+            Ok(Ok(0)) => tracing::info!("ledger flushed"),
+            Ok(Ok(left)) => {
+                tracing::error!(records = left, "the ledger stopped with records unwritten")
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "failed to reach the ledger at shutdown"),
+            Err(_) => tracing::error!("the ledger did not finish writing within 30 s"),
+        }
+        served
+    }
+
+    /// The ledger actor (tests use it to wait for records).
+    pub fn ledger(&self) -> Addr<CostLedger> {
+        self.ledger.clone()
     }
 }

@@ -9,13 +9,17 @@ use serde::Deserialize;
 
 use crate::actors::provider_registry::Target;
 use crate::error::GatewayError;
-use crate::providers::Operation;
+use crate::providers::{Operation, ProviderKind};
 
 /// What the gateway reads from a request body; everything else is forwarded untouched.
 #[derive(Debug, Clone)]
 pub struct ParsedRequest {
     pub model: String,
     pub stream: bool,
+    /// Whether the body has a `stream_options` object at all.
+    pub has_stream_options: bool,
+    /// Whether the client asked for the usage chunk itself (`stream_options.include_usage`).
+    pub include_usage: bool,
 }
 
 #[derive(Deserialize)]
@@ -23,6 +27,12 @@ struct Envelope {
     model: Option<String>,
     stream: Option<bool>,
     messages: Option<Vec<IgnoredAny>>,
+    stream_options: Option<StreamOptions>,
+}
+
+#[derive(Deserialize)]
+struct StreamOptions {
+    include_usage: Option<bool>,
 }
 
 /// Reads the body, refusing non-JSON content types and bodies over `limit` bytes.
@@ -97,18 +107,60 @@ pub fn parse(op: Operation, body: &[u8]) -> Result<ParsedRequest, GatewayError> 
     Ok(ParsedRequest {
         model,
         stream: op != Operation::CountTokens && envelope.stream.unwrap_or(false),
+        has_stream_options: envelope.stream_options.is_some(),
+        include_usage: envelope
+            .stream_options
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false),
     })
 }
 
-/// The body to send to `target`: the client's bytes unchanged, unless the target's model id
-/// differs from the one asked for (a `provider/model` pin), which is then rewritten.
+/// What goes upstream: the body, and whether the gateway added the usage request (so the
+/// usage-only chunk must be kept from the client, who did not ask for it).
+pub struct UpstreamBody {
+    pub body: Bytes,
+    pub strip_usage_chunk: bool,
+}
+
+/// The body to send to `target`: the client's bytes unchanged, except (a) the model id when it
+/// differs from the one asked for (a `provider/model` pin), and (b) for an OpenAI or Azure
+/// stream, `stream_options.include_usage`, so the ledger learns the stream's usage.
 pub fn body_for_target(
+    op: Operation,
     body: &Bytes,
     parsed: &ParsedRequest,
     target: &Target,
-) -> Result<Bytes, GatewayError> {
-    if target.model == parsed.model {
-        return Ok(body.clone());
+) -> Result<UpstreamBody, GatewayError> {
+    let ask_usage = op == Operation::ChatCompletions
+        && parsed.stream
+        && !parsed.include_usage
+        && matches!(
+            target.provider.kind,
+            ProviderKind::OpenAi | ProviderKind::AzureOpenAi
+        );
+    let same_model = target.model == parsed.model;
+    if same_model && !ask_usage {
+        return Ok(UpstreamBody {
+            body: body.clone(),
+            strip_usage_chunk: false,
+        });
+    }
+    if same_model && !parsed.has_stream_options {
+        // The cheap way: add the member after the opening brace; the rest stays byte for byte.
+        if let Some(open) = body
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .filter(|&i| body[i] == b'{')
+        {
+            let mut out = Vec::with_capacity(body.len() + INCLUDE_USAGE.len());
+            out.extend_from_slice(&body[..=open]);
+            out.extend_from_slice(INCLUDE_USAGE);
+            out.extend_from_slice(&body[open + 1..]);
+            return Ok(UpstreamBody {
+                body: Bytes::from(out),
+                strip_usage_chunk: true,
+            });
+        }
     }
     let mut value: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| GatewayError::InvalidRequest {
@@ -120,10 +172,24 @@ pub fn body_for_target(
             "model".into(),
             serde_json::Value::String(target.model.clone()),
         );
+        if ask_usage {
+            let options = object
+                .entry("stream_options")
+                .or_insert_with(|| serde_json::json!({}));
+            if let Some(options) = options.as_object_mut() {
+                options.insert("include_usage".into(), serde_json::Value::Bool(true));
+            }
+        }
     }
     serde_json::to_vec(&value)
-        .map(Bytes::from)
+        .map(|b| UpstreamBody {
+            body: Bytes::from(b),
+            strip_usage_chunk: ask_usage,
+        })
         .map_err(|e| GatewayError::Internal {
             message: format!("failed to encode the request body: {e}"),
         })
 }
+
+/// The member added to OpenAI stream requests so that usage is reported.
+const INCLUDE_USAGE: &[u8] = br#""stream_options":{"include_usage":true},"#;

@@ -11,6 +11,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::actors::provider_registry::{RefreshLocalModels, Target};
 use crate::error::{ApiError, GatewayError};
+use crate::ledger::meter::RequestMeter;
 use crate::providers::Operation;
 use crate::startup::AppState;
 use upstream::UpstreamClients;
@@ -25,9 +26,12 @@ pub struct RequestMeta {
     pub request_id: String,
     pub source: Option<String>,
     pub project: Option<String>,
+    /// `x-route-profile`, kept for the router.
+    pub route_profile: Option<String>,
 }
 
-/// Runs one proxied call through every stage and answers in the caller's API shape.
+/// Runs one proxied call through every stage and answers in the caller's API shape. Every
+/// call leaves exactly one ledger record, through its meter, however it ends.
 pub async fn handle(
     op: Operation,
     req: HttpRequest,
@@ -36,40 +40,66 @@ pub async fn handle(
     clients: web::Data<UpstreamClients>,
     meta: RequestMeta,
 ) -> Result<HttpResponse, ApiError> {
+    let mut meter = RequestMeter::start(op, &meta, state.ledger.clone(), state.pricing.clone());
+    match forward(op, &req, payload, &state, &clients, &meta, &mut meter).await {
+        Ok(answer) => Ok(response::passthrough(
+            answer.response,
+            answer.read_timeout,
+            &answer.provider_id,
+            meter,
+        )),
+        Err(error) => {
+            meter.fail(&error);
+            Err(error.in_shape(op.api()))
+        }
+    }
+}
+
+/// An upstream answer ready to be passed through.
+struct Answer {
+    response: awc::ClientResponse,
+    read_timeout: Duration,
+    provider_id: String,
+}
+
+/// The stages up to the upstream's response head, failing over between targets.
+async fn forward(
+    op: Operation,
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    clients: &UpstreamClients,
+    meta: &RequestMeta,
+    meter: &mut RequestMeter,
+) -> Result<Answer, GatewayError> {
     let started = Instant::now();
-    let api = op.api();
-    let body = inbound::read_body(&req, payload, state.max_body_bytes)
-        .await
-        .map_err(|e| e.in_shape(api))?;
-    let parsed = inbound::parse(op, &body).map_err(|e| e.in_shape(api))?;
-    let caller = state
-        .keys
-        .identify(req.headers())
-        .map_err(|e| e.in_shape(api))?;
-    let targets = resolve_targets(&state, op, &parsed.model)
-        .await
-        .map_err(|e| e.in_shape(api))?;
+    let body = inbound::read_body(req, payload, state.max_body_bytes).await?;
+    let parsed = inbound::parse(op, &body)?;
+    meter.request(&parsed.model, parsed.stream, body.len());
+    let caller = state.keys.identify(req.headers())?;
+    meter.caller(caller.label());
+    let targets = resolve_targets(state, op, &parsed.model).await?;
 
     let mut last_error = None;
     let attempts = targets.len();
     for (attempt, target) in targets.into_iter().enumerate() {
         let is_last = attempt + 1 == attempts;
-        let credential = caller
-            .credential_for(&target.provider)
-            .map_err(|e| e.in_shape(api))?;
-        let body =
-            inbound::body_for_target(&body, &parsed, &target).map_err(|e| e.in_shape(api))?;
-        let sent = upstream::send(&clients, &target, op, &req, body, &credential).await;
+        let attempt_started = Instant::now();
+        let credential = caller.credential_for(&target.provider)?;
+        let upstream_body = inbound::body_for_target(op, &body, &parsed, &target)?;
+        let sent = upstream::send(clients, &target, op, req, upstream_body.body, &credential).await;
         match sent {
             Ok(response) => {
                 let status = response.status();
                 // A 429 or 5xx from one provider is worth another provider's try, when there is one.
                 if !is_last && (status.as_u16() == 429 || status.is_server_error()) {
-                    tracing::warn!(provider = %target.provider.id, %status, "upstream failed, failing over");
-                    last_error = Some(GatewayError::UpstreamBroken {
+                    let error = GatewayError::UpstreamBroken {
                         provider: target.provider.id.clone(),
                         message: format!("status {status}"),
-                    });
+                    };
+                    tracing::warn!(provider = %target.provider.id, %status, "upstream failed, failing over");
+                    meter.attempt_failed(&target, attempt_started, Some(status.as_u16()), &error);
+                    last_error = Some(error);
                     continue;
                 }
                 tracing::info!(
@@ -84,14 +114,22 @@ pub async fn handle(
                     head_ms = started.elapsed().as_millis() as u64,
                     "proxied"
                 );
-                return Ok(response::passthrough(
+                meter.answered(
+                    &target,
+                    attempt_started,
+                    status.as_u16(),
+                    credential,
+                    upstream_body.strip_usage_chunk,
+                );
+                return Ok(Answer {
                     response,
-                    target.provider.read_timeout,
-                    &target.provider.id,
-                ));
+                    read_timeout: target.provider.read_timeout,
+                    provider_id: target.provider.id.clone(),
+                });
             }
             Err(error) => {
                 tracing::warn!(provider = %target.provider.id, error = %error, "upstream attempt failed");
+                meter.attempt_failed(&target, attempt_started, None, &error);
                 let retry = error.is_retryable();
                 last_error = Some(error);
                 if !retry {
@@ -100,10 +138,9 @@ pub async fn handle(
             }
         }
     }
-    let error = last_error.unwrap_or_else(|| GatewayError::Internal {
+    Err(last_error.unwrap_or_else(|| GatewayError::Internal {
         message: "no upstream attempt was made".into(),
-    });
-    Err(error.in_shape(api))
+    }))
 }
 
 /// Resolves a model to its targets; a miss asks local servers for their current models once.

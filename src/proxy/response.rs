@@ -17,6 +17,7 @@ use futures_util::Stream;
 use tokio::time::{sleep, Instant, Sleep};
 
 use crate::error::GatewayError;
+use crate::ledger::meter::RequestMeter;
 
 /// Response headers the gateway does not pass on: hop-by-hop headers, the length (the
 /// body is re-framed), and cookies set for the provider's own domain.
@@ -43,6 +44,7 @@ pub fn passthrough(
     mut upstream: ClientResponse,
     read_timeout: Duration,
     provider: &str,
+    meter: RequestMeter,
 ) -> HttpResponse {
     let mut builder = HttpResponse::build(upstream.status());
     for (name, value) in upstream.headers() {
@@ -57,10 +59,79 @@ pub fn passthrough(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let body = IdleTimeout::new(upstream.take_payload(), read_timeout, provider);
+    let body = Metered {
+        inner: IdleTimeout::new(upstream.take_payload(), read_timeout, provider),
+        meter: Some(meter),
+        remaining: length,
+        ended: false,
+    };
+    // A known length (non-streamed JSON, passed through unchanged) stays known to the client.
     match length {
         Some(length) => builder.body(SizedStream::new(length, body)),
         None => builder.body(BodyStream::new(body)),
+    }
+}
+
+/// The body on its way to the client, shown to the request's meter chunk by chunk; the
+/// meter records the request when the body ends, breaks, or is dropped.
+struct Metered<S> {
+    inner: S,
+    meter: Option<RequestMeter>,
+    /// Bytes still due when the length is known: the body ends with its last byte, whether
+    /// or not the server polls for the end.
+    remaining: Option<u64>,
+    ended: bool,
+}
+
+impl<S> Stream for Metered<S>
+where
+    S: Stream<Item = Result<Bytes, GatewayError>> + Unpin,
+{
+    type Item = Result<Bytes, GatewayError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        loop {
+            return match Pin::new(&mut this.inner).poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    let out = match this.meter.as_mut() {
+                        Some(meter) => meter.on_chunk(chunk),
+                        None => chunk,
+                    };
+                    if let Some(remaining) = this.remaining.as_mut() {
+                        *remaining = remaining.saturating_sub(out.len() as u64);
+                        if *remaining == 0 {
+                            // A sized body is never transformed, so nothing is held back; the
+                            // upstream is still read to its end so its connection is reused.
+                            if let Some(mut meter) = this.meter.take() {
+                                let _ = meter.on_end();
+                            }
+                        }
+                    }
+                    if out.is_empty() {
+                        // Held back (an event not yet complete, or the usage chunk): read on.
+                        continue;
+                    }
+                    Poll::Ready(Some(Ok(out)))
+                }
+                Poll::Ready(Some(Err(error))) => {
+                    this.ended = true;
+                    if let Some(mut meter) = this.meter.take() {
+                        meter.fail(&error);
+                    }
+                    Poll::Ready(Some(Err(error)))
+                }
+                Poll::Ready(None) => {
+                    this.ended = true;
+                    let rest = this.meter.take().and_then(|mut meter| meter.on_end());
+                    Poll::Ready(rest.filter(|r| !r.is_empty()).map(Ok))
+                }
+                Poll::Pending => Poll::Pending,
+            };
+        }
     }
 }
 

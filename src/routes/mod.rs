@@ -1,6 +1,7 @@
 //! HTTP handlers, grouped as the URL space is: proxy, admin, health and docs, portal.
 
 pub mod admin;
+pub mod analytics;
 pub mod health;
 pub mod portal;
 pub mod proxy;
@@ -18,6 +19,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(admin::list_providers)
         .service(admin::add_provider)
         .service(admin::remove_provider)
+        .service(analytics::stats)
+        .service(analytics::records)
+        .service(analytics::sources)
+        .service(analytics::projects)
+        .service(analytics::project_records)
         .service(health::health)
         .service(health::openapi_json)
         .service(portal::index)

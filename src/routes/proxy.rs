@@ -21,6 +21,7 @@ fn meta(req: &HttpRequest, request_id: RequestId) -> RequestMeta {
         request_id: request_id.to_string(),
         source: header("x-source"),
         project: header("x-project"),
+        route_profile: header("x-route-profile"),
     }
 }
 

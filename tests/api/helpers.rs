@@ -12,7 +12,34 @@ pub struct TestApp {
     pub address: String,
     pub port: u16,
     pub client: reqwest::Client,
+    /// The ledger database this gateway writes to.
+    pub db_url: String,
+    pub ledger: actix::Addr<llm_gateway::actors::cost_ledger::CostLedger>,
     _dir: tempfile::TempDir,
+}
+
+/// A fresh ledger database: a new PostgreSQL database when `TEST_DATABASE_URL` is set (the
+/// suite then runs against PostgreSQL), otherwise a new SQLite file in `dir`.
+pub async fn fresh_database_url(dir: &std::path::Path) -> String {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(base) if !base.is_empty() => {
+            use sea_orm::ConnectionTrait;
+            let name = format!("gw_test_{}", uuid::Uuid::now_v7().simple());
+            let admin = sea_orm::Database::connect(base.as_str())
+                .await
+                .expect("TEST_DATABASE_URL reachable");
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create a test database");
+            let _ = admin.close().await;
+            let (server, _) = base
+                .rsplit_once('/')
+                .expect("TEST_DATABASE_URL ends with /database");
+            format!("{server}/{name}")
+        }
+        _ => format!("sqlite://{}?mode=rwc", dir.join("ledger.db").display()),
+    }
 }
 
 /// Loads `config` (TOML) as the gateway would from a file.
@@ -35,10 +62,20 @@ pub fn write_config(config: &str) -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
-/// Starts the gateway with `config` on a free port, inside the test's actix system.
+/// Starts the gateway with `config` on a free port, inside the test's actix system, with a
+/// fresh ledger database.
 pub async fn spawn_app(config: &str) -> TestApp {
+    spawn_app_on(config, None).await
+}
+
+/// Starts the gateway with `config`, writing to `db_url` (a fresh database when None).
+pub async fn spawn_app_on(config: &str, db_url: Option<&str>) -> TestApp {
     llm_gateway::telemetry::init();
     let (dir, path) = write_config(config);
+    let db_url = match db_url {
+        Some(url) => url.to_string(),
+        None => fresh_database_url(dir.path()).await,
+    };
     let mut settings = settings::load_with_env(
         &ConfigSource {
             path,
@@ -49,12 +86,17 @@ pub async fn spawn_app(config: &str) -> TestApp {
     .expect("test config is valid");
     settings.server.port = 0;
     settings.server.workers = 1;
-    let app = Application::build(settings).expect("gateway builds");
+    settings.database.url = db_url.clone();
+    settings.database.flush_interval_ms = 20;
+    let app = Application::build(settings).await.expect("gateway builds");
     let port = app.port();
+    let ledger = app.ledger();
     actix_rt::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
+        db_url,
+        ledger,
         client: reqwest::Client::builder()
             .no_proxy()
             .build()
@@ -113,6 +155,30 @@ impl TestApp {
             request = request.header(*name, *value);
         }
         request.send().await.expect("gateway answers")
+    }
+
+    /// Waits until the ledger holds `n` records (they are written off the request path) and
+    /// returns them, most recent first.
+    pub async fn records(&self, n: usize) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let _ = self
+                .ledger
+                .send(llm_gateway::actors::cost_ledger::FlushLedger)
+                .await;
+            let page: Value = self
+                .get("/v1/records?limit=1000")
+                .await
+                .json()
+                .await
+                .unwrap();
+            let data = page["data"].as_array().cloned().unwrap_or_default();
+            if data.len() >= n || std::time::Instant::now() > deadline {
+                assert_eq!(data.len(), n, "the ledger holds one record per request");
+                return data;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     /// GETs `path`.

@@ -12,6 +12,8 @@ struct Case {
     upstream_query: &'static str,
     /// The credential header the upstream must receive.
     auth: Option<(&'static str, &'static str)>,
+    /// Streams of this type get `stream_options.include_usage` so the ledger learns their usage.
+    asks_usage: bool,
 }
 
 fn cases() -> Vec<Case> {
@@ -23,6 +25,7 @@ fn cases() -> Vec<Case> {
             upstream_path: "/v1/chat/completions",
             upstream_query: "",
             auth: Some(("authorization", "Bearer sk-openai-provider-key")),
+            asks_usage: true,
         },
         Case {
             name: "azure_openai",
@@ -31,6 +34,7 @@ fn cases() -> Vec<Case> {
             upstream_path: "/openai/deployments/my-gpt4o/chat/completions",
             upstream_query: "api-version=2024-10-21",
             auth: Some(("api-key", "azure-provider-key")),
+            asks_usage: true,
         },
         Case {
             name: "anthropic",
@@ -39,6 +43,7 @@ fn cases() -> Vec<Case> {
             upstream_path: "/v1/messages",
             upstream_query: "",
             auth: Some(("x-api-key", "sk-ant-provider-key")),
+            asks_usage: false,
         },
         Case {
             name: "local",
@@ -48,6 +53,7 @@ fn cases() -> Vec<Case> {
             upstream_query: "",
             // The local provider holds no key: the client's own token goes through (bring your own key).
             auth: Some(("authorization", "Bearer not-needed")),
+            asks_usage: false,
         },
     ]
 }
@@ -114,10 +120,20 @@ async fn each_provider_type_forwards(stream: bool) {
             .unwrap();
         assert_eq!(upstream.path, case.upstream_path, "{}", case.name);
         assert_eq!(upstream.query, case.upstream_query, "{}", case.name);
+        let sent = body.to_string();
+        let expected_upstream = if stream && case.asks_usage {
+            // The one change: the usage request, added after the opening brace.
+            format!(
+                "{{\"stream_options\":{{\"include_usage\":true}},{}",
+                &sent[1..]
+            )
+        } else {
+            sent
+        };
         assert_eq!(
-            upstream.body,
-            body.to_string().as_bytes(),
-            "{}: body unchanged",
+            String::from_utf8_lossy(&upstream.body),
+            expected_upstream,
+            "{}: body otherwise unchanged",
             case.name
         );
         match case.auth {

@@ -5,7 +5,10 @@
 //! `x-mock-status` (answer with that status and a provider-shaped error),
 //! `x-mock-delay-ms` (wait before the response head), `x-mock-chunks` (streamed content
 //! chunks, default 3), `x-mock-chunk-delay-ms` (gap between chunks), `x-mock-hold` (after the
-//! first chunk, wait at least 500 ms and until [`MockUpstream::release`] is called).
+//! first chunk, wait at least 500 ms and until [`MockUpstream::release`] is called),
+//! `x-mock-cached-tokens` / `x-mock-cache-write-tokens` (report cache reads / writes),
+//! `x-mock-no-usage` (report no usage at all, like some local servers), `x-mock-echo-key`
+//! (an error message that repeats the credential received, as careless servers do).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future as _;
@@ -179,6 +182,10 @@ struct Steering {
     chunks: usize,
     chunk_delay: Duration,
     hold: bool,
+    cached: u64,
+    cache_write: u64,
+    no_usage: bool,
+    echo_key: Option<String>,
 }
 
 impl Steering {
@@ -195,6 +202,16 @@ impl Steering {
             chunks: number("x-mock-chunks").unwrap_or(3).max(1) as usize,
             chunk_delay: Duration::from_millis(number("x-mock-chunk-delay-ms").unwrap_or(0)),
             hold: req.headers().contains_key("x-mock-hold"),
+            cached: number("x-mock-cached-tokens").unwrap_or(0),
+            cache_write: number("x-mock-cache-write-tokens").unwrap_or(0),
+            no_usage: req.headers().contains_key("x-mock-no-usage"),
+            echo_key: req.headers().contains_key("x-mock-echo-key").then(|| {
+                ["authorization", "x-api-key", "api-key"]
+                    .iter()
+                    .find_map(|h| req.headers().get(*h))
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()).to_string())
+                    .unwrap_or_default()
+            }),
         }
     }
 }
@@ -238,15 +255,22 @@ pub fn reply_text(chunks: usize) -> String {
     (0..chunks).map(chunk_text).collect()
 }
 
-fn openai_error(status: u16) -> HttpResponse {
+fn error_message(status: u16, steer: &Steering) -> String {
+    match &steer.echo_key {
+        Some(key) => format!("mock upstream error {status}: bad credential {key}"),
+        None => format!("mock upstream error {status}"),
+    }
+}
+
+fn openai_error(status: u16, steer: &Steering) -> HttpResponse {
     HttpResponse::build(status_code(status)).json(json!({"error": {
-        "message": format!("mock upstream error {status}"),
+        "message": error_message(status, steer),
         "type": if status == 429 { "rate_limit_error" } else { "server_error" },
         "param": null, "code": null,
     }}))
 }
 
-fn anthropic_error(status: u16) -> HttpResponse {
+fn anthropic_error(status: u16, steer: &Steering) -> HttpResponse {
     let kind = match status {
         429 => "rate_limit_error",
         529 => "overloaded_error",
@@ -255,7 +279,7 @@ fn anthropic_error(status: u16) -> HttpResponse {
         _ => "api_error",
     };
     HttpResponse::build(status_code(status)).json(json!({"type": "error", "error": {
-        "type": kind, "message": format!("mock upstream error {status}"),
+        "type": kind, "message": error_message(status, steer),
     }}))
 }
 
@@ -269,7 +293,7 @@ async fn chat(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> Htt
     let steer = Steering::from(&req);
     actix_rt::time::sleep(steer.delay).await;
     if let Some(status) = steer.status {
-        return openai_error(status);
+        return openai_error(status, &steer);
     }
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let model = request["model"]
@@ -278,7 +302,12 @@ async fn chat(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> Htt
         .to_string();
     let input = prompt_tokens(&body);
     let output = steer.chunks as u64;
-    let usage = json!({"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output});
+    let usage = if steer.no_usage {
+        Value::Null
+    } else {
+        json!({"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output,
+               "prompt_tokens_details": {"cached_tokens": steer.cached}})
+    };
     if request["stream"].as_bool() != Some(true) {
         return HttpResponse::Ok()
             .insert_header(("x-request-id", "upstream-req-123"))
@@ -302,7 +331,7 @@ async fn chat(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> Htt
     )];
     events.extend((0..steer.chunks).map(|i| chunk(json!({"content": chunk_text(i)}), Value::Null)));
     events.push(chunk(json!({}), json!("stop")));
-    if request["stream_options"]["include_usage"].as_bool() == Some(true) {
+    if request["stream_options"]["include_usage"].as_bool() == Some(true) && !steer.no_usage {
         let event = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000,
             "model": model, "system_fingerprint": "fp_mock", "choices": [], "usage": usage});
         events.push(format!("data: {event}\n\n"));
@@ -316,7 +345,7 @@ async fn messages(req: HttpRequest, body: Bytes, state: web::Data<MockState>) ->
     let steer = Steering::from(&req);
     actix_rt::time::sleep(steer.delay).await;
     if let Some(status) = steer.status {
-        return anthropic_error(status);
+        return anthropic_error(status, &steer);
     }
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let model = request["model"]
@@ -333,7 +362,7 @@ async fn messages(req: HttpRequest, body: Bytes, state: web::Data<MockState>) ->
                 "content": [{"type": "text", "text": reply_text(steer.chunks)}],
                 "stop_reason": "end_turn", "stop_sequence": null,
                 "usage": {"input_tokens": input, "output_tokens": output,
-                          "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
+                          "cache_creation_input_tokens": steer.cache_write, "cache_read_input_tokens": steer.cached},
             }));
     }
     let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
@@ -342,7 +371,7 @@ async fn messages(req: HttpRequest, body: Bytes, state: web::Data<MockState>) ->
         json!({"type": "message_start", "message": {
         "id": "msg_mock", "type": "message", "role": "assistant", "model": model, "content": [],
         "stop_reason": null, "stop_sequence": null,
-        "usage": {"input_tokens": input, "output_tokens": 1, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}}),
+        "usage": {"input_tokens": input, "output_tokens": 1, "cache_creation_input_tokens": steer.cache_write, "cache_read_input_tokens": steer.cached}}}),
     )];
     events.push(event("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})));
     events.push(event("ping", json!({"type": "ping"})));
@@ -367,7 +396,7 @@ async fn count_tokens(req: HttpRequest, body: Bytes, state: web::Data<MockState>
     record(&state, &req, &body);
     let steer = Steering::from(&req);
     if let Some(status) = steer.status {
-        return anthropic_error(status);
+        return anthropic_error(status, &steer);
     }
     HttpResponse::Ok().json(json!({"input_tokens": prompt_tokens(&body)}))
 }

@@ -1,0 +1,6 @@
+//! The ledger's tables as sea-orm entities: requests, attempts, hourly rollups, projects.
+
+pub mod attempts;
+pub mod projects;
+pub mod requests;
+pub mod rollups_hourly;

@@ -1,0 +1,51 @@
+//! One row per proxied request: who, where, what it cost, how it went.
+
+use sea_orm::entity::prelude::*;
+use serde::Serialize;
+
+/// A ledger record. Token counts are totals: `input_tokens` includes the cached and
+/// cache-write tokens, which are also counted on their own for pricing.
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize)]
+#[sea_orm(table_name = "requests")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    /// Start of the request, Unix milliseconds.
+    pub ts_ms: i64,
+    pub project: Option<String>,
+    pub source: Option<String>,
+    pub key_label: Option<String>,
+    /// `chat_completions`, `messages` or `count_tokens`.
+    pub endpoint: String,
+    pub provider_id: Option<String>,
+    pub provider_type: Option<String>,
+    pub model_requested: Option<String>,
+    pub model_used: Option<String>,
+    /// HTTP status the client received.
+    pub status: i32,
+    /// `ok`, `error` or `mitigated` (an attempt failed, a later one succeeded).
+    pub outcome: String,
+    pub error_kind: Option<String>,
+    pub error_message: Option<String>,
+    pub streamed: bool,
+    pub latency_ms: i64,
+    pub ttfb_ms: Option<i64>,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cached_input_tokens: i64,
+    pub cache_write_tokens: i64,
+    /// None when the model has no known price (`priced` is false).
+    pub cost_usd: Option<f64>,
+    pub priced: bool,
+    /// The provider reported no usage; tokens were estimated.
+    pub usage_estimated: bool,
+    /// Sanitizer finding kinds and counts as a JSON object; never the matched text.
+    pub sanitizer_findings: Option<String>,
+    pub route_profile: Option<String>,
+    pub attempts: i32,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,15 @@
+//! The ledger schema's migrations, applied in order at start-up.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_create_ledger;
+
+/// All migrations of the gateway's database.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261125_000001_create_ledger::Migration)]
+    }
+}

@@ -1,0 +1,328 @@
+//! The meter of one proxied request: follows it through the pipeline and the response body, and
+//! sends exactly one ledger record when it ends, however it ends (success, error, or the client leaving).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::Addr;
+use bytes::Bytes;
+use entities::{attempts, requests};
+use secrecy::ExposeSecret;
+
+use super::pricing::Pricing;
+use super::usage::{Usage, UsageMeter};
+use super::{now_ms, LedgerRecord, Outcome};
+use crate::actors::cost_ledger::{CostLedger, RecordRequest};
+use crate::actors::provider_registry::Target;
+use crate::error::GatewayError;
+use crate::providers::{Credential, Operation, ProviderKind};
+use crate::proxy::RequestMeta;
+
+/// Characters per token, for estimates where a provider reports no usage.
+const CHARS_PER_TOKEN: u64 = 4;
+/// The status recorded when the client left before any answer was sent.
+const CLIENT_CLOSED: i32 = 499;
+
+/// Follows one request and records it once.
+pub struct RequestMeter {
+    record: requests::Model,
+    attempts: Vec<attempts::Model>,
+    started: Instant,
+    op: Operation,
+    provider_kind: Option<ProviderKind>,
+    target_model: Option<String>,
+    request_bytes: u64,
+    usage: Option<UsageMeter>,
+    /// The credential sent upstream, scrubbed from any upstream error text kept.
+    credential: Option<Credential>,
+    ledger: Addr<CostLedger>,
+    pricing: Arc<Pricing>,
+    head_sent: bool,
+    done: bool,
+}
+
+impl RequestMeter {
+    /// Starts metering a request.
+    pub fn start(
+        op: Operation,
+        meta: &RequestMeta,
+        ledger: Addr<CostLedger>,
+        pricing: Arc<Pricing>,
+    ) -> Self {
+        Self {
+            record: requests::Model {
+                id: meta.request_id.clone(),
+                ts_ms: now_ms(),
+                project: meta.project.clone(),
+                source: meta.source.clone(),
+                key_label: None,
+                endpoint: op.as_str().to_string(),
+                provider_id: None,
+                provider_type: None,
+                model_requested: None,
+                model_used: None,
+                status: 0,
+                outcome: Outcome::Ok.as_str().to_string(),
+                error_kind: None,
+                error_message: None,
+                streamed: false,
+                latency_ms: 0,
+                ttfb_ms: None,
+                input_tokens: 0,
+                output_tokens: 0,
+                cached_input_tokens: 0,
+                cache_write_tokens: 0,
+                cost_usd: None,
+                priced: false,
+                usage_estimated: false,
+                sanitizer_findings: None,
+                route_profile: meta.route_profile.clone(),
+                attempts: 0,
+            },
+            attempts: Vec::new(),
+            started: Instant::now(),
+            op,
+            provider_kind: None,
+            target_model: None,
+            request_bytes: 0,
+            usage: None,
+            credential: None,
+            ledger,
+            pricing,
+            head_sent: false,
+            done: false,
+        }
+    }
+
+    /// The parsed request: the model asked for, streaming, the body size (for estimates).
+    pub fn request(&mut self, model: &str, stream: bool, body_bytes: usize) {
+        self.record.model_requested = Some(model.to_string());
+        self.record.streamed = stream;
+        self.request_bytes = body_bytes as u64;
+    }
+
+    /// The caller's key-map label.
+    pub fn caller(&mut self, label: Option<&str>) {
+        self.record.key_label = label.map(str::to_string);
+    }
+
+    /// An upstream attempt that failed (connect error, timeout, or a status worth failing over).
+    pub fn attempt_failed(
+        &mut self,
+        target: &Target,
+        started: Instant,
+        status: Option<u16>,
+        error: &GatewayError,
+    ) {
+        self.attempts.push(attempts::Model {
+            id: 0,
+            request_id: self.record.id.clone(),
+            ts_ms: now_ms(),
+            attempt: self.attempts.len() as i32,
+            provider_id: target.provider.id.clone(),
+            model: target.model.clone(),
+            status: status.map(i32::from),
+            error_kind: Some(error.kind().to_string()),
+            error_message: Some(self.scrub(&error.to_string())),
+            latency_ms: started.elapsed().as_millis() as i64,
+            mitigated: false,
+        });
+        self.set_target(target);
+    }
+
+    /// The upstream that answered, with the status it answered with.
+    pub fn answered(
+        &mut self,
+        target: &Target,
+        started: Instant,
+        status: u16,
+        credential: Credential,
+        strip_usage_chunk: bool,
+    ) {
+        self.set_target(target);
+        self.credential = Some(credential);
+        self.attempts.push(attempts::Model {
+            id: 0,
+            request_id: self.record.id.clone(),
+            ts_ms: now_ms(),
+            attempt: self.attempts.len() as i32,
+            provider_id: target.provider.id.clone(),
+            model: target.model.clone(),
+            status: Some(i32::from(status)),
+            error_kind: (status >= 400).then(|| format!("upstream_http_{status}")),
+            error_message: None,
+            latency_ms: started.elapsed().as_millis() as i64,
+            mitigated: false,
+        });
+        self.record.status = i32::from(status);
+        self.head_sent = true;
+        let streaming = self.record.streamed && status < 400;
+        self.usage = Some(UsageMeter::new(
+            target.provider.kind.api(),
+            streaming,
+            strip_usage_chunk,
+        ));
+    }
+
+    fn set_target(&mut self, target: &Target) {
+        self.record.provider_id = Some(target.provider.id.clone());
+        self.record.provider_type = Some(target.provider.kind.as_str().to_string());
+        self.provider_kind = Some(target.provider.kind);
+        self.target_model = Some(target.model.clone());
+    }
+
+    /// A chunk of the response body on its way to the client; returns the bytes to send.
+    pub fn on_chunk(&mut self, chunk: Bytes) -> Bytes {
+        if self.record.ttfb_ms.is_none() {
+            self.record.ttfb_ms = Some(self.started.elapsed().as_millis() as i64);
+        }
+        match &mut self.usage {
+            Some(meter) => meter.on_chunk(chunk),
+            None => chunk,
+        }
+    }
+
+    /// The body ended; returns bytes still held back, if any. The record is sent.
+    pub fn on_end(&mut self) -> Option<Bytes> {
+        let rest = self.usage.as_mut().and_then(UsageMeter::on_end);
+        self.finish(None);
+        rest
+    }
+
+    /// The request failed with a gateway error (before or while answering). The record is sent.
+    pub fn fail(&mut self, error: &GatewayError) {
+        if !self.head_sent {
+            self.record.status = i32::from(error.status().as_u16());
+        }
+        self.finish(Some((
+            error.kind().to_string(),
+            self.scrub(&error.to_string()),
+        )));
+    }
+
+    fn scrub(&self, text: &str) -> String {
+        match &self.credential {
+            Some(Credential::Key(k)) | Some(Credential::ClientToken { token: k, .. })
+                if !k.expose_secret().is_empty() =>
+            {
+                text.replace(k.expose_secret(), "[REDACTED]")
+            }
+            _ => text.to_string(),
+        }
+    }
+
+    fn finish(&mut self, error: Option<(String, String)>) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        let meter = self.usage.as_ref();
+        let upstream_error = meter.and_then(|m| m.error.clone());
+        let status = self.record.status;
+        // A gateway error, else an upstream error status, else an error event mid-stream.
+        let error = error
+            .or_else(|| {
+                (status >= 400).then(|| {
+                    let message = upstream_error.clone().map(|(_, m)| m).unwrap_or_default();
+                    (format!("upstream_http_{status}"), message)
+                })
+            })
+            .or_else(|| upstream_error.filter(|_| self.record.streamed));
+        match error {
+            Some((kind, message)) => {
+                let message = self.scrub(&message).chars().take(500).collect::<String>();
+                self.record.outcome = Outcome::Error.as_str().to_string();
+                if let Some(last) = self.attempts.last_mut() {
+                    last.error_kind.get_or_insert_with(|| kind.clone());
+                    last.error_message.get_or_insert_with(|| message.clone());
+                }
+                self.record.error_kind = Some(kind);
+                self.record.error_message = Some(message);
+            }
+            None if self.attempts.len() > 1 => {
+                self.record.outcome = Outcome::Mitigated.as_str().to_string();
+                let last = self.attempts.len() - 1;
+                for attempt in &mut self.attempts[..last] {
+                    attempt.mitigated = true;
+                }
+            }
+            None => {}
+        }
+
+        let meter = self.usage.as_ref();
+        let r = &mut self.record;
+        r.latency_ms = self.started.elapsed().as_millis() as i64;
+        r.attempts = self.attempts.len() as i32;
+        r.model_used = meter
+            .and_then(|m| m.model.clone())
+            .or_else(|| self.target_model.clone());
+        let delivered = meter
+            .map_or(0, |m| m.delivered_chars)
+            .div_ceil(CHARS_PER_TOKEN);
+        let answered_ok = self.head_sent && r.status < 400 && self.op != Operation::CountTokens;
+        let abandoned = r.error_kind.as_deref() == Some("client_disconnected");
+        let usage = match meter.and_then(|m| m.usage) {
+            // A stream cut short bills at least the text it delivered.
+            Some(mut usage) if abandoned && usage.output < delivered => {
+                usage.output = delivered;
+                r.usage_estimated = true;
+                usage
+            }
+            Some(usage) => usage,
+            None if answered_ok => {
+                r.usage_estimated = true;
+                Usage {
+                    input: self.request_bytes.div_ceil(CHARS_PER_TOKEN),
+                    output: delivered,
+                    cached_input: 0,
+                    cache_write: 0,
+                }
+            }
+            None => Usage::default(),
+        };
+        r.input_tokens = usage.input as i64;
+        r.output_tokens = usage.output as i64;
+        r.cached_input_tokens = usage.cached_input as i64;
+        r.cache_write_tokens = usage.cache_write as i64;
+
+        let price = self.provider_kind.and_then(|kind| {
+            let models: Vec<&str> = [r.model_used.as_deref(), self.target_model.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect();
+            self.pricing.price(&models, kind)
+        });
+        (r.cost_usd, r.priced) = match (usage == Usage::default(), price) {
+            (true, _) => (Some(0.0), true),
+            (false, Some(price)) => (Some(price.cost(&usage)), true),
+            (false, None) => (None, false),
+        };
+        self.ledger.do_send(RecordRequest(LedgerRecord {
+            request: self.record.clone(),
+            attempts: std::mem::take(&mut self.attempts),
+        }));
+    }
+}
+
+impl Drop for RequestMeter {
+    /// The request was dropped before it ended: the client went away. It is billed for what
+    /// was delivered.
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        if !self.head_sent {
+            self.record.status = CLIENT_CLOSED;
+            self.finish(Some((
+                "client_disconnected".into(),
+                "the client closed the connection before the answer".into(),
+            )));
+        } else {
+            if let Some(meter) = self.usage.as_mut() {
+                let _ = meter.on_end();
+            }
+            self.record.error_kind = Some("client_disconnected".into());
+            self.finish(None);
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! The cost ledger's domain: one record per proxied request, usage read from answers, prices, storage.
+
+pub mod meter;
+pub mod pricing;
+pub mod report;
+pub mod sse;
+pub mod store;
+pub mod usage;
+
+use entities::{attempts, requests};
+
+/// How a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Error,
+    /// An attempt failed and a later one succeeded.
+    Mitigated,
+}
+
+impl Outcome {
+    /// The name stored in the ledger.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Error => "error",
+            Self::Mitigated => "mitigated",
+        }
+    }
+}
+
+/// A finished request with its upstream attempts, ready to be written.
+#[derive(Debug, Clone)]
+pub struct LedgerRecord {
+    pub request: requests::Model,
+    /// Each upstream try; `id` is assigned by the database.
+    pub attempts: Vec<attempts::Model>,
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

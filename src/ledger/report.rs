@@ -1,0 +1,249 @@
+//! The shapes of the analytics answers, built from group sums and records.
+
+use std::collections::BTreeMap;
+
+use entities::{projects, requests};
+use serde::Serialize;
+
+use super::store::{GroupSums, Sums};
+
+/// The key used for requests that did not name a source, project or key label.
+pub const NONE_KEY: &str = "(none)";
+
+/// Usage of one model, provider, source, project or key label.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct Breakdown {
+    pub requests: i64,
+    pub errors: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cached_input_tokens: i64,
+    pub cache_write_tokens: i64,
+    /// Sum over priced requests; see `unpriced_requests`.
+    pub cost_usd: f64,
+    /// Requests of a model without a known price: their cost is not in `cost_usd`.
+    pub unpriced_requests: i64,
+    /// `priced`, `unpriced` (no request had a price) or `partial`.
+    pub pricing: &'static str,
+}
+
+impl Breakdown {
+    fn add(&mut self, s: &Sums) {
+        self.requests += s.requests;
+        self.errors += s.errors;
+        self.input_tokens += s.input_tokens;
+        self.output_tokens += s.output_tokens;
+        self.cached_input_tokens += s.cached_input_tokens;
+        self.cache_write_tokens += s.cache_write_tokens;
+        self.cost_usd += s.cost_usd;
+        self.unpriced_requests += s.unpriced;
+        self.pricing = match (self.unpriced_requests, self.requests) {
+            (0, _) => "priced",
+            (u, r) if u == r => "unpriced",
+            _ => "partial",
+        };
+    }
+}
+
+/// `GET /v1/stats`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Stats {
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub total_requests: i64,
+    pub successful_requests: i64,
+    pub failed_requests: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cached_input_tokens: i64,
+    pub cache_write_tokens: i64,
+    pub total_tokens: i64,
+    /// Sum over priced requests.
+    pub total_cost_usd: f64,
+    pub unpriced_requests: i64,
+    /// Requests whose tokens were estimated (the provider reported no usage).
+    pub estimated_requests: i64,
+    pub avg_latency_ms: f64,
+    pub by_model: BTreeMap<String, Breakdown>,
+    pub by_provider: BTreeMap<String, Breakdown>,
+    pub by_source: BTreeMap<String, Breakdown>,
+    pub by_project: BTreeMap<String, Breakdown>,
+    pub by_key_label: BTreeMap<String, Breakdown>,
+}
+
+fn key(value: &str) -> String {
+    if value.is_empty() {
+        NONE_KEY.to_string()
+    } else {
+        value.to_string()
+    }
+}
+
+/// Totals and every breakdown over the given groups.
+pub fn stats(groups: &[GroupSums], since: Option<String>, until: Option<String>) -> Stats {
+    let mut total = Sums::default();
+    let mut by: [BTreeMap<String, Breakdown>; 5] = Default::default();
+    for g in groups {
+        total.add(&g.sums);
+        for (map, dim) in by.iter_mut().zip([
+            &g.model,
+            &g.provider_id,
+            &g.source,
+            &g.project,
+            &g.key_label,
+        ]) {
+            map.entry(key(dim)).or_default().add(&g.sums);
+        }
+    }
+    let [by_model, by_provider, by_source, by_project, by_key_label] = by;
+    Stats {
+        since,
+        until,
+        total_requests: total.requests,
+        successful_requests: total.requests - total.errors,
+        failed_requests: total.errors,
+        input_tokens: total.input_tokens,
+        output_tokens: total.output_tokens,
+        cached_input_tokens: total.cached_input_tokens,
+        cache_write_tokens: total.cache_write_tokens,
+        total_tokens: total.input_tokens + total.output_tokens,
+        total_cost_usd: total.cost_usd,
+        unpriced_requests: total.unpriced,
+        estimated_requests: total.estimated,
+        avg_latency_ms: if total.requests > 0 {
+            total.latency_ms_sum as f64 / total.requests as f64
+        } else {
+            0.0
+        },
+        by_model,
+        by_provider,
+        by_source,
+        by_project,
+        by_key_label,
+    }
+}
+
+/// One requester in `GET /v1/sources`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SourceUsage {
+    pub source: String,
+    #[serde(flatten)]
+    pub usage: Breakdown,
+    /// Share of requests that did not end in an error, 0 to 1.
+    pub success_rate: f64,
+    pub by_model: BTreeMap<String, Breakdown>,
+}
+
+/// Per requester (`x-source`), most requests first.
+pub fn sources(groups: &[GroupSums]) -> Vec<SourceUsage> {
+    let mut map: BTreeMap<String, (Breakdown, BTreeMap<String, Breakdown>)> = BTreeMap::new();
+    for g in groups {
+        let entry = map.entry(key(&g.source)).or_default();
+        entry.0.add(&g.sums);
+        entry.1.entry(key(&g.model)).or_default().add(&g.sums);
+    }
+    let mut out: Vec<SourceUsage> = map
+        .into_iter()
+        .map(|(source, (usage, by_model))| SourceUsage {
+            source,
+            success_rate: success_rate(&usage),
+            usage,
+            by_model,
+        })
+        .collect();
+    out.sort_by_key(|s| std::cmp::Reverse(s.usage.requests));
+    out
+}
+
+fn success_rate(b: &Breakdown) -> f64 {
+    if b.requests == 0 {
+        0.0
+    } else {
+        (b.requests - b.errors) as f64 / b.requests as f64
+    }
+}
+
+/// One project in `GET /v1/projects`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ProjectUsage {
+    pub id: String,
+    pub first_seen: String,
+    pub last_seen: String,
+    #[serde(flatten)]
+    pub usage: Breakdown,
+    pub success_rate: f64,
+    pub sources: Vec<String>,
+    pub models: Vec<String>,
+}
+
+/// Projects with their usage, in the order given (most recently seen first).
+pub fn projects(projects: &[projects::Model], groups: &[GroupSums]) -> Vec<ProjectUsage> {
+    projects
+        .iter()
+        .map(|p| {
+            let mut usage = Breakdown::default();
+            let mut sources = std::collections::BTreeSet::new();
+            let mut models = std::collections::BTreeSet::new();
+            for g in groups.iter().filter(|g| g.project == p.id) {
+                usage.add(&g.sums);
+                sources.insert(key(&g.source));
+                models.insert(key(&g.model));
+            }
+            ProjectUsage {
+                id: p.id.clone(),
+                first_seen: rfc3339(p.first_seen_ms),
+                last_seen: rfc3339(p.last_seen_ms),
+                success_rate: success_rate(&usage),
+                usage,
+                sources: sources.into_iter().collect(),
+                models: models.into_iter().collect(),
+            }
+        })
+        .collect()
+}
+
+/// A record as the API shows it: every ledger field plus its time in RFC 3339.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RecordView {
+    pub timestamp: String,
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub record: requests::Model,
+}
+
+/// A page of records.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RecordPage {
+    pub object: &'static str,
+    pub data: Vec<RecordView>,
+    pub limit: u64,
+    pub offset: u64,
+    /// Whether another page follows (`offset + limit`).
+    pub has_more: bool,
+}
+
+/// A page from records fetched with one more than `limit` (to learn whether more follow).
+pub fn record_page(mut records: Vec<requests::Model>, limit: u64, offset: u64) -> RecordPage {
+    let has_more = records.len() as u64 > limit;
+    records.truncate(limit as usize);
+    RecordPage {
+        object: "list",
+        data: records
+            .into_iter()
+            .map(|record| RecordView {
+                timestamp: rfc3339(record.ts_ms),
+                record,
+            })
+            .collect(),
+        limit,
+        offset,
+        has_more,
+    }
+}
+
+/// Unix milliseconds as RFC 3339 UTC.
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}

@@ -1,0 +1,489 @@
+//! Ledger storage through sea-orm: connect and migrate, write batches with their rollups, and the
+//! queries behind stats, records, sources and projects. The same code serves SQLite and PostgreSQL.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use entities::{attempts, projects, requests, rollups_hourly};
+use migrations::{Migrator, MigratorTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{
+    ActiveValue::NotSet, ColumnTrait, ConnectOptions, Database, DatabaseConnection, DbErr,
+    EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
+
+use super::{LedgerRecord, Outcome};
+
+/// Rows per INSERT: well under SQLite's 32,766 bound parameters for the widest table.
+const INSERT_CHUNK: usize = 400;
+const HOUR_MS: i64 = 3_600_000;
+
+/// Connects to the ledger database and brings its schema up to date.
+pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    let mut options = ConnectOptions::new(url.to_string());
+    options
+        .sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10));
+    if url.starts_with("sqlite:") {
+        // WAL lets the stats queries read while a batch is written.
+        options.max_connections(4).map_sqlx_sqlite_opts(|o| {
+            use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+        });
+    } else {
+        options.max_connections(8);
+    }
+    let db = Database::connect(options).await?;
+    Migrator::up(&db, None).await?;
+    Ok(db)
+}
+
+/// Sums of one group of requests.
+#[derive(Debug, Clone, Default, PartialEq, FromQueryResult, serde::Serialize)]
+pub struct Sums {
+    pub requests: i64,
+    pub errors: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cached_input_tokens: i64,
+    pub cache_write_tokens: i64,
+    pub cost_usd: f64,
+    pub unpriced: i64,
+    pub estimated: i64,
+    pub latency_ms_sum: i64,
+}
+
+impl Sums {
+    /// Adds another group's sums.
+    pub fn add(&mut self, other: &Sums) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.cached_input_tokens += other.cached_input_tokens;
+        self.cache_write_tokens += other.cache_write_tokens;
+        self.cost_usd += other.cost_usd;
+        self.unpriced += other.unpriced;
+        self.estimated += other.estimated;
+        self.latency_ms_sum += other.latency_ms_sum;
+    }
+
+    fn of(r: &requests::Model) -> Self {
+        Self {
+            requests: 1,
+            errors: i64::from(r.outcome == Outcome::Error.as_str()),
+            input_tokens: r.input_tokens,
+            output_tokens: r.output_tokens,
+            cached_input_tokens: r.cached_input_tokens,
+            cache_write_tokens: r.cache_write_tokens,
+            cost_usd: r.cost_usd.unwrap_or(0.0),
+            unpriced: i64::from(!r.priced),
+            estimated: i64::from(r.usage_estimated),
+            latency_ms_sum: r.latency_ms,
+        }
+    }
+}
+
+/// Sums for one combination of model, provider, source, project and key label ('' when absent).
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct GroupSums {
+    pub model: String,
+    pub provider_id: String,
+    pub source: String,
+    pub project: String,
+    pub key_label: String,
+    #[sea_orm(nested)]
+    pub sums: Sums,
+}
+
+/// The model a record is counted under: the one that answered, else the one asked for.
+fn model_of(r: &requests::Model) -> String {
+    r.model_used
+        .clone()
+        .or_else(|| r.model_requested.clone())
+        .unwrap_or_default()
+}
+
+/// Writes a batch in one transaction: the requests, their attempts, the hourly rollups and
+/// the projects' first/last seen. A request already written (a retried batch) is skipped.
+pub async fn write_batch(db: &DatabaseConnection, batch: &[LedgerRecord]) -> Result<(), DbErr> {
+    let txn = db.begin().await?;
+    for chunk in batch.chunks(INSERT_CHUNK) {
+        let rows = chunk
+            .iter()
+            .map(|r| requests::ActiveModel::from(r.request.clone()));
+        requests::Entity::insert_many(rows)
+            .on_conflict_do_nothing_on([requests::Column::Id])
+            .exec(&txn)
+            .await?;
+    }
+    let attempts: Vec<attempts::ActiveModel> = batch
+        .iter()
+        .flat_map(|r| r.attempts.iter().cloned())
+        .map(|a| {
+            let mut row = attempts::ActiveModel::from(a);
+            row.id = NotSet;
+            row
+        })
+        .collect();
+    for chunk in attempts.chunks(INSERT_CHUNK) {
+        attempts::Entity::insert_many(chunk.to_vec())
+            .exec(&txn)
+            .await?;
+    }
+
+    let mut groups: HashMap<(i64, String, String, String, String, String), Sums> = HashMap::new();
+    let mut seen: HashMap<String, (i64, i64)> = HashMap::new();
+    for record in batch {
+        let r = &record.request;
+        let key = (
+            r.ts_ms - r.ts_ms.rem_euclid(HOUR_MS),
+            model_of(r),
+            r.provider_id.clone().unwrap_or_default(),
+            r.source.clone().unwrap_or_default(),
+            r.project.clone().unwrap_or_default(),
+            r.key_label.clone().unwrap_or_default(),
+        );
+        groups.entry(key).or_default().add(&Sums::of(r));
+        if let Some(project) = &r.project {
+            let entry = seen.entry(project.clone()).or_insert((r.ts_ms, r.ts_ms));
+            entry.0 = Ord::min(entry.0, r.ts_ms);
+            entry.1 = Ord::max(entry.1, r.ts_ms);
+        }
+    }
+    let rollups: Vec<rollups_hourly::ActiveModel> = groups
+        .into_iter()
+        .map(
+            |((hour_ms, model, provider_id, source, project, key_label), s)| {
+                rollups_hourly::ActiveModel::from(rollups_hourly::Model {
+                    hour_ms,
+                    model,
+                    provider_id,
+                    source,
+                    project,
+                    key_label,
+                    requests: s.requests,
+                    errors: s.errors,
+                    input_tokens: s.input_tokens,
+                    output_tokens: s.output_tokens,
+                    cached_input_tokens: s.cached_input_tokens,
+                    cache_write_tokens: s.cache_write_tokens,
+                    cost_usd: s.cost_usd,
+                    unpriced: s.unpriced,
+                    estimated: s.estimated,
+                    latency_ms_sum: s.latency_ms_sum,
+                })
+            },
+        )
+        .collect();
+    use rollups_hourly::Column as R;
+    let mut upsert = OnConflict::columns([
+        R::HourMs,
+        R::Model,
+        R::ProviderId,
+        R::Source,
+        R::Project,
+        R::KeyLabel,
+    ]);
+    for (column, name) in [
+        (R::Requests, "requests"),
+        (R::Errors, "errors"),
+        (R::InputTokens, "input_tokens"),
+        (R::OutputTokens, "output_tokens"),
+        (R::CachedInputTokens, "cached_input_tokens"),
+        (R::CacheWriteTokens, "cache_write_tokens"),
+        (R::CostUsd, "cost_usd"),
+        (R::Unpriced, "unpriced"),
+        (R::Estimated, "estimated"),
+        (R::LatencyMsSum, "latency_ms_sum"),
+    ] {
+        upsert.value(
+            column,
+            Expr::cust(format!("rollups_hourly.{name} + excluded.{name}")),
+        );
+    }
+    for chunk in rollups.chunks(INSERT_CHUNK) {
+        rollups_hourly::Entity::insert_many(chunk.to_vec())
+            .on_conflict(upsert.clone())
+            .exec(&txn)
+            .await?;
+    }
+
+    let projects: Vec<projects::ActiveModel> = seen
+        .into_iter()
+        .map(|(id, (first_seen_ms, last_seen_ms))| {
+            projects::ActiveModel::from(projects::Model {
+                id,
+                first_seen_ms,
+                last_seen_ms,
+            })
+        })
+        .collect();
+    if !projects.is_empty() {
+        projects::Entity::insert_many(projects)
+            .on_conflict(
+                OnConflict::column(projects::Column::Id)
+                    .value(
+                        projects::Column::FirstSeenMs,
+                        Expr::cust("CASE WHEN excluded.first_seen_ms < projects.first_seen_ms THEN excluded.first_seen_ms ELSE projects.first_seen_ms END"),
+                    )
+                    .value(
+                        projects::Column::LastSeenMs,
+                        Expr::cust("CASE WHEN excluded.last_seen_ms > projects.last_seen_ms THEN excluded.last_seen_ms ELSE projects.last_seen_ms END"),
+                    )
+                    .to_owned(),
+            )
+            .exec(&txn)
+            .await?;
+    }
+    txn.commit().await
+}
+
+/// A time window in Unix milliseconds, either end open.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Window {
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+}
+
+/// Sums per group over a window: whole hours from the rollups, the partial hours at either
+/// end from the raw records. Stays fast however many records there are.
+pub async fn group_sums(db: &DatabaseConnection, window: Window) -> Result<Vec<GroupSums>, DbErr> {
+    let ceil_hour = |t: i64| t + (HOUR_MS - t.rem_euclid(HOUR_MS)) % HOUR_MS;
+    let floor_hour = |t: i64| t - t.rem_euclid(HOUR_MS);
+    let full_from = window.since_ms.map(ceil_hour);
+    let full_to = window.until_ms.map(floor_hour);
+    if let (Some(from), Some(to)) = (full_from, full_to) {
+        if from >= to {
+            // The window lies within one hour (or two partial hours): raw records only.
+            return raw_group_sums(db, window.since_ms, window.until_ms).await;
+        }
+    }
+    let mut out = rollup_group_sums(db, full_from, full_to).await?;
+    if let (Some(since), Some(from)) = (window.since_ms, full_from) {
+        if since < from {
+            out.extend(raw_group_sums(db, Some(since), Some(from)).await?);
+        }
+    }
+    if let (Some(until), Some(to)) = (window.until_ms, full_to) {
+        if to < until {
+            out.extend(raw_group_sums(db, Some(to), Some(until)).await?);
+        }
+    }
+    Ok(out)
+}
+
+const SUMS_OF_ROLLUPS: [(&str, &str); 10] = [
+    ("requests", "CAST(SUM(requests) AS BIGINT)"),
+    ("errors", "CAST(SUM(errors) AS BIGINT)"),
+    ("input_tokens", "CAST(SUM(input_tokens) AS BIGINT)"),
+    ("output_tokens", "CAST(SUM(output_tokens) AS BIGINT)"),
+    (
+        "cached_input_tokens",
+        "CAST(SUM(cached_input_tokens) AS BIGINT)",
+    ),
+    (
+        "cache_write_tokens",
+        "CAST(SUM(cache_write_tokens) AS BIGINT)",
+    ),
+    ("cost_usd", "CAST(SUM(cost_usd) AS DOUBLE PRECISION)"),
+    ("unpriced", "CAST(SUM(unpriced) AS BIGINT)"),
+    ("estimated", "CAST(SUM(estimated) AS BIGINT)"),
+    ("latency_ms_sum", "CAST(SUM(latency_ms_sum) AS BIGINT)"),
+];
+
+const SUMS_OF_RECORDS: [(&str, &str); 10] = [
+    ("requests", "CAST(COUNT(*) AS BIGINT)"),
+    (
+        "errors",
+        "CAST(SUM(CASE WHEN outcome = 'error' THEN 1 ELSE 0 END) AS BIGINT)",
+    ),
+    ("input_tokens", "CAST(SUM(input_tokens) AS BIGINT)"),
+    ("output_tokens", "CAST(SUM(output_tokens) AS BIGINT)"),
+    (
+        "cached_input_tokens",
+        "CAST(SUM(cached_input_tokens) AS BIGINT)",
+    ),
+    (
+        "cache_write_tokens",
+        "CAST(SUM(cache_write_tokens) AS BIGINT)",
+    ),
+    (
+        "cost_usd",
+        "CAST(SUM(COALESCE(cost_usd, 0)) AS DOUBLE PRECISION)",
+    ),
+    (
+        "unpriced",
+        "CAST(SUM(CASE WHEN priced THEN 0 ELSE 1 END) AS BIGINT)",
+    ),
+    (
+        "estimated",
+        "CAST(SUM(CASE WHEN usage_estimated THEN 1 ELSE 0 END) AS BIGINT)",
+    ),
+    ("latency_ms_sum", "CAST(SUM(latency_ms) AS BIGINT)"),
+];
+
+async fn rollup_group_sums(
+    db: &DatabaseConnection,
+    from: Option<i64>,
+    to: Option<i64>,
+) -> Result<Vec<GroupSums>, DbErr> {
+    use rollups_hourly::Column as R;
+    let mut query = rollups_hourly::Entity::find()
+        .select_only()
+        .column(R::Model)
+        .column(R::ProviderId)
+        .column(R::Source)
+        .column(R::Project)
+        .column(R::KeyLabel);
+    for (alias, expr) in SUMS_OF_ROLLUPS {
+        query = query.column_as(Expr::cust(expr), alias);
+    }
+    if let Some(from) = from {
+        query = query.filter(R::HourMs.gte(from));
+    }
+    if let Some(to) = to {
+        query = query.filter(R::HourMs.lt(to));
+    }
+    query
+        .group_by(R::Model)
+        .group_by(R::ProviderId)
+        .group_by(R::Source)
+        .group_by(R::Project)
+        .group_by(R::KeyLabel)
+        .into_model::<GroupSums>()
+        .all(db)
+        .await
+}
+
+async fn raw_group_sums(
+    db: &DatabaseConnection,
+    since: Option<i64>,
+    until: Option<i64>,
+) -> Result<Vec<GroupSums>, DbErr> {
+    use requests::Column as C;
+    let dims = [
+        ("model", "COALESCE(model_used, model_requested, '')"),
+        ("provider_id", "COALESCE(provider_id, '')"),
+        ("source", "COALESCE(source, '')"),
+        ("project", "COALESCE(project, '')"),
+        ("key_label", "COALESCE(key_label, '')"),
+    ];
+    let mut query = requests::Entity::find().select_only();
+    for (alias, expr) in dims.iter().chain(SUMS_OF_RECORDS.iter()) {
+        query = query.column_as(Expr::cust(*expr), *alias);
+    }
+    if let Some(since) = since {
+        query = query.filter(C::TsMs.gte(since));
+    }
+    if let Some(until) = until {
+        query = query.filter(C::TsMs.lt(until));
+    }
+    for (_, expr) in dims {
+        query = query.group_by(Expr::cust(expr));
+    }
+    query.into_model::<GroupSums>().all(db).await
+}
+
+/// Which records to list.
+#[derive(Debug, Clone, Default)]
+pub struct RecordFilter {
+    pub project: Option<String>,
+    pub source: Option<String>,
+    pub model: Option<String>,
+    pub provider: Option<String>,
+    pub key_label: Option<String>,
+    /// `ok`, `error` or `mitigated`.
+    pub outcome: Option<String>,
+    /// An HTTP status.
+    pub status: Option<i32>,
+    pub window: Window,
+    pub limit: u64,
+    pub offset: u64,
+}
+
+/// Records matching the filter, most recent first.
+pub async fn records(
+    db: &DatabaseConnection,
+    f: &RecordFilter,
+) -> Result<Vec<requests::Model>, DbErr> {
+    use requests::Column as C;
+    let mut query = requests::Entity::find();
+    if let Some(v) = &f.project {
+        query = query.filter(C::Project.eq(v.clone()));
+    }
+    if let Some(v) = &f.source {
+        query = query.filter(C::Source.eq(v.clone()));
+    }
+    if let Some(v) = &f.model {
+        query = query.filter(
+            C::ModelUsed
+                .eq(v.clone())
+                .or(C::ModelRequested.eq(v.clone())),
+        );
+    }
+    if let Some(v) = &f.provider {
+        query = query.filter(C::ProviderId.eq(v.clone()));
+    }
+    if let Some(v) = &f.key_label {
+        query = query.filter(C::KeyLabel.eq(v.clone()));
+    }
+    if let Some(v) = &f.outcome {
+        query = query.filter(C::Outcome.eq(v.clone()));
+    }
+    if let Some(v) = f.status {
+        query = query.filter(C::Status.eq(v));
+    }
+    if let Some(v) = f.window.since_ms {
+        query = query.filter(C::TsMs.gte(v));
+    }
+    if let Some(v) = f.window.until_ms {
+        query = query.filter(C::TsMs.lt(v));
+    }
+    query
+        .order_by_desc(C::TsMs)
+        .order_by_desc(C::Id)
+        .limit(f.limit)
+        .offset(f.offset)
+        .all(db)
+        .await
+}
+
+/// Projects, optionally only those seen since `active_since_ms`, most recently seen first.
+pub async fn projects(
+    db: &DatabaseConnection,
+    active_since_ms: Option<i64>,
+) -> Result<Vec<projects::Model>, DbErr> {
+    let mut query = projects::Entity::find();
+    if let Some(since) = active_since_ms {
+        query = query.filter(projects::Column::LastSeenMs.gte(since));
+    }
+    query
+        .order_by_desc(projects::Column::LastSeenMs)
+        .all(db)
+        .await
+}
+
+/// Whether a project has ever sent a request.
+pub async fn project_exists(db: &DatabaseConnection, id: &str) -> Result<bool, DbErr> {
+    Ok(projects::Entity::find_by_id(id.to_string())
+        .one(db)
+        .await?
+        .is_some())
+}
+
+/// Deletes raw records (and their attempts) older than `cutoff_ms`; rollups stay.
+pub async fn delete_before(db: &DatabaseConnection, cutoff_ms: i64) -> Result<u64, DbErr> {
+    let attempts = attempts::Entity::delete_many()
+        .filter(attempts::Column::TsMs.lt(cutoff_ms))
+        .exec(db)
+        .await?;
+    let requests = requests::Entity::delete_many()
+        .filter(requests::Column::TsMs.lt(cutoff_ms))
+        .exec(db)
+        .await?;
+    Ok(requests.rows_affected + attempts.rows_affected)
+}

@@ -1,0 +1,261 @@
+//! Usage analytics: stats, records, requesters and projects, all computed from the ledger database.
+
+use actix_web::{get, web, HttpResponse};
+use serde::Deserialize;
+
+use crate::actors::cost_ledger::{ListRecords, SumUsage};
+use crate::actors::project_tracker::{ListProjects, ProjectRecords};
+use crate::error::GatewayError;
+use crate::ledger::report::{self, rfc3339};
+use crate::ledger::store::{RecordFilter, Window};
+use crate::startup::AppState;
+
+const DEFAULT_LIMIT: u64 = 100;
+const MAX_LIMIT: u64 = 1000;
+
+fn bad(param: &str, message: String) -> GatewayError {
+    GatewayError::InvalidRequest {
+        message,
+        param: Some(param.to_string()),
+    }
+}
+
+fn internal<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> GatewayError {
+    move |e| GatewayError::Internal {
+        message: format!("failed to {what}: {e}"),
+    }
+}
+
+/// Reads a time: RFC 3339 (`2026-11-25T12:00:00Z`) or Unix seconds.
+fn parse_time(param: &str, value: &str) -> Result<i64, GatewayError> {
+    if let Ok(seconds) = value.parse::<i64>() {
+        return seconds
+            .checked_mul(1000)
+            .ok_or_else(|| bad(param, format!("`{param}` is out of range")));
+    }
+    chrono::DateTime::parse_from_rfc3339(value)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| bad(param, format!("`{param}` must be an RFC 3339 time (e.g. 2026-11-25T12:00:00Z) or Unix seconds, not `{value}`")))
+}
+
+/// `since` and `until` query parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct WindowQuery {
+    /// Start (inclusive): RFC 3339 or Unix seconds.
+    since: Option<String>,
+    /// End (exclusive): RFC 3339 or Unix seconds.
+    until: Option<String>,
+}
+
+impl WindowQuery {
+    fn window(&self) -> Result<Window, GatewayError> {
+        let window = Window {
+            since_ms: self
+                .since
+                .as_deref()
+                .map(|v| parse_time("since", v))
+                .transpose()?,
+            until_ms: self
+                .until
+                .as_deref()
+                .map(|v| parse_time("until", v))
+                .transpose()?,
+        };
+        if let (Some(s), Some(u)) = (window.since_ms, window.until_ms) {
+            if s > u {
+                return Err(bad("since", "`since` is after `until`".into()));
+            }
+        }
+        Ok(window)
+    }
+}
+
+async fn sums(
+    state: &AppState,
+    window: Window,
+) -> Result<Vec<crate::ledger::store::GroupSums>, GatewayError> {
+    state
+        .ledger
+        .send(SumUsage(window))
+        .await
+        .map_err(internal("ask the ledger"))?
+        .map_err(internal("read the ledger"))
+}
+
+/// Totals across all proxied requests — tokens, cost, latency — with breakdowns by model,
+/// provider, source, project and key label. Unpriced requests are counted apart.
+#[utoipa::path(get, path = "/v1/stats", tag = "analytics", params(WindowQuery),
+    responses((status = 200, body = report::Stats), (status = 400, description = "Bad query parameter")))]
+#[get("/v1/stats")]
+pub async fn stats(
+    state: web::Data<AppState>,
+    query: web::Query<WindowQuery>,
+) -> Result<HttpResponse, GatewayError> {
+    let window = query.window()?;
+    let groups = sums(&state, window).await?;
+    Ok(HttpResponse::Ok().json(report::stats(
+        &groups,
+        window.since_ms.map(rfc3339),
+        window.until_ms.map(rfc3339),
+    )))
+}
+
+/// Filters and paging of `GET /v1/records`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RecordsQuery {
+    project: Option<String>,
+    source: Option<String>,
+    /// The model asked for or used.
+    model: Option<String>,
+    /// Provider id.
+    provider: Option<String>,
+    key_label: Option<String>,
+    /// `ok`, `error`, `mitigated`, or an HTTP status such as 429.
+    status: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    /// 1 to 1000, default 100.
+    limit: Option<u64>,
+    offset: Option<u64>,
+}
+
+impl RecordsQuery {
+    fn filter(self, project: Option<String>) -> Result<RecordFilter, GatewayError> {
+        let window = WindowQuery {
+            since: self.since,
+            until: self.until,
+        }
+        .window()?;
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(bad(
+                "limit",
+                format!("`limit` must be between 1 and {MAX_LIMIT}"),
+            ));
+        }
+        let (outcome, status) =
+            match self.status.as_deref() {
+                None => (None, None),
+                Some(s @ ("ok" | "error" | "mitigated")) => (Some(s.to_string()), None),
+                Some(s) => match s.parse::<i32>() {
+                    Ok(code) if (100..600).contains(&code) => (None, Some(code)),
+                    _ => return Err(bad(
+                        "status",
+                        format!(
+                            "`status` must be ok, error, mitigated or an HTTP status, not `{s}`"
+                        ),
+                    )),
+                },
+            };
+        Ok(RecordFilter {
+            project: project.or(self.project),
+            source: self.source,
+            model: self.model,
+            provider: self.provider,
+            key_label: self.key_label,
+            outcome,
+            status,
+            window,
+            // One more than asked, to learn whether another page follows.
+            limit: limit + 1,
+            offset: self.offset.unwrap_or(0),
+        })
+    }
+}
+
+/// Every recorded proxy call, most recent first: provider, model, tokens, cost, latency, status.
+#[utoipa::path(get, path = "/v1/records", tag = "analytics", params(RecordsQuery),
+    responses((status = 200, body = report::RecordPage), (status = 400, description = "Bad query parameter")))]
+#[get("/v1/records")]
+pub async fn records(
+    state: web::Data<AppState>,
+    query: web::Query<RecordsQuery>,
+) -> Result<HttpResponse, GatewayError> {
+    let filter = query.into_inner().filter(None)?;
+    let (limit, offset) = (filter.limit - 1, filter.offset);
+    let rows = state
+        .ledger
+        .send(ListRecords(filter))
+        .await
+        .map_err(internal("ask the ledger"))?
+        .map_err(internal("read the ledger"))?;
+    Ok(HttpResponse::Ok().json(report::record_page(rows, limit, offset)))
+}
+
+/// Per requester (`x-source`): requests, success rate, tokens and cost, by model.
+#[utoipa::path(get, path = "/v1/sources", tag = "analytics", params(WindowQuery),
+    responses((status = 200, body = [report::SourceUsage]), (status = 400, description = "Bad query parameter")))]
+#[get("/v1/sources")]
+pub async fn sources(
+    state: web::Data<AppState>,
+    query: web::Query<WindowQuery>,
+) -> Result<HttpResponse, GatewayError> {
+    let groups = sums(&state, query.window()?).await?;
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({"object": "list", "data": report::sources(&groups)})))
+}
+
+/// `GET /v1/projects` parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectsQuery {
+    /// Only projects active within the last N minutes.
+    active_since_mins: Option<u64>,
+}
+
+/// Every project (`x-project`) that has sent requests, most recently active first, with its usage.
+#[utoipa::path(get, path = "/v1/projects", tag = "analytics", params(ProjectsQuery),
+    responses((status = 200, body = [report::ProjectUsage]), (status = 400, description = "Bad query parameter")))]
+#[get("/v1/projects")]
+pub async fn projects(
+    state: web::Data<AppState>,
+    query: web::Query<ProjectsQuery>,
+) -> Result<HttpResponse, GatewayError> {
+    let active_since_ms = match query.active_since_mins {
+        Some(mins) => Some(
+            mins.checked_mul(60_000)
+                .and_then(|ms| i64::try_from(ms).ok())
+                .map(|ms| crate::ledger::now_ms().saturating_sub(ms))
+                .ok_or_else(|| {
+                    bad(
+                        "active_since_mins",
+                        "`active_since_mins` is too large".into(),
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    let (projects, groups) = state
+        .projects
+        .send(ListProjects { active_since_ms })
+        .await
+        .map_err(internal("ask the project tracker"))?
+        .map_err(internal("read the ledger"))?;
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({"object": "list", "data": report::projects(&projects, &groups)})))
+}
+
+/// A project's records, most recent first (same filters and paging as `/v1/records`).
+#[utoipa::path(get, path = "/v1/projects/{id}/records", tag = "analytics",
+    params(("id" = String, Path, description = "Project id (x-project)"), RecordsQuery),
+    responses((status = 200, body = report::RecordPage), (status = 404, description = "No such project")))]
+#[get("/v1/projects/{id}/records")]
+pub async fn project_records(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    query: web::Query<RecordsQuery>,
+) -> Result<HttpResponse, GatewayError> {
+    let id = id.into_inner();
+    let filter = query.into_inner().filter(Some(id.clone()))?;
+    let (limit, offset) = (filter.limit - 1, filter.offset);
+    let rows = state
+        .projects
+        .send(ProjectRecords(filter))
+        .await
+        .map_err(internal("ask the project tracker"))?
+        .map_err(internal("read the ledger"))?
+        .ok_or(GatewayError::ProjectNotFound { id })?;
+    Ok(HttpResponse::Ok().json(report::record_page(rows, limit, offset)))
+}
