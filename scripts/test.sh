@@ -1,15 +1,29 @@
 #!/usr/bin/env bash
-# Runs every test: the Rust suites (the real gateway against mock upstreams) and the official
-# openai and anthropic Python SDKs against the gateway binary. Installs the SDKs itself, into
+# Runs every test: the Rust suites (the real gateway against mock upstreams, ledger on SQLite
+# files; again on PostgreSQL when TEST_DATABASE_URL is set) and the official openai and
+# anthropic Python SDKs against the gateway binary. Installs the SDKs itself, into
 # target/sdk-venv. Usage: ./scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+run_suite() {
+  if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace
+  else
+    cargo test --workspace
+  fi
+}
+
 cargo build --workspace --bins
-if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace
-else
-  cargo test --workspace
+TEST_DATABASE_URL= run_suite
+if [ -n "${TEST_DATABASE_URL:-}" ]; then
+  echo "== the suite again, ledger on PostgreSQL ($TEST_DATABASE_URL)"
+  run_suite
+  # Each test made a database of its own; drop them.
+  if command -v psql >/dev/null 2>&1; then
+    psql "$TEST_DATABASE_URL" -Atc "select datname from pg_database where datname like 'gw_test_%'" |
+      while read -r db; do psql "$TEST_DATABASE_URL" -qc "drop database if exists \"$db\"" >/dev/null; done
+  fi
 fi
 
 venv=target/sdk-venv

@@ -12,7 +12,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use crate::actors::provider_registry::{RefreshLocalModels, Target};
 use crate::error::{ApiError, GatewayError};
 use crate::ledger::meter::RequestMeter;
-use crate::providers::Operation;
+use crate::providers::{Credential, Operation};
 use crate::startup::AppState;
 use upstream::UpstreamClients;
 
@@ -42,6 +42,10 @@ pub async fn handle(
 ) -> Result<HttpResponse, ApiError> {
     let mut meter = RequestMeter::start(op, &meta, state.ledger.clone(), state.pricing.clone());
     match forward(op, &req, payload, &state, &clients, &meta, &mut meter).await {
+        // An error answer is small: read whole, so a key the provider echoes can be masked.
+        Ok(answer) if answer.response.status().as_u16() >= 400 => {
+            Ok(response::error_answer(answer.response, answer.secret, meter).await)
+        }
         Ok(answer) => Ok(response::passthrough(
             answer.response,
             answer.read_timeout,
@@ -60,6 +64,8 @@ struct Answer {
     response: awc::ClientResponse,
     read_timeout: Duration,
     provider_id: String,
+    /// The key the gateway sent, if it holds it (never shown back to the client).
+    secret: Option<secrecy::SecretString>,
 }
 
 /// The stages up to the upstream's response head, failing over between targets.
@@ -114,6 +120,10 @@ async fn forward(
                     head_ms = started.elapsed().as_millis() as u64,
                     "proxied"
                 );
+                let secret = match &credential {
+                    Credential::Key(key) => Some(key.clone()),
+                    _ => None,
+                };
                 meter.answered(
                     &target,
                     attempt_started,
@@ -125,6 +135,7 @@ async fn forward(
                     response,
                     read_timeout: target.provider.read_timeout,
                     provider_id: target.provider.id.clone(),
+                    secret,
                 });
             }
             Err(error) => {

@@ -16,6 +16,8 @@ use actix_web::HttpMessage;
 use futures_util::Stream;
 use tokio::time::{sleep, Instant, Sleep};
 
+use secrecy::{ExposeSecret, SecretString};
+
 use crate::error::GatewayError;
 use crate::ledger::meter::RequestMeter;
 
@@ -37,6 +39,59 @@ fn is_passed_back(name: &HeaderName) -> bool {
     )
 }
 
+/// Largest error body read whole; a larger one is cut there.
+const MAX_ERROR_BODY: usize = 1024 * 1024;
+
+/// An upstream error answer, read whole: same status and headers, the body with any
+/// occurrence of the gateway's provider key masked (some servers echo the key they got).
+pub async fn error_answer(
+    mut upstream: ClientResponse,
+    secret: Option<SecretString>,
+    mut meter: RequestMeter,
+) -> HttpResponse {
+    let mut builder = response_head(&upstream);
+    let body = match upstream.body().limit(MAX_ERROR_BODY).await {
+        Ok(body) => body,
+        Err(e) => {
+            let error = GatewayError::UpstreamBroken {
+                provider: String::new(),
+                message: e.to_string(),
+            };
+            meter.fail(&error);
+            return builder.finish();
+        }
+    };
+    let body = match secret
+        .as_ref()
+        .map(|s| s.expose_secret())
+        .filter(|s| !s.is_empty())
+    {
+        Some(key) if memchr::memmem::find(&body, key.as_bytes()).is_some() => Bytes::from(
+            String::from_utf8_lossy(&body)
+                .replace(key, "[REDACTED]")
+                .into_bytes(),
+        ),
+        _ => body,
+    };
+    let body = meter.on_chunk(body);
+    let _ = meter.on_end();
+    builder.body(body)
+}
+
+/// The client's response head from the upstream's: status and headers, less hop-by-hop
+/// ones; the upstream's `x-request-id` becomes `x-upstream-request-id`.
+fn response_head(upstream: &ClientResponse) -> actix_web::HttpResponseBuilder {
+    let mut builder = HttpResponse::build(upstream.status());
+    for (name, value) in upstream.headers() {
+        if is_passed_back(name) {
+            builder.append_header((name.clone(), value.clone()));
+        } else if name.as_str() == "x-request-id" {
+            builder.append_header(("x-upstream-request-id", value.clone()));
+        }
+    }
+    builder
+}
+
 /// Builds the client's response from the upstream's: same status, same headers, the body
 /// streamed as it arrives; the upstream's own `x-request-id` becomes `x-upstream-request-id`
 /// (the gateway's id is set on every response by the request-id middleware).
@@ -46,14 +101,7 @@ pub fn passthrough(
     provider: &str,
     meter: RequestMeter,
 ) -> HttpResponse {
-    let mut builder = HttpResponse::build(upstream.status());
-    for (name, value) in upstream.headers() {
-        if is_passed_back(name) {
-            builder.append_header((name.clone(), value.clone()));
-        } else if name.as_str() == "x-request-id" {
-            builder.append_header(("x-upstream-request-id", value.clone()));
-        }
-    }
+    let mut builder = response_head(&upstream);
     let length = upstream
         .headers()
         .get(header::CONTENT_LENGTH)

@@ -26,6 +26,23 @@ fn internal<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> GatewayEr
     }
 }
 
+/// Reads a whole number, naming the parameter when it is not one.
+fn parse_number<T: std::str::FromStr>(
+    param: &str,
+    value: Option<&str>,
+) -> Result<Option<T>, GatewayError> {
+    value
+        .map(|v| {
+            v.parse::<T>().map_err(|_| {
+                bad(
+                    param,
+                    format!("`{param}` must be a whole number, not `{v}`"),
+                )
+            })
+        })
+        .transpose()
+}
+
 /// Reads a time: RFC 3339 (`2026-11-25T12:00:00Z`) or Unix seconds.
 fn parse_time(param: &str, value: &str) -> Result<i64, GatewayError> {
     if let Ok(seconds) = value.parse::<i64>() {
@@ -117,8 +134,10 @@ pub struct RecordsQuery {
     since: Option<String>,
     until: Option<String>,
     /// 1 to 1000, default 100.
-    limit: Option<u64>,
-    offset: Option<u64>,
+    #[param(value_type = Option<u64>)]
+    limit: Option<String>,
+    #[param(value_type = Option<u64>)]
+    offset: Option<String>,
 }
 
 impl RecordsQuery {
@@ -128,27 +147,29 @@ impl RecordsQuery {
             until: self.until,
         }
         .window()?;
-        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        let limit = parse_number::<u64>("limit", self.limit.as_deref())?.unwrap_or(DEFAULT_LIMIT);
+        let offset = parse_number::<u64>("offset", self.offset.as_deref())?.unwrap_or(0);
         if !(1..=MAX_LIMIT).contains(&limit) {
             return Err(bad(
                 "limit",
                 format!("`limit` must be between 1 and {MAX_LIMIT}"),
             ));
         }
-        let (outcome, status) =
-            match self.status.as_deref() {
-                None => (None, None),
-                Some(s @ ("ok" | "error" | "mitigated")) => (Some(s.to_string()), None),
-                Some(s) => match s.parse::<i32>() {
-                    Ok(code) if (100..600).contains(&code) => (None, Some(code)),
-                    _ => return Err(bad(
+        let (outcome, status) = match self.status.as_deref() {
+            None => (None, None),
+            Some(s @ ("ok" | "error" | "mitigated")) => (Some(s.to_string()), None),
+            Some(s) => match s.parse::<i32>() {
+                Ok(code) if (100..600).contains(&code) => (None, Some(code)),
+                _ => {
+                    return Err(bad(
                         "status",
                         format!(
                             "`status` must be ok, error, mitigated or an HTTP status, not `{s}`"
                         ),
-                    )),
-                },
-            };
+                    ))
+                }
+            },
+        };
         Ok(RecordFilter {
             project: project.or(self.project),
             source: self.source,
@@ -160,7 +181,7 @@ impl RecordsQuery {
             window,
             // One more than asked, to learn whether another page follows.
             limit: limit + 1,
-            offset: self.offset.unwrap_or(0),
+            offset,
         })
     }
 }
@@ -202,7 +223,8 @@ pub async fn sources(
 #[serde(deny_unknown_fields)]
 pub struct ProjectsQuery {
     /// Only projects active within the last N minutes.
-    active_since_mins: Option<u64>,
+    #[param(value_type = Option<u64>)]
+    active_since_mins: Option<String>,
 }
 
 /// Every project (`x-project`) that has sent requests, most recently active first, with its usage.
@@ -213,20 +235,21 @@ pub async fn projects(
     state: web::Data<AppState>,
     query: web::Query<ProjectsQuery>,
 ) -> Result<HttpResponse, GatewayError> {
-    let active_since_ms = match query.active_since_mins {
-        Some(mins) => Some(
-            mins.checked_mul(60_000)
-                .and_then(|ms| i64::try_from(ms).ok())
-                .map(|ms| crate::ledger::now_ms().saturating_sub(ms))
-                .ok_or_else(|| {
-                    bad(
-                        "active_since_mins",
-                        "`active_since_mins` is too large".into(),
-                    )
-                })?,
-        ),
-        None => None,
-    };
+    let active_since_ms =
+        match parse_number::<u64>("active_since_mins", query.active_since_mins.as_deref())? {
+            Some(mins) => Some(
+                mins.checked_mul(60_000)
+                    .and_then(|ms| i64::try_from(ms).ok())
+                    .map(|ms| crate::ledger::now_ms().saturating_sub(ms))
+                    .ok_or_else(|| {
+                        bad(
+                            "active_since_mins",
+                            "`active_since_mins` is too large".into(),
+                        )
+                    })?,
+            ),
+            None => None,
+        };
     let (projects, groups) = state
         .projects
         .send(ListProjects { active_since_ms })

@@ -53,10 +53,14 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, _: &HttpRequest) -> a
     .into()
 }
 
-/// Turns a query-string failure into a 400 in the OpenAI error shape.
+/// Turns a query-string failure (an unknown parameter, say) into a 400 in the OpenAI error shape.
 pub fn query_error(err: actix_web::error::QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+    let detail = match &err {
+        actix_web::error::QueryPayloadError::Deserialize(e) => e.to_string(),
+        other => other.to_string(),
+    };
     GatewayError::InvalidRequest {
-        message: format!("invalid query parameters: {err}"),
+        message: format!("invalid query parameters: {detail}"),
         param: None,
     }
     .into()

@@ -1,4 +1,4 @@
-//! Provider keys never appear in a response or a log line, even at debug level.
+//! Provider keys never appear in a response, a log line (even at trace level) or the ledger database.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -19,9 +19,12 @@ const KEYS: [&str; 4] = [
 async fn provider_keys_appear_in_no_response_and_no_log_line() {
     let mock = MockUpstream::start().unwrap();
     mock.set_models(&["llama3:8b"]);
+    let db_dir = tempfile::tempdir().unwrap();
+    let db_path = db_dir.path().join("ledger.db");
     let config = format!(
-        "{}\n[key_map.team-alpha-key]\nlabel = \"Team Alpha\"\nopenai_key = \"sk-alpha-secret\"\n",
-        four_providers(&mock)
+        "{}\n[key_map.team-alpha-key]\nlabel = \"Team Alpha\"\nopenai_key = \"sk-alpha-secret\"\n\n[database]\nurl = \"sqlite://{}?mode=rwc\"\n",
+        four_providers(&mock),
+        db_path.display()
     );
     let (dir, path) = write_config(&config);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -92,6 +95,12 @@ async fn provider_keys_appear_in_no_response_and_no_log_line() {
         if i == 4 {
             request = request.header("x-mock-status", "500");
         }
+        if i >= 5 {
+            // A careless upstream that repeats the key it received in its error message.
+            request = request
+                .header("x-mock-status", "401")
+                .header("x-mock-echo-key", "1");
+        }
         let response = request.send().await.unwrap();
         bodies.push_str(&format!("{:?}", response.headers()));
         bodies.push_str(&response.text().await.unwrap());
@@ -115,8 +124,14 @@ async fn provider_keys_appear_in_no_response_and_no_log_line() {
         .await
         .unwrap();
     bodies.push_str(&refused.text().await.unwrap());
-    let _ = child.kill();
-    let _ = child.wait();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "the gateway exits cleanly on SIGTERM: {status}"
+    );
 
     let mut logs = String::new();
     std::fs::File::open(&log_path)
