@@ -114,20 +114,8 @@ impl RequestMeter {
         status: Option<u16>,
         error: &GatewayError,
     ) {
-        self.attempts.push(attempts::Model {
-            id: 0,
-            request_id: self.record.id.clone(),
-            ts_ms: now_ms(),
-            attempt: self.attempts.len() as i32,
-            provider_id: target.provider.id.clone(),
-            model: target.model.clone(),
-            status: status.map(i32::from),
-            error_kind: Some(error.kind().to_string()),
-            error_message: Some(self.scrub(&error.to_string())),
-            latency_ms: started.elapsed().as_millis() as i64,
-            mitigated: false,
-        });
-        self.set_target(target);
+        let error = (error.kind().to_string(), self.scrub(&error.to_string()));
+        self.push_attempt(target, started, status, Some(error));
     }
 
     /// The upstream that answered, with the status it answered with.
@@ -139,21 +127,9 @@ impl RequestMeter {
         credential: Credential,
         strip_usage_chunk: bool,
     ) {
-        self.set_target(target);
         self.credential = Some(credential);
-        self.attempts.push(attempts::Model {
-            id: 0,
-            request_id: self.record.id.clone(),
-            ts_ms: now_ms(),
-            attempt: self.attempts.len() as i32,
-            provider_id: target.provider.id.clone(),
-            model: target.model.clone(),
-            status: Some(i32::from(status)),
-            error_kind: (status >= 400).then(|| format!("upstream_http_{status}")),
-            error_message: None,
-            latency_ms: started.elapsed().as_millis() as i64,
-            mitigated: false,
-        });
+        let error = (status >= 400).then(|| (format!("upstream_http_{status}"), String::new()));
+        self.push_attempt(target, started, Some(status), error);
         self.record.status = i32::from(status);
         self.head_sent = true;
         let streaming = self.record.streamed && status < 400;
@@ -162,6 +138,30 @@ impl RequestMeter {
             streaming,
             strip_usage_chunk,
         ));
+    }
+
+    fn push_attempt(
+        &mut self,
+        target: &Target,
+        started: Instant,
+        status: Option<u16>,
+        error: Option<(String, String)>,
+    ) {
+        self.set_target(target);
+        let (error_kind, error_message) = error.unzip();
+        self.attempts.push(attempts::Model {
+            id: 0,
+            request_id: self.record.id.clone(),
+            ts_ms: now_ms(),
+            attempt: self.attempts.len() as i32,
+            provider_id: target.provider.id.clone(),
+            model: target.model.clone(),
+            status: status.map(i32::from),
+            error_kind,
+            error_message: error_message.filter(|m| !m.is_empty()),
+            latency_ms: started.elapsed().as_millis() as i64,
+            mitigated: false,
+        });
     }
 
     fn set_target(&mut self, target: &Target) {

@@ -13,31 +13,16 @@ pub const NONE_KEY: &str = "(none)";
 /// Usage of one model, provider, source, project or key label.
 #[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct Breakdown {
-    pub requests: i64,
-    pub errors: i64,
-    pub input_tokens: i64,
-    pub output_tokens: i64,
-    pub cached_input_tokens: i64,
-    pub cache_write_tokens: i64,
-    /// Sum over priced requests; see `unpriced_requests`.
-    pub cost_usd: f64,
-    /// Requests of a model without a known price: their cost is not in `cost_usd`.
-    pub unpriced_requests: i64,
+    #[serde(flatten)]
+    pub sums: Sums,
     /// `priced`, `unpriced` (no request had a price) or `partial`.
     pub pricing: &'static str,
 }
 
 impl Breakdown {
     fn add(&mut self, s: &Sums) {
-        self.requests += s.requests;
-        self.errors += s.errors;
-        self.input_tokens += s.input_tokens;
-        self.output_tokens += s.output_tokens;
-        self.cached_input_tokens += s.cached_input_tokens;
-        self.cache_write_tokens += s.cache_write_tokens;
-        self.cost_usd += s.cost_usd;
-        self.unpriced_requests += s.unpriced;
-        self.pricing = match (self.unpriced_requests, self.requests) {
+        self.sums.add(s);
+        self.pricing = match (self.sums.unpriced, self.sums.requests) {
             (0, _) => "priced",
             (u, r) if u == r => "unpriced",
             _ => "partial",
@@ -151,15 +136,16 @@ pub fn sources(groups: &[GroupSums]) -> Vec<SourceUsage> {
             by_model,
         })
         .collect();
-    out.sort_by_key(|s| std::cmp::Reverse(s.usage.requests));
+    out.sort_by_key(|s| std::cmp::Reverse(s.usage.sums.requests));
     out
 }
 
 fn success_rate(b: &Breakdown) -> f64 {
-    if b.requests == 0 {
+    let s = &b.sums;
+    if s.requests == 0 {
         0.0
     } else {
-        (b.requests - b.errors) as f64 / b.requests as f64
+        (s.requests - s.errors) as f64 / s.requests as f64
     }
 }
 

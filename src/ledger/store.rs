@@ -42,17 +42,24 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
 }
 
 /// Sums of one group of requests.
-#[derive(Debug, Clone, Default, PartialEq, FromQueryResult, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, FromQueryResult, serde::Serialize, utoipa::ToSchema)]
 pub struct Sums {
     pub requests: i64,
+    /// Requests that ended in an error.
     pub errors: i64,
     pub input_tokens: i64,
     pub output_tokens: i64,
     pub cached_input_tokens: i64,
     pub cache_write_tokens: i64,
+    /// Sum over priced requests; see `unpriced_requests`.
     pub cost_usd: f64,
+    /// Requests of a model without a known price: their cost is not in `cost_usd`.
+    #[serde(rename = "unpriced_requests")]
     pub unpriced: i64,
+    /// Requests whose tokens were estimated (the provider reported no usage).
+    #[serde(rename = "estimated_requests")]
     pub estimated: i64,
+    #[serde(skip)]
     pub latency_ms_sum: i64,
 }
 

@@ -317,3 +317,39 @@ fn blocking_get(port: u16, path: &str) -> std::io::Result<String> {
         .map(|(_, body)| body.to_string())
         .ok_or_else(|| std::io::Error::other("no body"))
 }
+
+#[test]
+fn the_database_url_must_be_sqlite_or_postgres() {
+    let error = error_of("[database]\nurl = \"mysql://localhost/x\"\n");
+    assert!(
+        error.contains("database.url") && error.contains("postgres://"),
+        "{error}"
+    );
+    assert!(error_of("[database]\nbatch_size = 0\n").contains("database.batch_size"));
+}
+
+#[test]
+fn prices_must_name_a_model_and_be_non_negative() {
+    assert!(
+        error_of("[[pricing]]\nmodel = \"\"\ninput_per_mtok = 1.0\noutput_per_mtok = 2.0\n")
+            .contains("pricing[0].model")
+    );
+    let negative =
+        error_of("[[pricing]]\nmodel = \"m\"\ninput_per_mtok = -1.0\noutput_per_mtok = 2.0\n");
+    assert!(
+        negative.contains("pricing[0]") && negative.contains("non-negative"),
+        "{negative}"
+    );
+    assert!(
+        error_of("[[pricing]]\nmodel = \"m\"\ninput_per_mtok = 1.0\n").contains("output_per_mtok")
+    );
+}
+
+#[test]
+fn configured_prices_load() {
+    let settings = load_settings(
+        "[[pricing]]\nmodel = \"gpt-4.1\"\ninput_per_mtok = 1.0\noutput_per_mtok = 2.0\n",
+    )
+    .unwrap();
+    assert_eq!(settings.pricing[0].model, "gpt-4.1");
+}

@@ -730,3 +730,29 @@ async fn two_instances_on_one_database_answer_the_same_stats() {
     assert_eq!(pa, pb);
     assert_eq!(pa["data"][0]["requests"], 2);
 }
+
+#[actix_web::test]
+async fn a_configured_price_prices_a_model_the_catalog_does_not_know() {
+    let mock = MockUpstream::start().unwrap();
+    let app = spawn_app(&format!(
+        "{}\n[[pricing]]\nmodel = \"my-gpt4o\"\ninput_per_mtok = 1000.0\noutput_per_mtok = 2000.0\n",
+        config(&mock)
+    ))
+    .await;
+
+    send(
+        &app,
+        "/v1/chat/completions",
+        &chat_body("my-gpt4o", false),
+        &[],
+    )
+    .await;
+
+    let records = app.records(1).await;
+    let p = mock_prompt(&mock, 0);
+    assert_eq!(records[0]["priced"], true);
+    assert!(
+        (records[0]["cost_usd"].as_f64().unwrap() - (usd(p, 1000.0) + usd(3, 2000.0))).abs()
+            < 1e-12
+    );
+}
