@@ -54,6 +54,8 @@ impl Recorded {
 /// State shared between the mock server and the test that drives it.
 #[derive(Default)]
 pub struct MockState {
+    /// When false (the benchmark), requests are not kept: memory stays flat under load.
+    recording: AtomicBool,
     requests: Mutex<Vec<Recorded>>,
     models: Mutex<Vec<String>>,
     chunks_sent: AtomicUsize,
@@ -74,11 +76,17 @@ impl MockUpstream {
         Self::start_on("127.0.0.1:0", 1)
     }
 
-    /// Starts a mock on `address` with `workers` HTTP workers.
+    /// Starts a mock on `address` with `workers` HTTP workers, recording what it receives.
     pub fn start_on(address: &str, workers: usize) -> std::io::Result<Self> {
+        Self::start_with(address, workers, true)
+    }
+
+    /// Starts a mock on `address`; `record` false keeps no request (for load tests).
+    pub fn start_with(address: &str, workers: usize, record: bool) -> std::io::Result<Self> {
         let listener = TcpListener::bind(address)?;
         let port = listener.local_addr()?.port();
         let state = Arc::new(MockState::default());
+        state.recording.store(record, Ordering::SeqCst);
         let server_state = state.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -217,6 +225,9 @@ impl Steering {
 }
 
 fn record(state: &MockState, req: &HttpRequest, body: &Bytes) {
+    if !state.recording.load(Ordering::Relaxed) {
+        return;
+    }
     let mut headers = BTreeMap::new();
     for (name, value) in req.headers() {
         let value = String::from_utf8_lossy(value.as_bytes()).to_string();
