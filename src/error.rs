@@ -23,6 +23,8 @@ pub enum GatewayError {
     Unauthorized { message: String },
     #[error("virtual key `{label}` has no key for provider `{provider}`, and the provider has no api_key of its own")]
     NoKeyForProvider { label: String, provider: String },
+    #[error("the request was blocked by the compliance gate: it contains {}; nothing was forwarded", kinds.join(", "))]
+    ComplianceBlocked { kinds: Vec<String> },
     #[error("model `{model}` is not served by any enabled provider; GET /v1/models lists the models available, and `provider_id/model` sends to one provider")]
     ModelNotFound { model: String },
     #[error("model `{model}` is served by provider `{provider}` ({}), which speaks the {} API: send it to {}", provider_type.as_str(), api_name(provider_type.api()), api_path(provider_type.api()))]
@@ -73,7 +75,7 @@ impl GatewayError {
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            Self::NoKeyForProvider { .. } => StatusCode::FORBIDDEN,
+            Self::NoKeyForProvider { .. } | Self::ComplianceBlocked { .. } => StatusCode::FORBIDDEN,
             Self::ModelNotFound { .. }
             | Self::RouteNotFound { .. }
             | Self::ProjectNotFound { .. }
@@ -102,6 +104,7 @@ impl GatewayError {
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::Unauthorized { .. } => "unauthorized",
             Self::NoKeyForProvider { .. } => "no_key_for_provider",
+            Self::ComplianceBlocked { .. } => "compliance_blocked",
             Self::ModelNotFound { .. } => "model_not_found",
             Self::RouteNotFound { .. } => "route_not_found",
             Self::ProjectNotFound { .. } => "project_not_found",

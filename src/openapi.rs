@@ -24,6 +24,7 @@ use utoipa::OpenApi;
         crate::routes::analytics::project_records,
         crate::routes::health::health,
         crate::routes::health::openapi_json,
+        crate::routes::health::metrics,
     ),
     tags(
         (name = "proxy", description = "Calls forwarded to providers"),

@@ -142,8 +142,42 @@ fn enabled_by_default() -> bool {
 pub struct SanitizationSettings {
     pub enabled: bool,
     pub scan_credentials: bool,
+    /// Report personal data (emails, phone numbers, SSNs, cards, IBANs) as findings.
+    pub scan_pii: bool,
     pub redact_pii: bool,
+    /// Mask credentials instead of only reporting them.
+    pub redact_credentials: bool,
     pub compliance_gate: bool,
+    /// Bodies up to this size are scanned on the HTTP worker (microseconds); larger ones on
+    /// the sanitizer's own threads.
+    pub inline_scan_bytes: usize,
+    /// The operator's own patterns.
+    #[serde(default)]
+    pub patterns: Vec<CustomPattern>,
+}
+
+/// One `[[sanitization.patterns]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomPattern {
+    /// The finding's kind, e.g. `internal_hostname`.
+    pub name: String,
+    pub regex: String,
+    #[serde(default)]
+    pub action: CustomPatternAction,
+}
+
+/// What a custom pattern's finding does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CustomPatternAction {
+    /// Log and record (or block, with `compliance_gate`).
+    #[default]
+    Report,
+    /// Replace with `[REDACTED_<NAME>]`.
+    Redact,
+    /// Refuse the request with 403.
+    Block,
 }
 
 /// `[key_map.<virtual token>]`: a team's label and the provider keys its token stands for.
@@ -345,6 +379,33 @@ fn validate(settings: &Settings) -> Result<(), (String, String)> {
                 format!(
                     "prices of `{}` must be non-negative numbers (USD per million tokens)",
                     p.model
+                ),
+            ));
+        }
+    }
+    for (i, p) in settings.sanitization.patterns.iter().enumerate() {
+        let name_ok = !p.name.is_empty()
+            && p.name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !name_ok {
+            return Err((
+                format!("sanitization.patterns[{i}].name"),
+                format!(
+                    "`{}` must be letters, digits and '_' (it names the finding)",
+                    p.name
+                ),
+            ));
+        }
+        if let Err(e) = regex::bytes::RegexBuilder::new(&p.regex)
+            .unicode(false)
+            .build()
+        {
+            return Err((
+                format!("sanitization.patterns[{i}].regex"),
+                format!(
+                    "pattern `{}` is not a valid regular expression: {e}",
+                    p.name
                 ),
             ));
         }

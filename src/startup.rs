@@ -17,13 +17,17 @@ use tracing_actix_web::{RequestId, TracingLogger};
 use crate::actors::cost_ledger::{CostLedger, FlushLedger, LedgerOptions};
 use crate::actors::project_tracker::ProjectTracker;
 use crate::actors::provider_registry::{ProviderRegistry, RegistrySnapshot};
+use crate::actors::sanitizer::SanitizerHandle;
 use crate::catalog::Catalog;
 use crate::keys::KeyMap;
+use crate::ledger::meter::Recorder;
 use crate::ledger::pricing::Pricing;
 use crate::ledger::store;
+use crate::metrics::Metrics;
 use crate::providers::{tls, Provider};
 use crate::proxy::upstream::UpstreamClients;
 use crate::routes;
+use crate::sanitizer::Sanitizer;
 use crate::settings::Settings;
 
 /// Largest JSON body accepted by the admin endpoints.
@@ -34,7 +38,11 @@ pub struct AppState {
     pub registry: Addr<ProviderRegistry>,
     pub ledger: Addr<CostLedger>,
     pub projects: Addr<ProjectTracker>,
-    pub pricing: Arc<Pricing>,
+    /// Where finished requests go (ledger, prices, metrics).
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    /// Present when `[sanitization] enabled`.
+    pub sanitizer: Option<SanitizerHandle>,
     pub registry_snapshot: Arc<ArcSwap<RegistrySnapshot>>,
     pub catalog: Arc<Catalog>,
     pub keys: KeyMap,
@@ -89,10 +97,18 @@ impl Application {
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(anyhow::Error::msg)?;
-        if settings.sanitization.enabled {
-            tracing::warn!("[sanitization] is enabled in the configuration, but prompt scanning is not part of this build yet: requests are forwarded unscanned");
-        }
+        let sanitizer = if settings.sanitization.enabled {
+            let engine = Sanitizer::new(&settings.sanitization).map_err(anyhow::Error::msg)?;
+            Some(SanitizerHandle::start(
+                engine,
+                settings.sanitization.inline_scan_bytes,
+            ))
+        } else {
+            None
+        };
 
+        let metrics =
+            Arc::new(Metrics::new().map_err(|e| anyhow::anyhow!("failed to set up metrics: {e}"))?);
         let db = store::connect(&settings.database.url).await.map_err(|e| {
             anyhow::anyhow!("failed to open the ledger database ([database] url): {e}")
         })?;
@@ -105,6 +121,7 @@ impl Application {
                 max_pending: db_options.max_pending,
                 retention_days: db_options.retention_days,
             },
+            metrics.clone(),
         )
         .start();
         let projects = ProjectTracker::new(db).start();
@@ -127,7 +144,13 @@ impl Application {
             registry: registry.start(),
             ledger: ledger.clone(),
             projects,
-            pricing,
+            recorder: Recorder {
+                ledger: ledger.clone(),
+                pricing,
+                metrics: metrics.clone(),
+            },
+            metrics,
+            sanitizer,
             registry_snapshot,
             catalog,
             keys: KeyMap::new(&settings.key_map, settings.auth.require_key),

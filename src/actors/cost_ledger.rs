@@ -2,6 +2,7 @@
 //! (kept and retried while the database is away), prunes old raw records, and answers the stats queries.
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -11,6 +12,7 @@ use tokio::sync::oneshot;
 
 use crate::ledger::store::{self, GroupSums, RecordFilter, Window};
 use crate::ledger::{now_ms, LedgerRecord};
+use crate::metrics::Metrics;
 
 /// How often old records are pruned when `retention_days` is set.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
@@ -35,12 +37,14 @@ pub struct CostLedger {
     last_warning: Option<Instant>,
     unpriced_logged: HashSet<String>,
     flush_waiters: Vec<oneshot::Sender<usize>>,
+    metrics: Arc<Metrics>,
 }
 
 impl CostLedger {
     /// A ledger writing to `db`.
-    pub fn new(db: DatabaseConnection, options: LedgerOptions) -> Self {
+    pub fn new(db: DatabaseConnection, options: LedgerOptions, metrics: Arc<Metrics>) -> Self {
         Self {
+            metrics,
             db,
             options,
             pending: VecDeque::new(),
@@ -65,6 +69,7 @@ impl CostLedger {
         self.writing = true;
         let take = self.pending.len().min(self.options.batch_size);
         let batch: Vec<LedgerRecord> = self.pending.drain(..take).collect();
+        self.metrics.ledger_queue.set(self.pending.len() as i64);
         let db = self.db.clone();
         let started = Instant::now();
         ctx.spawn(
@@ -75,6 +80,7 @@ impl CostLedger {
             .into_actor(self)
             .map(|(batch, result, took), actor, ctx| {
                 actor.writing = false;
+                actor.metrics.ledger_write.observe(took.as_secs_f64());
                 match result {
                     Ok(()) => {
                         tracing::debug!(records = batch.len(), took_ms = took.as_millis() as u64, "ledger batch written");
@@ -83,6 +89,7 @@ impl CostLedger {
                         actor.write_next(ctx);
                     }
                     Err(e) => {
+                        actor.metrics.ledger_write_errors.with_label_values(&["write"]).inc();
                         let warn = actor.last_warning.is_none_or(|t| t.elapsed() >= WARN_EVERY);
                         if warn {
                             actor.last_warning = Some(Instant::now());
@@ -158,6 +165,7 @@ impl Handler<RecordRequest> for CostLedger {
             }
         }
         self.pending.push_back(msg.0);
+        self.metrics.ledger_queue.set(self.pending.len() as i64);
         if self.pending.len() >= self.options.batch_size {
             self.write_next(ctx);
         }

@@ -3,3 +3,4 @@
 pub mod cost_ledger;
 pub mod project_tracker;
 pub mod provider_registry;
+pub mod sanitizer;

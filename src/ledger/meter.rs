@@ -15,6 +15,7 @@ use super::{now_ms, LedgerRecord, Outcome};
 use crate::actors::cost_ledger::{CostLedger, RecordRequest};
 use crate::actors::provider_registry::Target;
 use crate::error::GatewayError;
+use crate::metrics::Metrics;
 use crate::providers::{Credential, Operation, ProviderKind};
 use crate::proxy::RequestMeta;
 
@@ -22,6 +23,14 @@ use crate::proxy::RequestMeta;
 const CHARS_PER_TOKEN: u64 = 4;
 /// The status recorded when the client left before any answer was sent.
 const CLIENT_CLOSED: i32 = 499;
+
+/// Where a finished request goes: the ledger, with the prices and metrics to apply.
+#[derive(Clone)]
+pub struct Recorder {
+    pub ledger: Addr<CostLedger>,
+    pub pricing: Arc<Pricing>,
+    pub metrics: Arc<Metrics>,
+}
 
 /// Follows one request and records it once.
 pub struct RequestMeter {
@@ -35,20 +44,14 @@ pub struct RequestMeter {
     usage: Option<UsageMeter>,
     /// The credential sent upstream, scrubbed from any upstream error text kept.
     credential: Option<Credential>,
-    ledger: Addr<CostLedger>,
-    pricing: Arc<Pricing>,
+    recorder: Recorder,
     head_sent: bool,
     done: bool,
 }
 
 impl RequestMeter {
     /// Starts metering a request.
-    pub fn start(
-        op: Operation,
-        meta: &RequestMeta,
-        ledger: Addr<CostLedger>,
-        pricing: Arc<Pricing>,
-    ) -> Self {
+    pub fn start(op: Operation, meta: &RequestMeta, recorder: Recorder) -> Self {
         Self {
             record: requests::Model {
                 id: meta.request_id.clone(),
@@ -87,8 +90,7 @@ impl RequestMeter {
             request_bytes: 0,
             usage: None,
             credential: None,
-            ledger,
-            pricing,
+            recorder,
             head_sent: false,
             done: false,
         }
@@ -99,6 +101,18 @@ impl RequestMeter {
         self.record.model_requested = Some(model.to_string());
         self.record.streamed = stream;
         self.request_bytes = body_bytes as u64;
+    }
+
+    /// The sanitizer's findings: kinds and counts, never the text.
+    pub fn findings(&mut self, findings: &crate::sanitizer::Findings) {
+        for (kind, count) in findings {
+            self.recorder
+                .metrics
+                .sanitizer_findings
+                .with_label_values(&[kind.as_str()])
+                .inc_by(u64::from(*count));
+        }
+        self.record.sanitizer_findings = serde_json::to_string(findings).ok();
     }
 
     /// The caller's key-map label.
@@ -114,6 +128,11 @@ impl RequestMeter {
         status: Option<u16>,
         error: &GatewayError,
     ) {
+        let metrics = &self.recorder.metrics;
+        metrics
+            .upstream_errors
+            .with_label_values(&[target.provider.id.as_str(), error.kind()])
+            .inc();
         let error = (error.kind().to_string(), self.scrub(&error.to_string()));
         self.push_attempt(target, started, status, Some(error));
     }
@@ -290,17 +309,67 @@ impl RequestMeter {
                 .into_iter()
                 .flatten()
                 .collect();
-            self.pricing.price(&models, kind)
+            self.recorder.pricing.price(&models, kind)
         });
         (r.cost_usd, r.priced) = match (usage == Usage::default(), price) {
             (true, _) => (Some(0.0), true),
             (false, Some(price)) => (Some(price.cost(&usage)), true),
             (false, None) => (None, false),
         };
-        self.ledger.do_send(RecordRequest(LedgerRecord {
+        self.observe();
+        self.recorder.ledger.do_send(RecordRequest(LedgerRecord {
             request: self.record.clone(),
             attempts: std::mem::take(&mut self.attempts),
         }));
+    }
+}
+
+impl RequestMeter {
+    /// Exports the finished request to the metrics.
+    fn observe(&self) {
+        let m = &self.recorder.metrics;
+        let r = &self.record;
+        let provider = r.provider_id.as_deref().unwrap_or("");
+        // Only a model a provider answered for becomes a label: clients cannot grow the series.
+        let model = if self.head_sent {
+            r.model_used.as_deref().unwrap_or("")
+        } else {
+            ""
+        };
+        let status = r.status.to_string();
+        m.requests
+            .with_label_values(&[r.endpoint.as_str(), provider, model, status.as_str()])
+            .inc();
+        m.request_duration
+            .with_label_values(&[r.endpoint.as_str(), provider, status.as_str()])
+            .observe(r.latency_ms as f64 / 1000.0);
+        if let Some(ttfb) = r.ttfb_ms {
+            m.ttfb
+                .with_label_values(&[r.endpoint.as_str(), provider])
+                .observe(ttfb as f64 / 1000.0);
+        }
+        for (kind, tokens) in [
+            ("input", r.input_tokens),
+            ("output", r.output_tokens),
+            ("cached_input", r.cached_input_tokens),
+            ("cache_write", r.cache_write_tokens),
+        ] {
+            if tokens > 0 {
+                m.tokens
+                    .with_label_values(&[provider, model, kind])
+                    .inc_by(tokens as u64);
+            }
+        }
+        if let Some(cost) = r.cost_usd.filter(|c| *c > 0.0) {
+            m.cost_usd
+                .with_label_values(&[provider, model])
+                .inc_by(cost);
+        }
+        if r.outcome == Outcome::Error.as_str() && self.head_sent {
+            m.upstream_errors
+                .with_label_values(&[provider, r.error_kind.as_deref().unwrap_or("")])
+                .inc();
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! The request pipeline of the proxy endpoints, stage by stage:
-//! read → parse → identify the caller → resolve the targets → forward (failing over) → pass the answer through.
+//! read → parse → identify the caller → sanitize → resolve the targets → forward (failing over) → pass the answer through,
+//! with a meter following the request from start to end so that it leaves exactly one ledger record.
 
 pub mod inbound;
 pub mod response;
@@ -10,6 +11,9 @@ use std::time::{Duration, Instant};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::actors::provider_registry::{RefreshLocalModels, Target};
+use crate::actors::sanitizer::SanitizerHandle;
+use bytes::Bytes;
+
 use crate::error::{ApiError, GatewayError};
 use crate::ledger::meter::RequestMeter;
 use crate::providers::{Credential, Operation};
@@ -40,18 +44,33 @@ pub async fn handle(
     clients: web::Data<UpstreamClients>,
     meta: RequestMeta,
 ) -> Result<HttpResponse, ApiError> {
-    let mut meter = RequestMeter::start(op, &meta, state.ledger.clone(), state.pricing.clone());
+    let mut meter = RequestMeter::start(op, &meta, state.recorder.clone());
     match forward(op, &req, payload, &state, &clients, &meta, &mut meter).await {
-        // An error answer is small: read whole, so a key the provider echoes can be masked.
-        Ok(answer) if answer.response.status().as_u16() >= 400 => {
-            Ok(response::error_answer(answer.response, answer.secret, meter).await)
+        Ok(answer) => {
+            state
+                .metrics
+                .overhead
+                .observe(answer.overhead.as_secs_f64());
+            let overhead_ms = format!("{:.3}", answer.overhead.as_secs_f64() * 1000.0);
+            let mut response = if answer.response.status().as_u16() >= 400 {
+                // An error answer is small: read whole, so a key the provider echoes can be masked.
+                response::error_answer(answer.response, answer.secret, meter).await
+            } else {
+                response::passthrough(
+                    answer.response,
+                    answer.read_timeout,
+                    &answer.provider_id,
+                    meter,
+                )
+            };
+            if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&overhead_ms) {
+                response.headers_mut().insert(
+                    actix_web::http::header::HeaderName::from_static("x-gateway-overhead-ms"),
+                    value,
+                );
+            }
+            Ok(response)
         }
-        Ok(answer) => Ok(response::passthrough(
-            answer.response,
-            answer.read_timeout,
-            &answer.provider_id,
-            meter,
-        )),
         Err(error) => {
             meter.fail(&error);
             Err(error.in_shape(op.api()))
@@ -66,6 +85,8 @@ struct Answer {
     provider_id: String,
     /// The key the gateway sent, if it holds it (never shown back to the client).
     secret: Option<secrecy::SecretString>,
+    /// Time spent in the gateway so far, excluding waits for upstreams.
+    overhead: Duration,
 }
 
 /// The stages up to the upstream's response head, failing over between targets.
@@ -79,21 +100,27 @@ async fn forward(
     meter: &mut RequestMeter,
 ) -> Result<Answer, GatewayError> {
     let started = Instant::now();
-    let body = inbound::read_body(req, payload, state.max_body_bytes).await?;
+    let mut body = inbound::read_body(req, payload, state.max_body_bytes).await?;
     let parsed = inbound::parse(op, &body)?;
     meter.request(&parsed.model, parsed.stream, body.len());
     let caller = state.keys.identify(req.headers())?;
     meter.caller(caller.label());
+    if let Some(sanitizer) = &state.sanitizer {
+        body = sanitize(sanitizer, body, meta, meter).await?;
+    }
     let targets = resolve_targets(state, op, &parsed.model).await?;
 
     let mut last_error = None;
+    let mut upstream_wait = Duration::ZERO;
     let attempts = targets.len();
     for (attempt, target) in targets.into_iter().enumerate() {
         let is_last = attempt + 1 == attempts;
         let attempt_started = Instant::now();
         let credential = caller.credential_for(&target.provider)?;
         let upstream_body = inbound::body_for_target(op, &body, &parsed, &target)?;
+        let waited = Instant::now();
         let sent = upstream::send(clients, &target, op, req, upstream_body.body, &credential).await;
+        upstream_wait += waited.elapsed();
         match sent {
             Ok(response) => {
                 let status = response.status();
@@ -105,6 +132,11 @@ async fn forward(
                     };
                     tracing::warn!(provider = %target.provider.id, %status, "upstream failed, failing over");
                     meter.attempt_failed(&target, attempt_started, Some(status.as_u16()), &error);
+                    state
+                        .metrics
+                        .failovers
+                        .with_label_values(&[target.provider.id.as_str()])
+                        .inc();
                     last_error = Some(error);
                     continue;
                 }
@@ -136,22 +168,56 @@ async fn forward(
                     read_timeout: target.provider.read_timeout,
                     provider_id: target.provider.id.clone(),
                     secret,
+                    overhead: started.elapsed().saturating_sub(upstream_wait),
                 });
             }
             Err(error) => {
                 tracing::warn!(provider = %target.provider.id, error = %error, "upstream attempt failed");
                 meter.attempt_failed(&target, attempt_started, None, &error);
-                let retry = error.is_retryable();
+                let retry = error.is_retryable() && !is_last;
                 last_error = Some(error);
                 if !retry {
                     break;
                 }
+                state
+                    .metrics
+                    .failovers
+                    .with_label_values(&[target.provider.id.as_str()])
+                    .inc();
             }
         }
     }
     Err(last_error.unwrap_or_else(|| GatewayError::Internal {
         message: "no upstream attempt was made".into(),
     }))
+}
+
+/// Scans the body: records the findings, refuses the request when one blocks, and returns
+/// the body to forward (redacted where redaction applies).
+async fn sanitize(
+    sanitizer: &SanitizerHandle,
+    body: Bytes,
+    meta: &RequestMeta,
+    meter: &mut RequestMeter,
+) -> Result<Bytes, GatewayError> {
+    let scan = sanitizer.scan(body.clone()).await?;
+    if scan.findings.is_empty() {
+        return Ok(body);
+    }
+    tracing::warn!(
+        request_id = %meta.request_id,
+        findings = ?scan.findings,
+        redacted = scan.redacted.is_some(),
+        blocked = !scan.blocking.is_empty(),
+        "sanitizer findings"
+    );
+    meter.findings(&scan.findings);
+    if !scan.blocking.is_empty() {
+        return Err(GatewayError::ComplianceBlocked {
+            kinds: scan.blocking,
+        });
+    }
+    Ok(scan.redacted.map_or(body, Bytes::from))
 }
 
 /// Resolves a model to its targets; a miss asks local servers for their current models once.

@@ -30,6 +30,22 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     })
 }
 
+/// Prometheus metrics: requests and latency by provider, model and status; gateway overhead;
+/// upstream errors; failovers; tokens and cost; the ledger's queue and writes.
+#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+#[get("/metrics")]
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    match state.metrics.render() {
+        Ok(text) => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .body(text),
+        Err(e) => crate::error::GatewayError::Internal {
+            message: format!("failed to render metrics: {e}"),
+        }
+        .to_response(crate::providers::ApiFormat::OpenAi),
+    }
+}
+
 /// The OpenAPI 3.1 description of this service.
 #[utoipa::path(get, path = "/openapi.json", tag = "health", responses((status = 200, description = "OpenAPI 3.1 document")))]
 #[get("/openapi.json")]

@@ -26,6 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(analytics::project_records)
         .service(health::health)
         .service(health::openapi_json)
+        .service(health::metrics)
         .service(portal::index)
         .default_service(web::to(not_found));
 }

@@ -756,3 +756,85 @@ async fn a_configured_price_prices_a_model_the_catalog_does_not_know() {
             < 1e-12
     );
 }
+
+#[actix_web::test]
+async fn retention_prunes_raw_records_and_keeps_the_rollups() {
+    let mock = MockUpstream::start().unwrap();
+    let app = spawn_app(&config(&mock)).await;
+    for _ in 0..3 {
+        send(
+            &app,
+            "/v1/chat/completions",
+            &chat_body("gpt-4o", false),
+            &[("x-project", "old")],
+        )
+        .await;
+    }
+    app.records(3).await;
+    let before: Value = app.get("/v1/stats").await.json().await.unwrap();
+
+    // What the hourly retention job runs, with a cutoff after every record.
+    let db = sea_orm::Database::connect(app.db_url.as_str())
+        .await
+        .unwrap();
+    let deleted =
+        llm_gateway::ledger::store::delete_before(&db, llm_gateway::ledger::now_ms() + 1000)
+            .await
+            .unwrap();
+
+    assert_eq!(deleted, 6, "3 requests and their 3 attempts");
+    let page: Value = app.get("/v1/records").await.json().await.unwrap();
+    assert_eq!(page["data"], json!([]));
+    let after: Value = app.get("/v1/stats").await.json().await.unwrap();
+    assert_eq!(after, before, "stats come from the rollups, which are kept");
+}
+
+#[actix_web::test]
+async fn a_locked_database_neither_stalls_requests_nor_loses_records() {
+    use sea_orm::ConnectionTrait;
+    let mock = MockUpstream::start().unwrap();
+    let app = spawn_app(&config(&mock)).await;
+    send(
+        &app,
+        "/v1/chat/completions",
+        &chat_body("gpt-4o", false),
+        &[],
+    )
+    .await;
+    app.records(1).await;
+
+    // Another client holds the ledger locked, as a long migration or a stuck backup would.
+    let mut options = sea_orm::ConnectOptions::new(app.db_url.clone());
+    options.max_connections(1).sqlx_logging(false);
+    let locker = sea_orm::Database::connect(options).await.unwrap();
+    if app.db_url.starts_with("sqlite:") {
+        locker.execute_unprepared("BEGIN EXCLUSIVE").await.unwrap();
+    } else {
+        locker.execute_unprepared("BEGIN").await.unwrap();
+        locker
+            .execute_unprepared("LOCK TABLE requests IN ACCESS EXCLUSIVE MODE")
+            .await
+            .unwrap();
+    }
+
+    // Every request is answered while the lock is still held: recording is off the request path.
+    for i in 0..10 {
+        let (_, status) = send(
+            &app,
+            "/v1/chat/completions",
+            &chat_body("gpt-4o", i % 2 == 0),
+            &[],
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    let pending = app
+        .ledger
+        .send(llm_gateway::actors::cost_ledger::PendingRecords)
+        .await
+        .unwrap();
+    assert!(pending > 0, "the records wait for the database");
+
+    locker.execute_unprepared("COMMIT").await.unwrap();
+    app.records(11).await;
+}

@@ -1,0 +1,269 @@
+//! The sanitizer's engine: the patterns of `settings/sanitizer.toml` (and the config's own),
+//! matched over every string a provider would receive; findings counted by kind, and redacted
+//! or blocked as configured. The matched text never leaves this module.
+
+pub mod checks;
+pub mod text;
+
+use std::collections::BTreeMap;
+
+use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use serde::Deserialize;
+
+use crate::settings::{CustomPatternAction, SanitizationSettings};
+use checks::Check;
+
+const PATTERNS_TOML: &str = include_str!("../../settings/sanitizer.toml");
+/// Priority of configured patterns: above the generic rules, below the specific key formats.
+const CUSTOM_PRIORITY: i32 = 50;
+
+/// Whether a kind is a credential, personal data, or the operator's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    Credential,
+    Pii,
+    Custom,
+}
+
+/// What to do with a finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Log and record it; forward the text.
+    Report,
+    /// Replace it with `[REDACTED_<KIND>]` before forwarding.
+    Redact,
+    /// Refuse the request (403); nothing is forwarded.
+    Block,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatternFile {
+    patterns: Vec<PatternSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatternSpec {
+    kind: String,
+    category: Category,
+    regex: String,
+    #[serde(default)]
+    checks: Vec<Check>,
+    priority: i32,
+}
+
+struct Pattern {
+    kind: String,
+    regex: Regex,
+    checks: Vec<Check>,
+    priority: i32,
+    action: Action,
+    placeholder: String,
+}
+
+/// Counts by kind; never the matched text.
+pub type Findings = BTreeMap<String, u32>;
+
+/// What a scan found and what it did.
+#[derive(Debug, Default, Clone)]
+pub struct ScanOutcome {
+    pub findings: Findings,
+    /// Kinds that block the request (empty when it may go on).
+    pub blocking: Vec<String>,
+    /// The body with redactions applied, when any were made.
+    pub redacted: Option<Vec<u8>>,
+}
+
+/// The compiled patterns and the policy deciding each kind's action.
+pub struct Sanitizer {
+    patterns: Vec<Pattern>,
+    prefilter: RegexSet,
+}
+
+impl std::fmt::Debug for Sanitizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sanitizer")
+            .field("patterns", &self.patterns.len())
+            .finish()
+    }
+}
+
+fn compile(regex: &str) -> Result<Regex, regex::Error> {
+    // ASCII rules keep \b and \d cheap and the DFA fast on any text.
+    RegexBuilder::new(regex)
+        .unicode(false)
+        .size_limit(16 << 20)
+        .build()
+}
+
+/// A match accepted as a finding: its span (the `secret` group) and pattern.
+#[derive(Debug, Clone, Copy)]
+struct Hit {
+    start: usize,
+    end: usize,
+    pattern: usize,
+}
+
+impl Sanitizer {
+    /// Builds the engine from the shipped patterns and the configuration; an invalid custom
+    /// pattern is an error naming it.
+    pub fn new(settings: &SanitizationSettings) -> Result<Self, String> {
+        let file: PatternFile = toml::from_str(PATTERNS_TOML)
+            .map_err(|e| format!("invalid settings/sanitizer.toml: {e}"))?;
+        let mut patterns = Vec::new();
+        for spec in file.patterns {
+            let enabled = match spec.category {
+                Category::Credential => settings.scan_credentials,
+                Category::Pii => settings.scan_pii || settings.redact_pii,
+                Category::Custom => true,
+            };
+            if !enabled {
+                continue;
+            }
+            let redact = match spec.category {
+                Category::Credential => settings.redact_credentials,
+                Category::Pii => settings.redact_pii,
+                Category::Custom => false,
+            };
+            let action = if redact {
+                Action::Redact
+            } else if settings.compliance_gate {
+                Action::Block
+            } else {
+                Action::Report
+            };
+            let regex = compile(&spec.regex).map_err(|e| {
+                format!(
+                    "invalid pattern `{}` in settings/sanitizer.toml: {e}",
+                    spec.kind
+                )
+            })?;
+            patterns.push(Pattern {
+                placeholder: format!("[REDACTED_{}]", spec.kind.to_ascii_uppercase()),
+                kind: spec.kind,
+                regex,
+                checks: spec.checks,
+                priority: spec.priority,
+                action,
+            });
+        }
+        for (i, custom) in settings.patterns.iter().enumerate() {
+            let regex = compile(&custom.regex).map_err(|e| {
+                format!(
+                    "[[sanitization.patterns]] {i} (`{}`): invalid regex: {e}",
+                    custom.name
+                )
+            })?;
+            patterns.push(Pattern {
+                placeholder: format!("[REDACTED_{}]", custom.name.to_ascii_uppercase()),
+                kind: custom.name.clone(),
+                regex,
+                checks: Vec::new(),
+                priority: CUSTOM_PRIORITY,
+                action: match custom.action {
+                    CustomPatternAction::Report if settings.compliance_gate => Action::Block,
+                    CustomPatternAction::Report => Action::Report,
+                    CustomPatternAction::Redact => Action::Redact,
+                    CustomPatternAction::Block => Action::Block,
+                },
+            });
+        }
+        let prefilter = RegexSetBuilder::new(patterns.iter().map(|p| p.regex.as_str()))
+            .unicode(false)
+            .size_limit(64 << 20)
+            .build()
+            .map_err(|e| format!("failed to combine the sanitizer patterns: {e}"))?;
+        Ok(Self {
+            patterns,
+            prefilter,
+        })
+    }
+
+    /// Findings in one piece of text, overlaps resolved, in text order.
+    fn hits(&self, text: &[u8]) -> Vec<Hit> {
+        let matching = self.prefilter.matches(text);
+        if !matching.matched_any() {
+            return Vec::new();
+        }
+        let mut candidates: Vec<Hit> = Vec::new();
+        for index in matching.iter() {
+            let pattern = &self.patterns[index];
+            for caps in pattern.regex.captures_iter(text) {
+                let Some(span) = caps.name("secret").or_else(|| caps.get(0)) else {
+                    continue;
+                };
+                if pattern.checks.iter().all(|c| c.passes(span.as_bytes())) {
+                    candidates.push(Hit {
+                        start: span.start(),
+                        end: span.end(),
+                        pattern: index,
+                    });
+                }
+            }
+        }
+        // Higher priority first, then longer: a specific key format beats `Bearer`, and one
+        // secret is one finding.
+        candidates.sort_by_key(|h| {
+            (
+                std::cmp::Reverse(self.patterns[h.pattern].priority),
+                std::cmp::Reverse(h.end - h.start),
+                h.start,
+            )
+        });
+        let mut accepted: Vec<Hit> = Vec::new();
+        for hit in candidates {
+            if accepted
+                .iter()
+                .all(|a| hit.end <= a.start || hit.start >= a.end)
+            {
+                accepted.push(hit);
+            }
+        }
+        accepted.sort_by_key(|h| h.start);
+        accepted
+    }
+
+    /// Scans free text (one string); returns the findings and the redacted text if changed.
+    pub fn scan_text(
+        &self,
+        text: &[u8],
+        findings: &mut Findings,
+        blocking: &mut Vec<String>,
+    ) -> Option<Vec<u8>> {
+        let hits = self.hits(text);
+        if hits.is_empty() {
+            return None;
+        }
+        let mut out: Option<Vec<u8>> = None;
+        let mut copied = 0;
+        for hit in &hits {
+            let pattern = &self.patterns[hit.pattern];
+            *findings.entry(pattern.kind.clone()).or_default() += 1;
+            match pattern.action {
+                Action::Report => {}
+                Action::Block => {
+                    if !blocking.contains(&pattern.kind) {
+                        blocking.push(pattern.kind.clone());
+                    }
+                }
+                Action::Redact => {
+                    let buf = out.get_or_insert_with(|| Vec::with_capacity(text.len()));
+                    buf.extend_from_slice(&text[copied..hit.start]);
+                    buf.extend_from_slice(pattern.placeholder.as_bytes());
+                    copied = hit.end;
+                }
+            }
+        }
+        if let Some(buf) = out.as_mut() {
+            buf.extend_from_slice(&text[copied..]);
+        }
+        out
+    }
+
+    /// Scans a request body (JSON): every string the provider would receive.
+    pub fn scan_body(&self, body: &[u8]) -> ScanOutcome {
+        text::scan_json(self, body)
+    }
+}
