@@ -113,7 +113,7 @@ impl Application {
             anyhow::anyhow!("failed to open the ledger database ([database] url): {e}")
         })?;
         let db_options = &settings.database;
-        let ledger = CostLedger::new(
+        let (ledger, inbox) = CostLedger::launch(
             db.clone(),
             LedgerOptions {
                 flush_interval: Duration::from_millis(db_options.flush_interval_ms),
@@ -122,8 +122,7 @@ impl Application {
                 retention_days: db_options.retention_days,
             },
             metrics.clone(),
-        )
-        .start();
+        );
         let projects = ProjectTracker::new(db).start();
         let pricing = Arc::new(Pricing::new(&catalog, &settings.pricing));
 
@@ -145,7 +144,7 @@ impl Application {
             ledger: ledger.clone(),
             projects,
             recorder: Recorder {
-                ledger: ledger.clone(),
+                ledger: inbox,
                 pricing,
                 metrics: metrics.clone(),
             },

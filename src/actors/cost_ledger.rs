@@ -1,8 +1,8 @@
-//! CostLedger: takes one record per proxied request off the request path, writes them in batches
+//! CostLedger: collects one record per proxied request from its inbox, off the request path, writes them in batches
 //! (kept and retried while the database is away), prunes old raw records, and answers the stats queries.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -38,13 +38,15 @@ pub struct CostLedger {
     unpriced_logged: HashSet<String>,
     flush_waiters: Vec<oneshot::Sender<usize>>,
     metrics: Arc<Metrics>,
+    inbox: Option<LedgerInbox>,
 }
 
 impl CostLedger {
     /// A ledger writing to `db`.
-    pub fn new(db: DatabaseConnection, options: LedgerOptions, metrics: Arc<Metrics>) -> Self {
+    fn new(db: DatabaseConnection, options: LedgerOptions, metrics: Arc<Metrics>) -> Self {
         Self {
             metrics,
+            inbox: None,
             db,
             options,
             pending: VecDeque::new(),
@@ -85,8 +87,11 @@ impl CostLedger {
                     Ok(()) => {
                         tracing::debug!(records = batch.len(), took_ms = took.as_millis() as u64, "ledger batch written");
                         actor.last_warning = None;
-                        // More waiting: keep going without waiting for the next tick.
-                        actor.write_next(ctx);
+                        // A backlog (or someone waiting for a flush) goes on at once; otherwise
+                        // records gather until the next tick, so that batches stay large.
+                        if actor.pending.len() >= actor.options.batch_size || !actor.flush_waiters.is_empty() {
+                            actor.write_next(ctx);
+                        }
                     }
                     Err(e) => {
                         actor.metrics.ledger_write_errors.with_label_values(&["write"]).inc();
@@ -106,6 +111,23 @@ impl CostLedger {
         );
     }
 
+    /// Moves the inbox's records to the pending queue.
+    fn collect(&mut self) {
+        let Some(inbox) = self.inbox.clone() else {
+            return;
+        };
+        for record in inbox.take() {
+            self.note_unpriced(&record);
+            if self.pending.len() >= self.options.max_pending {
+                if let Some(dropped) = self.pending.pop_front() {
+                    tracing::error!(request_id = %dropped.request.id, max_pending = self.options.max_pending, "ledger backlog full while the database is unreachable: oldest record dropped");
+                }
+            }
+            self.pending.push_back(record);
+        }
+        self.metrics.ledger_queue.set(self.pending.len() as i64);
+    }
+
     fn note_unpriced(&mut self, record: &LedgerRecord) {
         if record.request.priced {
             return;
@@ -117,12 +139,41 @@ impl CostLedger {
     }
 }
 
+impl CostLedger {
+    /// Starts the ledger writing to `db`; returns its address and the inbox meters record into.
+    pub fn launch(
+        db: DatabaseConnection,
+        options: LedgerOptions,
+        metrics: Arc<Metrics>,
+    ) -> (Addr<Self>, LedgerInbox) {
+        let batch_size = options.batch_size;
+        let records = Arc::new(Mutex::new(Vec::new()));
+        let shared = records.clone();
+        let ledger = Self::create(move |ctx| {
+            let mut ledger = Self::new(db, options, metrics);
+            ledger.inbox = Some(LedgerInbox {
+                records: shared,
+                ledger: ctx.address(),
+                batch_size,
+            });
+            ledger
+        });
+        let inbox = LedgerInbox {
+            records,
+            ledger: ledger.clone(),
+            batch_size,
+        };
+        (ledger, inbox)
+    }
+}
+
 impl Actor for CostLedger {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.run_interval(self.options.flush_interval, |actor, ctx| {
-            actor.write_next(ctx)
+            actor.collect();
+            actor.write_next(ctx);
         });
         if self.options.retention_days > 0 {
             let keep = Duration::from_secs(u64::from(self.options.retention_days) * 86_400);
@@ -149,26 +200,49 @@ impl Actor for CostLedger {
     }
 }
 
-/// Records one finished request (sent with `do_send`: the request path never waits).
+/// Where meters leave finished records. Recording a request costs one short, uncontended
+/// lock — no message and no wake-up of the ledger's thread per request; the ledger collects
+/// the records on its own schedule (every tick, or at once when a batch is full).
+#[derive(Clone)]
+pub struct LedgerInbox {
+    records: Arc<Mutex<Vec<LedgerRecord>>>,
+    ledger: Addr<CostLedger>,
+    batch_size: usize,
+}
+
+impl LedgerInbox {
+    /// Leaves a finished request's record for the ledger.
+    pub fn record(&self, record: LedgerRecord) {
+        let len = {
+            let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+            records.push(record);
+            records.len()
+        };
+        if len == self.batch_size {
+            self.ledger.do_send(CollectRecords);
+        }
+    }
+
+    fn take(&self) -> Vec<LedgerRecord> {
+        std::mem::take(&mut *self.records.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn len(&self) -> usize {
+        self.records.lock().map_or(0, |r| r.len())
+    }
+}
+
+/// Collects the inbox now (it holds a full batch).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct RecordRequest(pub LedgerRecord);
+struct CollectRecords;
 
-impl Handler<RecordRequest> for CostLedger {
+impl Handler<CollectRecords> for CostLedger {
     type Result = ();
 
-    fn handle(&mut self, msg: RecordRequest, ctx: &mut Self::Context) {
-        self.note_unpriced(&msg.0);
-        if self.pending.len() >= self.options.max_pending {
-            if let Some(dropped) = self.pending.pop_front() {
-                tracing::error!(request_id = %dropped.request.id, max_pending = self.options.max_pending, "ledger backlog full while the database is unreachable: oldest record dropped");
-            }
-        }
-        self.pending.push_back(msg.0);
-        self.metrics.ledger_queue.set(self.pending.len() as i64);
-        if self.pending.len() >= self.options.batch_size {
-            self.write_next(ctx);
-        }
+    fn handle(&mut self, _: CollectRecords, ctx: &mut Self::Context) {
+        self.collect();
+        self.write_next(ctx);
     }
 }
 
@@ -183,6 +257,7 @@ impl Handler<FlushLedger> for CostLedger {
     fn handle(&mut self, _: FlushLedger, ctx: &mut Self::Context) -> Self::Result {
         let (tx, rx) = oneshot::channel();
         self.flush_waiters.push(tx);
+        self.collect();
         self.write_next(ctx);
         let pending = self.pending.len();
         Box::pin(async move { rx.await.unwrap_or(pending) })
@@ -198,7 +273,9 @@ impl Handler<PendingRecords> for CostLedger {
     type Result = usize;
 
     fn handle(&mut self, _: PendingRecords, _: &mut Self::Context) -> usize {
-        self.pending.len() + usize::from(self.writing)
+        self.pending.len()
+            + usize::from(self.writing)
+            + self.inbox.as_ref().map_or(0, LedgerInbox::len)
     }
 }
 

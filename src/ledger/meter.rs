@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix::Addr;
 use bytes::Bytes;
 use entities::{attempts, requests};
 use secrecy::ExposeSecret;
@@ -12,7 +11,7 @@ use secrecy::ExposeSecret;
 use super::pricing::Pricing;
 use super::usage::{Usage, UsageMeter};
 use super::{now_ms, LedgerRecord, Outcome};
-use crate::actors::cost_ledger::{CostLedger, RecordRequest};
+use crate::actors::cost_ledger::LedgerInbox;
 use crate::actors::provider_registry::Target;
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
@@ -27,7 +26,7 @@ const CLIENT_CLOSED: i32 = 499;
 /// Where a finished request goes: the ledger, with the prices and metrics to apply.
 #[derive(Clone)]
 pub struct Recorder {
-    pub ledger: Addr<CostLedger>,
+    pub ledger: LedgerInbox,
     pub pricing: Arc<Pricing>,
     pub metrics: Arc<Metrics>,
 }
@@ -317,10 +316,10 @@ impl RequestMeter {
             (false, None) => (None, false),
         };
         self.observe();
-        self.recorder.ledger.do_send(RecordRequest(LedgerRecord {
+        self.recorder.ledger.record(LedgerRecord {
             request: self.record.clone(),
             attempts: std::mem::take(&mut self.attempts),
-        }));
+        });
     }
 }
 

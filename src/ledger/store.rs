@@ -14,9 +14,44 @@ use sea_orm::{
 
 use super::{LedgerRecord, Outcome};
 
-/// Rows per INSERT: well under SQLite's 32,766 bound parameters for the widest table.
-const INSERT_CHUNK: usize = 400;
+/// Most rows per INSERT: well under SQLite's 32,766 bound parameters for the widest table.
+const INSERT_CHUNK: usize = 256;
+
+/// Splits `items` into INSERTs of 256 rows and then powers of two: a handful of distinct
+/// statements that the driver prepares once and reuses, instead of one per remainder size
+/// (each a large prepared statement held in the connection's cache).
+fn insert_chunks<T>(items: &[T]) -> Vec<&[T]> {
+    let mut chunks = Vec::new();
+    let mut rest = items;
+    while !rest.is_empty() {
+        let size = if rest.len() >= INSERT_CHUNK {
+            INSERT_CHUNK
+        } else {
+            1 << (usize::BITS - 1 - rest.len().leading_zeros())
+        };
+        let (chunk, tail) = rest.split_at(size);
+        chunks.push(chunk);
+        rest = tail;
+    }
+    chunks
+}
 const HOUR_MS: i64 = 3_600_000;
+/// Prepared statements kept per connection: enough for every statement the ledger uses.
+const STATEMENT_CACHE: usize = 48;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn inserts_come_in_few_distinct_sizes() {
+        let items: Vec<u32> = (0..1000).collect();
+        let sizes: Vec<usize> = super::insert_chunks(&items)
+            .iter()
+            .map(|c| c.len())
+            .collect();
+        assert_eq!(sizes, vec![256, 256, 256, 128, 64, 32, 8]);
+        assert_eq!(sizes.iter().sum::<usize>(), 1000);
+    }
+}
 
 /// Connects to the ledger database and brings its schema up to date.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
@@ -27,14 +62,17 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
         .acquire_timeout(Duration::from_secs(10));
     if url.starts_with("sqlite:") {
         // WAL lets the stats queries read while a batch is written.
-        options.max_connections(4).map_sqlx_sqlite_opts(|o| {
+        options.max_connections(2).map_sqlx_sqlite_opts(|o| {
             use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
             o.journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
+                .statement_cache_capacity(STATEMENT_CACHE)
         });
     } else {
-        options.max_connections(8);
+        options
+            .max_connections(8)
+            .map_sqlx_postgres_opts(|o| o.statement_cache_capacity(STATEMENT_CACHE));
     }
     let db = Database::connect(options).await?;
     Migrator::up(&db, None).await?;
@@ -118,7 +156,7 @@ fn model_of(r: &requests::Model) -> String {
 /// the projects' first/last seen. A request already written (a retried batch) is skipped.
 pub async fn write_batch(db: &DatabaseConnection, batch: &[LedgerRecord]) -> Result<(), DbErr> {
     let txn = db.begin().await?;
-    for chunk in batch.chunks(INSERT_CHUNK) {
+    for chunk in insert_chunks(batch) {
         let rows = chunk
             .iter()
             .map(|r| requests::ActiveModel::from(r.request.clone()));
@@ -127,8 +165,11 @@ pub async fn write_batch(db: &DatabaseConnection, batch: &[LedgerRecord]) -> Res
             .exec(&txn)
             .await?;
     }
+    // One successful attempt says nothing the request row does not: attempts are kept for
+    // requests that failed over or failed upstream (the errors view), not for every call.
     let attempts: Vec<attempts::ActiveModel> = batch
         .iter()
+        .filter(|r| r.attempts.len() > 1 || r.attempts.iter().any(|a| a.error_kind.is_some()))
         .flat_map(|r| r.attempts.iter().cloned())
         .map(|a| {
             let mut row = attempts::ActiveModel::from(a);
@@ -136,7 +177,7 @@ pub async fn write_batch(db: &DatabaseConnection, batch: &[LedgerRecord]) -> Res
             row
         })
         .collect();
-    for chunk in attempts.chunks(INSERT_CHUNK) {
+    for chunk in insert_chunks(&attempts) {
         attempts::Entity::insert_many(chunk.to_vec())
             .exec(&txn)
             .await?;
@@ -212,7 +253,7 @@ pub async fn write_batch(db: &DatabaseConnection, batch: &[LedgerRecord]) -> Res
             Expr::cust(format!("rollups_hourly.{name} + excluded.{name}")),
         );
     }
-    for chunk in rollups.chunks(INSERT_CHUNK) {
+    for chunk in insert_chunks(&rollups) {
         rollups_hourly::Entity::insert_many(chunk.to_vec())
             .on_conflict(upsert.clone())
             .exec(&txn)
