@@ -146,7 +146,7 @@ elif [[ ! -x $LITELLM_VENV/bin/litellm ]] \
   if ! { python3 -m venv "$LITELLM_VENV" \
          && "$LITELLM_VENV/bin/pip" install -q --upgrade pip \
          && "$LITELLM_VENV/bin/pip" install -q "litellm[proxy]==$LITELLM_VERSION"; } > "$RAW/logs/litellm-install.log" 2>&1; then
-    LITELLM_STATUS="install failed: $(grep -m1 -i error "$RAW/logs/litellm-install.log" || tail -1 "$RAW/logs/litellm-install.log")"
+    LITELLM_STATUS="install failed: $({ grep '^ERROR' "$RAW/logs/litellm-install.log" || tail -1 "$RAW/logs/litellm-install.log"; } | tail -1)"
     log "LiteLLM: $LITELLM_STATUS"
   fi
 fi

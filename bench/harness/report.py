@@ -558,7 +558,9 @@ def markdown(data):
                  ("memory", m.get("mem_total")), ("kernel (uname -srvmo)", m.get("uname")),
                  ("load average at start / end", f"{m.get('loadavg_at_start')} / {data.get('loadavg_end')}"),
                  ("rustc", m.get("rustc")), ("load tool", f"{m.get('wrk')} — {s['load_tool']}"),
-                 ("nginx", m.get("nginx")), ("LiteLLM", f"{m.get('litellm')} ({data['litellm_status']})"),
+                 ("nginx", m.get("nginx")),
+                 ("LiteLLM", f"{m.get('litellm')} (proxy ran)" if data["litellm_status"] == "ok"
+                  else f"litellm[proxy]=={s.get('litellm_version')}: {data['litellm_status']}"),
                  ("python (stream client)", m.get("python")),
                  ("llm-gateway measured", data["build_note"])]:
         L.append(f"| {k} | {md(v)} |")
