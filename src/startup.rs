@@ -52,8 +52,12 @@ pub struct AppState {
     pub port: u16,
 }
 
-/// Sets `x-request-id` on every response: the id of the request's tracing span, which is
-/// also the ledger id of a proxied call.
+/// When a request reached the gateway's middleware.
+#[derive(Debug, Clone, Copy)]
+pub struct ArrivedAt(pub Instant);
+
+/// Sets `x-request-id` on every response (the id of the request's tracing span, which is
+/// also the ledger id of a proxied call) and notes when the request arrived.
 fn request_id_header<S>(
     req: ServiceRequest,
     service: &S,
@@ -62,6 +66,8 @@ where
     S: Service<ServiceRequest, Response = ServiceResponse, Error = actix_web::Error>,
 {
     let id = req.extensions().get::<RequestId>().copied();
+    // The earliest point the gateway's own code sees the request: the start of its overhead.
+    req.extensions_mut().insert(ArrivedAt(Instant::now()));
     let response = service.call(req);
     async move {
         let mut response = response.await?;

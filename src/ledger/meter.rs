@@ -82,7 +82,7 @@ impl RequestMeter {
                 attempts: 0,
             },
             attempts: Vec::new(),
-            started: Instant::now(),
+            started: meta.arrived,
             op,
             provider_kind: None,
             target_model: None,

@@ -32,6 +32,8 @@ pub struct RequestMeta {
     pub project: Option<String>,
     /// `x-route-profile`, kept for the router.
     pub route_profile: Option<String>,
+    /// When the request reached the gateway (the start of its latency and overhead).
+    pub arrived: Instant,
 }
 
 /// Runs one proxied call through every stage and answers in the caller's API shape. Every
@@ -99,7 +101,7 @@ async fn forward(
     meta: &RequestMeta,
     meter: &mut RequestMeter,
 ) -> Result<Answer, GatewayError> {
-    let started = Instant::now();
+    let started = meta.arrived;
     let mut body = inbound::read_body(req, payload, state.max_body_bytes).await?;
     let parsed = inbound::parse(op, &body)?;
     meter.request(&parsed.model, parsed.stream, body.len());

@@ -7,7 +7,8 @@ use crate::actors::provider_registry::ListModels;
 use crate::error::{ApiError, GatewayError};
 use crate::providers::Operation;
 use crate::proxy::{self, upstream::UpstreamClients, RequestMeta};
-use crate::startup::AppState;
+use crate::startup::{AppState, ArrivedAt};
+use actix_web::HttpMessage;
 
 fn meta(req: &HttpRequest, request_id: RequestId) -> RequestMeta {
     let header = |name: &str| {
@@ -22,6 +23,10 @@ fn meta(req: &HttpRequest, request_id: RequestId) -> RequestMeta {
         source: header("x-source"),
         project: header("x-project"),
         route_profile: header("x-route-profile"),
+        arrived: req
+            .extensions()
+            .get::<ArrivedAt>()
+            .map_or_else(std::time::Instant::now, |a| a.0),
     }
 }
 
