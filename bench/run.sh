@@ -118,6 +118,10 @@ printf '{"rev": "%s", "modified_tracked_files": %s, "diffstat": "%s"}\n' \
 log "building release binaries"
 (cd "$REPO" && cargo build --release -p llm-gateway -p mock-upstream) > "$RAW/logs/build.log" 2>&1 || {
   tail -30 "$RAW/logs/build.log"; log "build failed"; exit 1; }
+# (d) The sanitizer alone: a ~100 KB prompt scanned with every pattern on (p50/p99, MB/s).
+log "measuring the sanitizer on a 100 KB prompt"
+(cd "$REPO" && taskset -c 0 cargo run --release --quiet --example sanitizer_throughput) \
+  > "$RAW/sanitizer.json" 2>> "$RAW/logs/build.log" || log "sanitizer measurement failed (see build.log)"
 # Run private copies: a concurrent rebuild of target/ must not swap binaries mid-run.
 cp "$REPO/target/release/llm-gateway" "$REPO/target/release/mock-upstream" "$WORK/bin/"
 GATEWAY_BIN="$WORK/bin/llm-gateway"

@@ -377,6 +377,12 @@ def evaluate(data):
             " → ".join(f"{c['rss_kib'] / 1024:.1f}" for c in cps) + " MiB")
     else:
         add(T, "RSS ≤ 64 MiB after 100k requests", "–", None)
+    san = data.get("sanitizer") or {}
+    if san.get("p50_us") is not None:
+        add(T, f"sanitizer scans a {san['bytes'] / 1000:.0f} KB prompt in under 1 ms (p50)", f"{san['p50_us']:.0f} µs",
+            san["p50_us"] < 1000, f"p99 {san['p99_us']:.0f} µs, {san['mb_per_s']:.0f} MB/s")
+    else:
+        add(T, "sanitizer scans a 100 KB prompt in under 1 ms", "–", None)
     if soak["stats_max_ms"] is not None:
         add(T, f"/v1/stats under 200 ms over {soak['stats_total_requests'] or 0:,} records (max of {len(soak['stats_times_ms'])} calls)",
             f"{soak['stats_max_ms']:.1f} ms", soak["stats_max_ms"] < 200, f"p50 {soak['stats_p50_ms']:.1f} ms")
@@ -756,6 +762,17 @@ def markdown(data):
     L.append(f"- Shutdown on SIGTERM after the soak: exit status {so['shutdown']['exit_status']} in {so['shutdown']['ms']} ms.")
     L.append("")
 
+    san = data.get("sanitizer") or {}
+    L.append("## (d) The sanitizer alone")
+    L.append("")
+    if san.get("p50_us") is not None:
+        L.append(f"`cargo run --release --example sanitizer_throughput` on CPU 0: a {san['bytes']:,}-byte JSON prompt "
+                 f"(prose, code, logs; findings {san['findings']}), every pattern on, PII redacted: "
+                 f"p50 **{san['p50_us']:.0f} µs**, p99 {san['p99_us']:.0f} µs, **{san['mb_per_s']:.0f} MB/s**.")
+    else:
+        L.append("Not measured (the example failed; see logs/build.log).")
+    L.append("")
+
     L.append("## Observations")
     L.append("")
     for o in data["observations"]:
@@ -855,6 +872,7 @@ def main():
         "ratios_1core": ratio_rows(http, "static-1core", [1], ["nginx-static-1core", "gateway-static-1core"]),
         "streaming": stream_results(raw, settings["stream_gap_ms"]),
         "soak": soak_results(raw, settings),
+        "sanitizer": load(f"{raw}/sanitizer.json", {}),
         "logs": log_findings(raw),
     }
     git = load(f"{raw}/git-at-build.json")
