@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod providers;
 pub mod proxy;
+pub mod request_context;
 pub mod routes;
 pub mod sanitizer;
 pub mod settings;

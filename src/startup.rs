@@ -6,13 +6,9 @@ use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr};
 use actix_web::dev::Server;
-use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::HttpMessage;
 use actix_web::{web, App, HttpServer};
 use arc_swap::ArcSwap;
 use secrecy::{ExposeSecret, SecretString};
-use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::actors::cost_ledger::{CostLedger, FlushLedger, LedgerOptions};
 use crate::actors::project_tracker::ProjectTracker;
@@ -50,34 +46,6 @@ pub struct AppState {
     pub admin_token: Option<SecretString>,
     pub started_at: Instant,
     pub port: u16,
-}
-
-/// When a request reached the gateway's middleware.
-#[derive(Debug, Clone, Copy)]
-pub struct ArrivedAt(pub Instant);
-
-/// Sets `x-request-id` on every response (the id of the request's tracing span, which is
-/// also the ledger id of a proxied call) and notes when the request arrived.
-fn request_id_header<S>(
-    req: ServiceRequest,
-    service: &S,
-) -> impl std::future::Future<Output = Result<ServiceResponse, actix_web::Error>>
-where
-    S: Service<ServiceRequest, Response = ServiceResponse, Error = actix_web::Error>,
-{
-    let id = req.extensions().get::<RequestId>().copied();
-    // The earliest point the gateway's own code sees the request: the start of its overhead.
-    req.extensions_mut().insert(ArrivedAt(Instant::now()));
-    let response = service.call(req);
-    async move {
-        let mut response = response.await?;
-        if let Some(value) = id.and_then(|id| HeaderValue::from_str(&id.to_string()).ok()) {
-            response
-                .headers_mut()
-                .insert(HeaderName::from_static("x-request-id"), value);
-        }
-        Ok(response)
-    }
 }
 
 /// A built, bound, not yet running gateway.
@@ -171,8 +139,7 @@ impl Application {
 
         let mut server = HttpServer::new(move || {
             App::new()
-                .wrap_fn(request_id_header)
-                .wrap(TracingLogger::default())
+                .wrap_fn(crate::request_context::stamp)
                 .app_data(state.clone())
                 // awc clients are per worker: each worker keeps its own upstream connections.
                 .app_data(web::Data::new(UpstreamClients::default()))

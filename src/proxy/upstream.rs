@@ -45,6 +45,9 @@ impl UpstreamClients {
                     // awc adds its own User-Agent and a 5 s default timeout: the client's
                     // User-Agent is forwarded instead, and each request sets its own timeout.
                     .no_default_headers()
+                    // A proxy passes a redirect back to its client; following it would also
+                    // send the provider key to wherever the redirect points.
+                    .disable_redirects()
                     .disable_timeout()
                     .finish()
             })

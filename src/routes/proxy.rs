@@ -1,13 +1,13 @@
 //! The proxy endpoints: OpenAI chat completions, Anthropic messages and token counting, and the model list.
 
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
-use tracing_actix_web::RequestId;
 
 use crate::actors::provider_registry::ListModels;
 use crate::error::{ApiError, GatewayError};
 use crate::providers::Operation;
 use crate::proxy::{self, upstream::UpstreamClients, RequestMeta};
-use crate::startup::{AppState, ArrivedAt};
+use crate::request_context::{ArrivedAt, RequestId};
+use crate::startup::AppState;
 use actix_web::HttpMessage;
 
 fn meta(req: &HttpRequest, request_id: RequestId) -> RequestMeta {

@@ -247,6 +247,40 @@ async fn unknown_fields_survive_and_upstream_errors_come_back_unchanged() {
 }
 
 #[actix_web::test]
+async fn an_upstream_redirect_goes_back_to_the_client_and_is_not_followed() {
+    let mock = MockUpstream::start().unwrap();
+    let app = spawn_app(&four_providers(&mock)).await;
+    // Following it would send the provider key to wherever the redirect points.
+    let elsewhere = format!("{}/v1/chat/completions?followed=1", mock.url());
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    let response = client
+        .post(format!("{}/v1/chat/completions", app.address))
+        .header("content-type", "application/json")
+        .header("x-mock-status", "307")
+        .header("x-mock-location", elsewhere.as_str())
+        .body(chat_body("gpt-4o", false).to_string())
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 307);
+    assert_eq!(
+        response.headers().get("location").unwrap().to_str().unwrap(),
+        elsewhere
+    );
+    let calls = mock
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/v1/chat/completions")
+        .count();
+    assert_eq!(calls, 1, "the gateway followed the redirect");
+}
+
+#[actix_web::test]
 async fn a_pinned_provider_gets_the_model_without_its_prefix() {
     let mock = MockUpstream::start().unwrap();
     let app = spawn_app(&four_providers(&mock)).await;

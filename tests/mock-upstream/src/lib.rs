@@ -8,7 +8,8 @@
 //! first chunk, wait at least 500 ms and until [`MockUpstream::release`] is called),
 //! `x-mock-cached-tokens` / `x-mock-cache-write-tokens` (report cache reads / writes),
 //! `x-mock-no-usage` (report no usage at all, like some local servers), `x-mock-echo-key`
-//! (an error message that repeats the credential received, as careless servers do).
+//! (an error message that repeats the credential received, as careless servers do),
+//! `x-mock-location` (a `Location` header on the `x-mock-status` answer, for redirects).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future as _;
@@ -194,6 +195,7 @@ struct Steering {
     cache_write: u64,
     no_usage: bool,
     echo_key: Option<String>,
+    location: Option<String>,
 }
 
 impl Steering {
@@ -220,6 +222,11 @@ impl Steering {
                     .map(|v| String::from_utf8_lossy(v.as_bytes()).to_string())
                     .unwrap_or_default()
             }),
+            location: req
+                .headers()
+                .get("x-mock-location")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
         }
     }
 }
@@ -273,8 +280,17 @@ fn error_message(status: u16, steer: &Steering) -> String {
     }
 }
 
+/// The head of a steered status answer, with its `Location` when one was asked for.
+fn status_answer(status: u16, steer: &Steering) -> actix_web::HttpResponseBuilder {
+    let mut builder = HttpResponse::build(status_code(status));
+    if let Some(location) = &steer.location {
+        builder.insert_header(("location", location.as_str()));
+    }
+    builder
+}
+
 fn openai_error(status: u16, steer: &Steering) -> HttpResponse {
-    HttpResponse::build(status_code(status)).json(json!({"error": {
+    status_answer(status, steer).json(json!({"error": {
         "message": error_message(status, steer),
         "type": if status == 429 { "rate_limit_error" } else { "server_error" },
         "param": null, "code": null,
@@ -289,7 +305,7 @@ fn anthropic_error(status: u16, steer: &Steering) -> HttpResponse {
         401 => "authentication_error",
         _ => "api_error",
     };
-    HttpResponse::build(status_code(status)).json(json!({"type": "error", "error": {
+    status_answer(status, steer).json(json!({"type": "error", "error": {
         "type": kind, "message": error_message(status, steer),
     }}))
 }
