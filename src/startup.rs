@@ -86,6 +86,7 @@ impl Application {
         let db = store::connect(&settings.database.url).await.map_err(|e| {
             anyhow::anyhow!("failed to open the ledger database ([database] url): {e}")
         })?;
+        crate::ledger::priority::lower_db_threads();
         let db_options = &settings.database;
         let (ledger, inbox) = CostLedger::launch(
             db.clone(),

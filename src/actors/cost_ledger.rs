@@ -16,6 +16,8 @@ use crate::metrics::Metrics;
 
 /// How often old records are pruned when `retention_days` is set.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+/// How often new database driver threads are given their lower priority.
+const DB_PRIORITY_EVERY: Duration = Duration::from_secs(30);
 /// The least time between two warnings about an unreachable database.
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
@@ -174,6 +176,10 @@ impl Actor for CostLedger {
         ctx.run_interval(self.options.flush_interval, |actor, ctx| {
             actor.collect();
             actor.write_next(ctx);
+        });
+        // The pool replaces connections over time, and SQLite's driver a thread with each.
+        ctx.run_interval(DB_PRIORITY_EVERY, |_, _| {
+            crate::ledger::priority::lower_db_threads();
         });
         if self.options.retention_days > 0 {
             let keep = Duration::from_secs(u64::from(self.options.retention_days) * 86_400);

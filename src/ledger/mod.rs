@@ -2,6 +2,7 @@
 
 pub mod meter;
 pub mod pricing;
+pub mod priority;
 pub mod report;
 pub mod sse;
 pub mod store;

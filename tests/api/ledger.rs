@@ -841,3 +841,51 @@ async fn a_locked_database_neither_stalls_requests_nor_loses_records() {
     locker.execute_unprepared("COMMIT").await.unwrap();
     app.records(11).await;
 }
+
+/// SQLite's driver threads yield to the HTTP workers (a batch insert must not hold up requests).
+#[cfg(target_os = "linux")]
+#[actix_web::test]
+async fn the_sqlite_threads_run_at_a_lower_priority_than_the_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("ledger.db").display()
+    );
+    let mock = MockUpstream::start().unwrap();
+    let _app = spawn_app_on(&four_providers(&mock), Some(&db_url)).await;
+
+    let mut nice = std::collections::BTreeMap::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap();
+        // Field 19 of stat is the nice value; the command name (field 2) may hold spaces.
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap();
+        let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+        let value: i32 = after_comm.split(' ').nth(16).unwrap().parse().unwrap();
+        nice.insert(
+            comm.trim().to_string() + "/" + &task.file_name().to_string_lossy(),
+            value,
+        );
+    }
+    let db_threads: Vec<_> = nice
+        .iter()
+        .filter(|(k, _)| k.starts_with("sqlx-sqlite"))
+        .collect();
+    assert!(
+        !db_threads.is_empty(),
+        "no SQLite driver thread among {nice:?}"
+    );
+    assert!(
+        db_threads
+            .iter()
+            .all(|(_, v)| **v == llm_gateway::ledger::priority::DB_THREAD_NICE),
+        "{nice:?}"
+    );
+    let workers: Vec<_> = nice
+        .iter()
+        .filter(|(k, _)| k.starts_with("actix"))
+        .collect();
+    assert!(
+        !workers.is_empty() && workers.iter().all(|(_, v)| **v == 0),
+        "{nice:?}"
+    );
+}

@@ -269,7 +269,12 @@ async fn an_upstream_redirect_goes_back_to_the_client_and_is_not_followed() {
 
     assert_eq!(response.status(), 307);
     assert_eq!(
-        response.headers().get("location").unwrap().to_str().unwrap(),
+        response
+            .headers()
+            .get("location")
+            .unwrap()
+            .to_str()
+            .unwrap(),
         elsewhere
     );
     let calls = mock

@@ -1,0 +1,53 @@
+//! The ledger's SQLite work yields to the request path.
+//!
+//! The SQLite driver runs each connection on a thread of its own. On a busy core, a batch insert
+//! there competes with the HTTP workers; at equal priority the scheduler lets it run for a
+//! millisecond or more while requests wait, which shows as tail latency. Those threads get a
+//! lower priority (a higher nice value): they still get a fixed share of the CPU under full load
+//! (nice 10 weighs about a tenth of nice 0, and a batch costs a few µs a record), so the ledger
+//! keeps up, but a worker that wakes up runs first. Linux only; elsewhere this does nothing.
+
+/// The nice value given to database driver threads.
+pub const DB_THREAD_NICE: i32 = 10;
+/// Thread names (as the kernel truncates them) of the SQLite driver's connection threads.
+const DB_THREAD_PREFIX: &str = "sqlx-sqlite";
+
+/// Lowers the priority of the database driver's threads that do not have it yet; returns how
+/// many were changed. Cheap (a directory listing of this process's threads): called after
+/// connecting and periodically, since the pool replaces connections (and their threads) over time.
+#[cfg(target_os = "linux")]
+pub fn lower_db_threads() -> usize {
+    use rustix::process::{getpriority_process, setpriority_process, Pid};
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    let mut changed = 0;
+    for task in tasks.flatten() {
+        let Ok(comm) = std::fs::read_to_string(task.path().join("comm")) else {
+            continue;
+        };
+        if !comm.starts_with(DB_THREAD_PREFIX) {
+            continue;
+        }
+        let Some(tid) = task
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+            .and_then(Pid::from_raw)
+        else {
+            continue;
+        };
+        // On Linux the nice value is per thread, and a thread id names one thread here.
+        if getpriority_process(Some(tid)).is_ok_and(|nice| nice < DB_THREAD_NICE)
+            && setpriority_process(Some(tid), DB_THREAD_NICE).is_ok()
+        {
+            changed += 1;
+        }
+    }
+    changed
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn lower_db_threads() -> usize {
+    0
+}
