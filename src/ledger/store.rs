@@ -88,6 +88,10 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .statement_cache_capacity(STATEMENT_CACHE)
+                // A multi-row INSERT inside a transaction keeps a statement journal, which
+                // SQLite spills to a temporary file past 64 KiB: on disk that was a file
+                // created, written (~60 KB) and deleted for every 256-row INSERT.
+                .pragma("temp_store", "memory")
         });
     } else {
         options

@@ -2,6 +2,9 @@
 //! API shape (messages, system prompts, content parts, tool arguments and results, metadata),
 //! except fields that name things (model, role, type, ids) and inline base64 media.
 
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use super::{Findings, Sanitizer, ScanOutcome};
@@ -20,7 +23,26 @@ const NOT_TEXT: &[&str] = &[
 ];
 
 /// Scans every text string of a JSON body; a body that is not JSON is scanned as text.
+///
+/// Most bodies hold nothing to find, so a first pass reads the JSON in place (strings borrowed
+/// from the body, no tree built) and stops at the first string with a hit. Only then, or for a
+/// body that is not JSON, is the body scanned again in full, as a tree that can be redacted.
+/// The first pass looks at every string the full scan looks at, so a clean answer from it is
+/// the full scan's answer.
 pub fn scan_json(sanitizer: &Sanitizer, body: &[u8]) -> ScanOutcome {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let clean = Node { sanitizer }
+        .deserialize(&mut deserializer)
+        .and_then(|()| deserializer.end())
+        .is_ok();
+    if clean {
+        return ScanOutcome::default();
+    }
+    scan_json_tree(sanitizer, body)
+}
+
+/// The full scan: the body parsed into a tree, every text string scanned and redacted in place.
+fn scan_json_tree(sanitizer: &Sanitizer, body: &[u8]) -> ScanOutcome {
     let mut findings = Findings::new();
     let mut blocking = Vec::new();
     let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
@@ -89,5 +111,251 @@ fn walk(
             }
         }
         Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+/// The first pass over one JSON value: succeeds when no string in it has a hit, and fails
+/// (ending the parse) at the first one that has, or when the JSON is malformed.
+#[derive(Clone, Copy)]
+struct Node<'s> {
+    sanitizer: &'s Sanitizer,
+}
+
+/// A string value that was scanned and had a hit (the parse stops there).
+const HIT: &str = "sanitizer hit";
+
+impl Node<'_> {
+    fn text<E: serde::de::Error>(self, text: &str) -> Result<(), E> {
+        if self.sanitizer.hits(text.as_bytes()).is_empty() {
+            Ok(())
+        } else {
+            Err(E::custom(HIT))
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Node<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Node<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        self.text(v)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(self)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<Key>()? {
+            match key {
+                Key::NotText => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                Key::Url => map.next_value_seed(Special {
+                    node: self,
+                    skip: |url: &str| url.starts_with("data:"),
+                })?,
+                Key::Data => map.next_value_seed(Special {
+                    node: self,
+                    skip: |data: &str| data.len() > 4096 && !data.contains(' '),
+                })?,
+                Key::Other => map.next_value_seed(self)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How the first pass treats a member, by its key (as `walk` does).
+enum Key {
+    NotText,
+    Url,
+    Data,
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl Visitor<'_> for KeyVisitor {
+    type Value = Key;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<Key, E> {
+        Ok(match key {
+            "url" => Key::Url,
+            "data" => Key::Data,
+            key if NOT_TEXT.contains(&key) => Key::NotText,
+            _ => Key::Other,
+        })
+    }
+}
+
+/// A member whose string value is left unscanned when `skip` says so (inline media); any
+/// other value is scanned as usual. (A base64 `data` under `"type": "base64"` is scanned here
+/// when short: a hit there only sends the body to the full scan, which skips it.)
+#[derive(Clone, Copy)]
+struct Special<'s> {
+    node: Node<'s>,
+    skip: fn(&str) -> bool,
+}
+
+impl<'de> DeserializeSeed<'de> for Special<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Special<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        if (self.skip)(v) {
+            Ok(())
+        } else {
+            self.node.text(v)
+        }
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        self.node.visit_seq(seq)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        self.node.visit_map(map)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::SanitizationSettings;
+
+    fn engine() -> Sanitizer {
+        let settings = SanitizationSettings {
+            enabled: true,
+            scan_credentials: true,
+            scan_pii: true,
+            redact_pii: true,
+            redact_credentials: false,
+            compliance_gate: false,
+            inline_scan_bytes: 32 * 1024,
+            patterns: Vec::new(),
+        };
+        Sanitizer::new(&settings).unwrap_or_else(|e| panic!("the shipped patterns compile: {e}"))
+    }
+
+    fn same(sanitizer: &Sanitizer, body: &[u8]) {
+        let fast = scan_json(sanitizer, body);
+        let full = scan_json_tree(sanitizer, body);
+        assert_eq!(
+            fast.findings,
+            full.findings,
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+        assert_eq!(fast.blocking, full.blocking);
+        assert_eq!(fast.redacted, full.redacted);
+    }
+
+    #[test]
+    fn the_first_pass_answers_as_the_full_scan_does() {
+        let sanitizer = engine();
+        let corpus = include_str!("../../tests/sanitizer/corpus.jsonl");
+        let mut cases = 0;
+        for line in corpus.lines().filter(|l| !l.trim().is_empty()) {
+            let case: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}"));
+            let text = case["text"].clone();
+            // The same text where each API shape carries it, and under keys that are skipped.
+            for body in [
+                serde_json::json!({"model": "gpt-4o", "messages": [{"role": "user", "content": text}]}),
+                serde_json::json!({"model": "claude", "system": [{"type": "text", "text": text}], "messages": []}),
+                serde_json::json!({"model": text, "id": text, "messages": [{"role": "tool", "tool_call_id": text, "content": [{"type": "text", "text": "ok"}]}]}),
+                serde_json::json!({"messages": [{"content": [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": text}}]}]}),
+                serde_json::json!({"messages": [{"content": [{"type": "image_url", "image_url": {"url": text}}]}], "metadata": {"note": [1, true, null, text]}}),
+            ] {
+                same(&sanitizer, body.to_string().as_bytes());
+                cases += 1;
+            }
+        }
+        assert!(cases > 1000, "the corpus was read ({cases} bodies)");
+    }
+
+    #[test]
+    fn inline_media_and_malformed_bodies_are_treated_as_before() {
+        let sanitizer = engine();
+        let key = "sk-proj-GQW8Z4PyTXlj91tc9SVua3xUWoSnZCrKTnzJ2t8ZNdbGumO2bs1dACKokBnlDLgFLMO_Fqj1ZsT3BlbkFJwbAVWLbaw";
+        let long = format!("{}{key}", "A".repeat(5000));
+        for body in [
+            format!(
+                r#"{{"messages":[{{"content":[{{"source":{{"data":"{key}","type":"base64"}}}}]}}]}}"#
+            ),
+            format!(r#"{{"messages":[{{"content":[{{"data":"{long}"}}]}}]}}"#),
+            format!(r#"{{"messages":[{{"content":[{{"url":"data:image/png;base64,{key}"}}]}}]}}"#),
+            format!(r#"{{"messages":[{{"content":[{{"url":"https://x.test/?k={key}"}}]}}]}}"#),
+            format!(r#"{{"messages":[{{"content":"{key}"}}"#),
+            format!("not json at all {key}"),
+            format!(r#"{{"messages":[]}} trailing {key}"#),
+            format!(r#""{key}""#),
+        ] {
+            same(&sanitizer, body.as_bytes());
+        }
+        let found = scan_json(&sanitizer, format!(r#"{{"content":"{key}"}}"#).as_bytes());
+        assert_eq!(found.findings.get("openai_key"), Some(&1));
     }
 }
