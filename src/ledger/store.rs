@@ -169,10 +169,10 @@ pub struct GroupSums {
 }
 
 /// The model a record is counted under: the one that answered, else the one asked for.
-fn model_of(r: &requests::Model) -> String {
+fn model_of(r: &requests::Model) -> &str {
     r.model_used
-        .clone()
-        .or_else(|| r.model_requested.clone())
+        .as_deref()
+        .or(r.model_requested.as_deref())
         .unwrap_or_default()
 }
 
@@ -301,21 +301,23 @@ pub async fn write_batch(db: &DatabaseConnection, batch: &[LedgerRecord]) -> Res
             .await?;
     }
 
-    let mut groups: HashMap<(i64, String, String, String, String, String), Sums> = HashMap::new();
-    let mut seen: HashMap<String, (i64, i64)> = HashMap::new();
+    // Keys borrow from the batch: a batch has thousands of records and a handful of groups.
+    type GroupKey<'a> = (i64, &'a str, &'a str, &'a str, &'a str, &'a str);
+    let mut groups: HashMap<GroupKey, Sums> = HashMap::new();
+    let mut seen: HashMap<&str, (i64, i64)> = HashMap::new();
     for record in batch {
         let r = &record.request;
         let key = (
             r.ts_ms - r.ts_ms.rem_euclid(HOUR_MS),
             model_of(r),
-            r.provider_id.clone().unwrap_or_default(),
-            r.source.clone().unwrap_or_default(),
-            r.project.clone().unwrap_or_default(),
-            r.key_label.clone().unwrap_or_default(),
+            r.provider_id.as_deref().unwrap_or_default(),
+            r.source.as_deref().unwrap_or_default(),
+            r.project.as_deref().unwrap_or_default(),
+            r.key_label.as_deref().unwrap_or_default(),
         );
         groups.entry(key).or_default().add(&Sums::of(r));
-        if let Some(project) = &r.project {
-            let entry = seen.entry(project.clone()).or_insert((r.ts_ms, r.ts_ms));
+        if let Some(project) = r.project.as_deref() {
+            let entry = seen.entry(project).or_insert((r.ts_ms, r.ts_ms));
             entry.0 = Ord::min(entry.0, r.ts_ms);
             entry.1 = Ord::max(entry.1, r.ts_ms);
         }
@@ -326,11 +328,11 @@ pub async fn write_batch(db: &DatabaseConnection, batch: &[LedgerRecord]) -> Res
             |((hour_ms, model, provider_id, source, project, key_label), s)| {
                 rollups_hourly::ActiveModel::from(rollups_hourly::Model {
                     hour_ms,
-                    model,
-                    provider_id,
-                    source,
-                    project,
-                    key_label,
+                    model: model.to_string(),
+                    provider_id: provider_id.to_string(),
+                    source: source.to_string(),
+                    project: project.to_string(),
+                    key_label: key_label.to_string(),
                     requests: s.requests,
                     errors: s.errors,
                     input_tokens: s.input_tokens,
@@ -382,7 +384,7 @@ pub async fn write_batch(db: &DatabaseConnection, batch: &[LedgerRecord]) -> Res
         .into_iter()
         .map(|(id, (first_seen_ms, last_seen_ms))| {
             projects::ActiveModel::from(projects::Model {
-                id,
+                id: id.to_string(),
                 first_seen_ms,
                 last_seen_ms,
             })
