@@ -230,7 +230,14 @@ impl LedgerInbox {
     }
 
     fn take(&self) -> Vec<LedgerRecord> {
-        std::mem::take(&mut *self.records.lock().unwrap_or_else(|p| p.into_inner()))
+        // The next tick's records arrive at about this tick's rate: leaving room for them
+        // spares the request path the reallocations (and copies) of a vector grown from empty.
+        // The room is allocated before the lock is taken, so a worker never waits on it.
+        let room = Vec::with_capacity(self.len().min(self.batch_size));
+        std::mem::replace(
+            &mut *self.records.lock().unwrap_or_else(|p| p.into_inner()),
+            room,
+        )
     }
 
     fn len(&self) -> usize {
