@@ -92,11 +92,6 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
                 // SQLite spills to a temporary file past 64 KiB: on disk that was a file
                 // created, written (~60 KB) and deleted for every 256-row INSERT.
                 .pragma("temp_store", "memory")
-                // Checkpoints copy the WAL's newest version of each page into the database
-                // file. The ledger rewrites the same few pages (the right edge of each index)
-                // batch after batch, so checkpointing every 4,000 pages (16 MiB) instead of
-                // SQLite's 1,000 copies each of them a quarter as often.
-                .pragma("wal_autocheckpoint", "4000")
         });
     } else {
         options
