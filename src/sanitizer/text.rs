@@ -31,7 +31,7 @@ const NOT_TEXT: &[&str] = &[
 /// the full scan's answer.
 pub fn scan_json(sanitizer: &Sanitizer, body: &[u8]) -> ScanOutcome {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let clean = Node { sanitizer }
+    let clean = Node::plain(sanitizer)
         .deserialize(&mut deserializer)
         .and_then(|()| deserializer.end())
         .is_ok();
@@ -119,18 +119,28 @@ fn walk(
 #[derive(Clone, Copy)]
 struct Node<'s> {
     sanitizer: &'s Sanitizer,
+    /// A string value this says yes to is left unscanned (inline media under `url`/`data`,
+    /// as `walk` skips it); only the member's own value, not what is nested in it.
+    skip: fn(&str) -> bool,
 }
 
 /// A string value that was scanned and had a hit (the parse stops there).
 const HIT: &str = "sanitizer hit";
 
-impl Node<'_> {
-    fn text<E: serde::de::Error>(self, text: &str) -> Result<(), E> {
-        if self.sanitizer.hits(text.as_bytes()).is_empty() {
-            Ok(())
-        } else {
-            Err(E::custom(HIT))
+impl<'s> Node<'s> {
+    fn plain(sanitizer: &'s Sanitizer) -> Self {
+        Self {
+            sanitizer,
+            skip: |_| false,
         }
+    }
+
+    fn skipping(self, skip: fn(&str) -> bool) -> Self {
+        Self { skip, ..self }
+    }
+
+    fn nested(self) -> Self {
+        Self::plain(self.sanitizer)
     }
 }
 
@@ -150,7 +160,11 @@ impl<'de> Visitor<'de> for Node<'_> {
     }
 
     fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
-        self.text(v)
+        if (self.skip)(v) || self.sanitizer.hits(v.as_bytes()).is_empty() {
+            Ok(())
+        } else {
+            Err(E::custom(HIT))
+        }
     }
     fn visit_bool<E>(self, _: bool) -> Result<(), E> {
         Ok(())
@@ -169,25 +183,26 @@ impl<'de> Visitor<'de> for Node<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(self)?.is_some() {}
+        while seq.next_element_seed(self.nested())?.is_some() {}
         Ok(())
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        // A short base64 `data` under `"type": "base64"` is scanned here (the type may come
+        // after it): a hit only sends the body to the full scan, which skips it.
         while let Some(key) = map.next_key::<Key>()? {
             match key {
                 Key::NotText => {
                     map.next_value::<IgnoredAny>()?;
                 }
-                Key::Url => map.next_value_seed(Special {
-                    node: self,
-                    skip: |url: &str| url.starts_with("data:"),
-                })?,
-                Key::Data => map.next_value_seed(Special {
-                    node: self,
-                    skip: |data: &str| data.len() > 4096 && !data.contains(' '),
-                })?,
-                Key::Other => map.next_value_seed(self)?,
+                Key::Url => map.next_value_seed(
+                    self.nested().skipping(|url: &str| url.starts_with("data:")),
+                )?,
+                Key::Data => map.next_value_seed(
+                    self.nested()
+                        .skipping(|data: &str| data.len() > 4096 && !data.contains(' ')),
+                )?,
+                Key::Other => map.next_value_seed(self.nested())?,
             }
         }
         Ok(())
@@ -224,60 +239,6 @@ impl Visitor<'_> for KeyVisitor {
             key if NOT_TEXT.contains(&key) => Key::NotText,
             _ => Key::Other,
         })
-    }
-}
-
-/// A member whose string value is left unscanned when `skip` says so (inline media); any
-/// other value is scanned as usual. (A base64 `data` under `"type": "base64"` is scanned here
-/// when short: a hit there only sends the body to the full scan, which skips it.)
-#[derive(Clone, Copy)]
-struct Special<'s> {
-    node: Node<'s>,
-    skip: fn(&str) -> bool,
-}
-
-impl<'de> DeserializeSeed<'de> for Special<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Special<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
-        if (self.skip)(v) {
-            Ok(())
-        } else {
-            self.node.text(v)
-        }
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
-        self.node.visit_seq(seq)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        self.node.visit_map(map)
     }
 }
 
