@@ -5,7 +5,7 @@ use serde::Serialize;
 
 /// A ledger record. Token counts are totals: `input_tokens` includes the cached and
 /// cache-write tokens, which are also counted on their own for pricing.
-#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, DeriveEntityModel, Serialize)]
 #[sea_orm(table_name = "requests")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]

@@ -60,7 +60,7 @@ impl RequestMeter {
                 endpoint: op.as_str().to_string(),
                 outcome: Outcome::Ok.as_str().to_string(),
                 route_profile: meta.route_profile.clone(),
-                ..blank_record()
+                ..requests::Model::default()
             },
             attempts: Vec::new(),
             started: meta.arrived,
@@ -298,44 +298,11 @@ impl RequestMeter {
         };
         self.observe();
         self.recorder.ledger.record(LedgerRecord {
-            // Sent once (`done` is set): the record moves out instead of being copied.
-            request: std::mem::replace(&mut self.record, blank_record()),
+            // Sent once (`done` is set): the record moves out instead of being copied; what
+            // stays behind is an empty record, which allocates nothing.
+            request: std::mem::take(&mut self.record),
             attempts: std::mem::take(&mut self.attempts),
         });
-    }
-}
-
-/// A record with nothing in it (no allocation): the base of a new one, and what a sent
-/// record leaves behind.
-fn blank_record() -> requests::Model {
-    requests::Model {
-        id: String::new(),
-        ts_ms: 0,
-        project: None,
-        source: None,
-        key_label: None,
-        endpoint: String::new(),
-        provider_id: None,
-        provider_type: None,
-        model_requested: None,
-        model_used: None,
-        status: 0,
-        outcome: String::new(),
-        error_kind: None,
-        error_message: None,
-        streamed: false,
-        latency_ms: 0,
-        ttfb_ms: None,
-        input_tokens: 0,
-        output_tokens: 0,
-        cached_input_tokens: 0,
-        cache_write_tokens: 0,
-        cost_usd: None,
-        priced: false,
-        usage_estimated: false,
-        sanitizer_findings: None,
-        route_profile: None,
-        attempts: 0,
     }
 }
 

@@ -22,6 +22,16 @@ const NOT_TEXT: &[&str] = &[
     "format",
 ];
 
+/// A `url` that carries its content inline (`data:` URL): media, not text.
+fn is_inline_url(url: &str) -> bool {
+    url.starts_with("data:")
+}
+
+/// A `data` string long and unbroken enough to be encoded media, not text.
+fn is_inline_data(data: &str) -> bool {
+    data.len() > 4096 && !data.contains(' ')
+}
+
 /// Scans every text string of a JSON body; a body that is not JSON is scanned as text.
 ///
 /// Most bodies hold nothing to find, so a first pass reads the JSON in place (strings borrowed
@@ -100,11 +110,8 @@ fn walk(
             for (key, item) in map.iter_mut() {
                 let skip = NOT_TEXT.contains(&key.as_str())
                     || (base64_source && key == "data")
-                    || (key == "url" && item.as_str().is_some_and(|u| u.starts_with("data:")))
-                    || (key == "data"
-                        && item
-                            .as_str()
-                            .is_some_and(|d| d.len() > 4096 && !d.contains(' ')));
+                    || (key == "url" && item.as_str().is_some_and(is_inline_url))
+                    || (key == "data" && item.as_str().is_some_and(is_inline_data));
                 if !skip {
                     walk(sanitizer, item, findings, blocking, changed);
                 }
@@ -195,13 +202,8 @@ impl<'de> Visitor<'de> for Node<'_> {
                 Key::NotText => {
                     map.next_value::<IgnoredAny>()?;
                 }
-                Key::Url => map.next_value_seed(
-                    self.nested().skipping(|url: &str| url.starts_with("data:")),
-                )?,
-                Key::Data => map.next_value_seed(
-                    self.nested()
-                        .skipping(|data: &str| data.len() > 4096 && !data.contains(' ')),
-                )?,
+                Key::Url => map.next_value_seed(self.nested().skipping(is_inline_url))?,
+                Key::Data => map.next_value_seed(self.nested().skipping(is_inline_data))?,
                 Key::Other => map.next_value_seed(self.nested())?,
             }
         }
