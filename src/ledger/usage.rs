@@ -163,32 +163,60 @@ impl UsageMeter {
         }
     }
 
+    /// A whole JSON answer is read for its usage, model and error first; its text is measured
+    /// (a second pass) only when there is no usage to record, to estimate it from the text.
     fn read_json_body(&mut self, body: &[u8]) {
         match self.api {
             ApiFormat::OpenAi => {
-                if let Ok(parsed) = serde_json::from_slice::<OpenAiBody>(body) {
-                    self.model = parsed.model.map(Cow::into_owned);
-                    self.usage = parsed.usage.map(Usage::from);
-                    self.delivered_chars = parsed
-                        .choices
-                        .iter()
-                        .filter_map(|c| c.message.as_ref())
-                        .map(OpenAiDelta::text_len)
-                        .sum();
-                    self.error = parsed.error.map(|e| e.into_kind_message("upstream_error"));
+                let Ok(answer) =
+                    serde_json::from_slice::<JsonAnswer<OpenAiUsage, UpstreamError>>(body)
+                else {
+                    return;
+                };
+                self.model = answer.model.map(Cow::into_owned);
+                self.usage = answer.usage.map(Usage::from);
+                self.error = answer.error.map(|e| e.into_kind_message("upstream_error"));
+                if self.usage.is_none() {
+                    self.delivered_chars =
+                        serde_json::from_slice::<OpenAiBody>(body).map_or(0, |parsed| {
+                            parsed
+                                .choices
+                                .iter()
+                                .filter_map(|c| c.message.as_ref())
+                                .map(OpenAiDelta::text_len)
+                                .sum()
+                        });
                 }
             }
             ApiFormat::Anthropic => {
-                if let Ok(parsed) = serde_json::from_slice::<AnthropicMessage>(body) {
-                    self.model = parsed.model.map(Cow::into_owned);
-                    self.usage = parsed.usage.map(|u| u.apply_to(Usage::default()));
-                    self.delivered_chars =
-                        parsed.content.iter().map(AnthropicDelta::text_len).sum();
-                    self.error = parsed.error.map(|e| e.into_kind_message("upstream_error"));
+                let Ok(answer) =
+                    serde_json::from_slice::<JsonAnswer<AnthropicUsage, UpstreamErrorBody>>(body)
+                else {
+                    return;
+                };
+                self.model = answer.model.map(Cow::into_owned);
+                self.usage = answer.usage.map(|u| u.apply_to(Usage::default()));
+                self.error = answer.error.map(|e| e.into_kind_message("upstream_error"));
+                if self.usage.is_none() {
+                    self.delivered_chars = serde_json::from_slice::<AnthropicMessage>(body)
+                        .map_or(0, |parsed| {
+                            parsed.content.iter().map(AnthropicDelta::text_len).sum()
+                        });
                 }
             }
         }
     }
+}
+
+/// The first reading of a whole JSON answer (and Anthropic's `message_start` message):
+/// everything else in it (the choices or content blocks with their text) is skipped, not decoded.
+#[derive(Deserialize)]
+struct JsonAnswer<'a, U, E> {
+    #[serde(borrow, default)]
+    model: Option<Cow<'a, str>>,
+    // Missing means None (serde's rule for Option; `default` would ask U and E for Default).
+    usage: Option<U>,
+    error: Option<E>,
 }
 
 #[derive(Deserialize)]
@@ -271,7 +299,7 @@ impl From<OpenAiUsage> for Usage {
 enum AnthropicEvent<'a> {
     MessageStart {
         #[serde(borrow)]
-        message: AnthropicMessage<'a>,
+        message: JsonAnswer<'a, AnthropicUsage, UpstreamErrorBody>,
     },
     MessageDelta {
         #[serde(default)]
@@ -288,16 +316,11 @@ enum AnthropicEvent<'a> {
     Other,
 }
 
+/// A whole Anthropic message, read for the length of its text.
 #[derive(Deserialize)]
 struct AnthropicMessage<'a> {
     #[serde(borrow, default)]
-    model: Option<Cow<'a, str>>,
-    #[serde(default)]
-    usage: Option<AnthropicUsage>,
-    #[serde(borrow, default)]
     content: Vec<AnthropicDelta<'a>>,
-    #[serde(default)]
-    error: Option<UpstreamErrorBody>,
 }
 
 /// A content block or a streamed delta: text, thinking, or tool input.
@@ -436,7 +459,41 @@ mod tests {
             })
         );
         assert_eq!(meter.model.as_deref(), Some("gpt-4o-2024-08-06"));
-        assert_eq!(meter.delivered_chars, 5);
+        // With usage reported, the text is not measured: nothing needs an estimate.
+        assert_eq!(meter.delivered_chars, 0);
+    }
+
+    #[test]
+    fn json_answers_without_usage_have_their_text_measured() {
+        let mut meter = UsageMeter::new(ApiFormat::OpenAi, false, false);
+        feed(
+            &mut meter,
+            &[
+                r#"{"model":"llama3","choices":[{"message":{"content":"hello","tool_calls":[{"function":{"arguments":"{\"a\":1}"}}]}},{"message":{"content":"hi"}}]}"#,
+            ],
+        );
+        assert_eq!(meter.usage, None);
+        assert_eq!(meter.model.as_deref(), Some("llama3"));
+        assert_eq!(meter.delivered_chars, 5 + 7 + 2);
+
+        let mut meter = UsageMeter::new(ApiFormat::Anthropic, false, false);
+        feed(
+            &mut meter,
+            &[
+                r#"{"model":"claude-x","content":[{"type":"text","text":"hello"},{"type":"thinking","thinking":"hmm"}]}"#,
+            ],
+        );
+        assert_eq!(meter.usage, None);
+        assert_eq!(meter.model.as_deref(), Some("claude-x"));
+        assert_eq!(meter.delivered_chars, 8);
+
+        // Usage still counts when the choices have a shape the text reading does not know.
+        let mut meter = UsageMeter::new(ApiFormat::OpenAi, false, false);
+        feed(
+            &mut meter,
+            &[r#"{"choices":{"odd":true},"usage":{"prompt_tokens":3,"completion_tokens":4}}"#],
+        );
+        assert_eq!(meter.usage.map(|u| (u.input, u.output)), Some((3, 4)));
     }
 
     #[test]

@@ -274,7 +274,9 @@ pub struct InvalidCredential;
 
 /// Makes a sensitive header value, marked so that it is never logged by the HTTP stack.
 fn secret_header(value: String) -> Result<HeaderValue, InvalidCredential> {
-    let mut value = HeaderValue::from_str(&value).map_err(|_| InvalidCredential)?;
+    // The header takes the string's buffer as it is (validated, not copied).
+    let mut value =
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(value)).map_err(|_| InvalidCredential)?;
     value.set_sensitive(true);
     Ok(value)
 }
@@ -283,15 +285,16 @@ fn secret_header(value: String) -> Result<HeaderValue, InvalidCredential> {
 fn bearer_header(key: &SecretString) -> Result<(HeaderName, HeaderValue), InvalidCredential> {
     Ok((
         awc::http::header::AUTHORIZATION,
-        secret_header(format!("Bearer {}", key.expose_secret()))?,
+        secret_header(["Bearer ", key.expose_secret()].concat())?,
     ))
 }
 
-/// Joins a base URL, a path and the client's query string.
+/// Joins a base URL, a path and the client's query string (`concat` allocates once; it runs on
+/// every call, where `format!` cost several times more).
 fn join_url(endpoint: &str, path: &str, query: &str) -> String {
     if query.is_empty() {
-        format!("{endpoint}{path}")
+        [endpoint, path].concat()
     } else {
-        format!("{endpoint}{path}?{query}")
+        [endpoint, path, "?", query].concat()
     }
 }
