@@ -261,37 +261,7 @@ log "starting nginx reverse proxy on CPU $PROXY_CPU"
 start_bg nginx "$PROXY_CPU" "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log"
 NGINX_PID=$LAST_PID
 
-write_gateway_config() { # FILE UPSTREAM_URL DB_FILE
-  cat > "$1" <<EOF
-[server]
-workers = $GATEWAY_WORKERS
-
-[[providers]]
-id = "openai"
-provider_type = "openai"
-api_key = "sk-bench-provider-key"
-endpoint = "$2"
-
-[[providers]]
-id = "anthropic"
-provider_type = "anthropic"
-api_key = "sk-ant-bench"
-endpoint = "$2"
-
-[database]
-url = "sqlite://$3?mode=rwc"
-
-[sanitization]
-enabled = true
-scan_credentials = true
-redact_pii = true
-
-[key_map.bench-team-key]
-label = "Bench Team"
-openai_key = "sk-bench-team"
-anthropic_key = "sk-ant-bench-team"
-EOF
-}
+source "$HARNESS/gateway_config.sh"   # write_gateway_config FILE UPSTREAM_URL DB_FILE [WORKERS]
 
 start_gateway() { # NAME CONFIG PORT — sets GW_PID
   start_bg "$1" "$PROXY_CPU" env RUST_LOG=warn "$GATEWAY_BIN" --config "$2" --port "$3"
@@ -300,7 +270,7 @@ start_gateway() { # NAME CONFIG PORT — sets GW_PID
 }
 
 GW_PORT="$(freeport)"
-write_gateway_config "$WORK/gateway.toml" "$MOCK" "$WORK/bench-ledger.db"
+write_gateway_config "$WORK/gateway.toml" "$MOCK" "$WORK/bench-ledger.db" "$GATEWAY_WORKERS"
 log "starting llm-gateway on CPU $PROXY_CPU (workers = $GATEWAY_WORKERS)"
 start_gateway gateway "$WORK/gateway.toml" "$GW_PORT"
 GATEWAY_PID=$GW_PID
@@ -436,7 +406,7 @@ cp "$WORK/gateway.log" "$RAW/logs/gateway.log"
 
 log "(a2) timer-free upstream: static nginx answer direct, through nginx, through the gateway"
 GW2_PORT="$(freeport)"
-write_gateway_config "$WORK/gateway-static.toml" "$STATIC" "$WORK/bench-ledger-static.db"
+write_gateway_config "$WORK/gateway-static.toml" "$STATIC" "$WORK/bench-ledger-static.db" "$GATEWAY_WORKERS"
 if start_gateway gateway-static "$WORK/gateway-static.toml" "$GW2_PORT"; then
   GATEWAY_STATIC_PID=$GW_PID
   http_lane static "$STATIC/v1/chat/completions" "${COMMON_HEADERS[@]}"
@@ -506,7 +476,7 @@ TOTAL=0; for n in "${SOAK_SEGMENTS[@]}"; do TOTAL=$((TOTAL + n)); done
 log "(c) soak: a fresh gateway, $TOTAL requests at concurrency $SOAK_CONCURRENCY, RSS sampled"
 GW3_PORT="$(freeport)"
 SOAK_DB="$WORK/bench-ledger-soak.db"
-write_gateway_config "$WORK/gateway-soak.toml" "$MOCK" "$SOAK_DB"
+write_gateway_config "$WORK/gateway-soak.toml" "$MOCK" "$SOAK_DB" "$GATEWAY_WORKERS"
 start_gateway gateway-soak "$WORK/gateway-soak.toml" "$GW3_PORT"
 SOAK_PID=$GW_PID
 SOAK_URL="http://127.0.0.1:$GW3_PORT"

@@ -24,6 +24,14 @@ impl std::fmt::Display for RequestId {
     }
 }
 
+impl RequestId {
+    /// The id as text (hyphenated, lower case), written without the formatting machinery.
+    pub fn text(&self) -> String {
+        let mut buffer = uuid::Uuid::encode_buffer();
+        self.0.hyphenated().encode_lower(&mut buffer).to_owned()
+    }
+}
+
 impl FromRequest for RequestId {
     type Error = actix_web::Error;
     type Future = Ready<Result<Self, Self::Error>>;
@@ -77,9 +85,7 @@ where
                 tracing::debug!(request_id = %id, status = status.as_u16(), error = %error, "request refused");
             }
         }
-        let mut text = uuid::Uuid::encode_buffer();
-        let text = id.0.hyphenated().encode_lower(&mut text);
-        if let Ok(value) = HeaderValue::from_str(text) {
+        if let Ok(value) = HeaderValue::from_str(&id.text()) {
             response
                 .headers_mut()
                 .insert(HeaderName::from_static("x-request-id"), value);

@@ -6,6 +6,7 @@ Subcommands:
   wait-http URL [--timeout S]  wait until GET URL answers 200 (exit 1 on timeout)
   smoke URL --body B [-H ...]  one POST; exit 1 unless 200 with a JSON body holding --expect
   stream URL ...               sequential streaming requests: TTFB and gaps between content chunks
+  send URL --n N --body B      N POSTs in sequence on one keep-alive connection; exit 1 unless all 200
   stats URL --n N --out F      time N GETs of /v1/stats, keep the reported totals
   meta --out F [...]           machine and tool facts for the report
   cpu-snap / foreign / quiet   CPU accounting: how much CPU processes outside the benchmark used
@@ -80,6 +81,21 @@ def cmd_smoke(args):
         print(f"HTTP {status}: {text[:400]}")
         return 1
     print(f"HTTP {status}, {len(body)} bytes")
+    return 0
+
+
+def cmd_send(args):
+    url = urllib.parse.urlsplit(args.url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+    headers = dict(parse_headers(args.header))
+    body = args.body.encode()
+    for i in range(args.n):
+        conn.request("POST", url.path, body=body, headers=headers)
+        r = conn.getresponse()
+        answer = r.read()
+        if r.status != 200:
+            print(f"request {i + 1}: HTTP {r.status}: {answer[:400].decode(errors='replace')}")
+            return 1
     return 0
 
 
@@ -402,6 +418,11 @@ def main():
     s.add_argument("--body", required=True)
     s.add_argument("-H", "--header", action="append")
     s.add_argument("--expect", default='"choices"')
+    se = sub.add_parser("send")
+    se.add_argument("url")
+    se.add_argument("--body", required=True)
+    se.add_argument("-H", "--header", action="append")
+    se.add_argument("--n", type=int, default=1000)
     st = sub.add_parser("stream")
     st.add_argument("url")
     st.add_argument("--body", required=True)
@@ -432,7 +453,7 @@ def main():
     q.add_argument("--threshold", type=float, default=10)
     q.add_argument("--max-wait", type=float, default=60)
     args = p.parse_args()
-    handler = {"freeport": cmd_freeport, "wait-http": cmd_wait_http, "smoke": cmd_smoke,
+    handler = {"freeport": cmd_freeport, "wait-http": cmd_wait_http, "smoke": cmd_smoke, "send": cmd_send,
                "stream": cmd_stream, "stats": cmd_stats, "meta": cmd_meta,
                "cpu-snap": cmd_cpu_snap, "foreign": cmd_foreign, "quiet": cmd_quiet}[args.cmd]
     sys.exit(handler(args) or 0)

@@ -384,6 +384,14 @@ def evaluate(data):
             "–" if growth is None else f"{100 * growth:+.1f}%", None if growth is None else growth <= 0.10,
             ("–" if growth is None else f"peaks {max(early) / 1024:.1f} → {max(late) / 1024:.1f} MiB; ")
             + "at the checkpoints " + " → ".join(f"{c['rss_kib'] / 1024:.1f}" for c in cps) + " MiB")
+        # The peak itself: a ledger that falls behind under full load holds its queue in memory
+        # (the run on d302dae peaked at 127 MiB with 54k records queued) while the checkpoint
+        # after 100k requests and the growth check can still pass.
+        queue_max = max((q for _, _, q, *_ in soak.get("timeline", []) if q is not None), default=None)
+        add(T, f"RSS ≤ 64 MiB throughout the {last['requests']:,}-request load (highest 1 s reading)",
+            f"{max(kib for _, kib in during) / 1024:.1f} MiB" if during else "–",
+            None if not during else max(kib for _, kib in during) <= 64 * 1024,
+            "" if queue_max is None else f"ledger queue at most {queue_max:,.0f} records")
     else:
         add(T, "RSS ≤ 64 MiB after 100k requests", "–", None)
     san = data.get("sanitizer") or {}

@@ -303,8 +303,9 @@ pub async fn write_batch(db: &DatabaseConnection, batch: &[LedgerRecord]) -> Res
 
     // Keys borrow from the batch: a batch has thousands of records and a handful of groups.
     type GroupKey<'a> = (i64, &'a str, &'a str, &'a str, &'a str, &'a str);
-    let mut groups: HashMap<GroupKey, Sums> = HashMap::new();
-    let mut seen: HashMap<&str, (i64, i64)> = HashMap::new();
+    // foldhash: these maps are filled once per record, where SipHash's cost showed.
+    let mut groups: HashMap<GroupKey, Sums, foldhash::fast::RandomState> = HashMap::default();
+    let mut seen: HashMap<&str, (i64, i64), foldhash::fast::RandomState> = HashMap::default();
     for record in batch {
         let r = &record.request;
         let key = (

@@ -1,7 +1,6 @@
 //! Sending a request upstream with awc: one client per worker and upstream TLS profile, connections kept alive.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +27,9 @@ const CONNECTION_LIMIT: usize = 1024;
 /// (`perf`, see issue 6's notes) and can only be fixed in awc.
 #[derive(Default)]
 pub struct UpstreamClients {
-    clients: RefCell<HashMap<(usize, Duration), awc::Client>>,
+    /// A handful of entries (one per TLS profile and connect timeout in the config), scanned
+    /// in a few instructions where a map hashed the key on every call.
+    clients: RefCell<Vec<((usize, Duration), awc::Client)>>,
 }
 
 impl UpstreamClients {
@@ -37,27 +38,27 @@ impl UpstreamClients {
             Arc::as_ptr(&provider.tls) as usize,
             provider.connect_timeout,
         );
-        self.clients
-            .borrow_mut()
-            .entry(key)
-            .or_insert_with(|| {
-                let connector = awc::Connector::new()
-                    .rustls_0_23(provider.tls.clone())
-                    .timeout(provider.connect_timeout)
-                    .handshake_timeout(provider.connect_timeout)
-                    .limit(CONNECTION_LIMIT);
-                awc::Client::builder()
-                    .connector(connector)
-                    // awc adds its own User-Agent and a 5 s default timeout: the client's
-                    // User-Agent is forwarded instead, and each request sets its own timeout.
-                    .no_default_headers()
-                    // A proxy passes a redirect back to its client; following it would also
-                    // send the provider key to wherever the redirect points.
-                    .disable_redirects()
-                    .disable_timeout()
-                    .finish()
-            })
-            .clone()
+        let mut clients = self.clients.borrow_mut();
+        if let Some((_, client)) = clients.iter().find(|(k, _)| *k == key) {
+            return client.clone();
+        }
+        let connector = awc::Connector::new()
+            .rustls_0_23(provider.tls.clone())
+            .timeout(provider.connect_timeout)
+            .handshake_timeout(provider.connect_timeout)
+            .limit(CONNECTION_LIMIT);
+        let client = awc::Client::builder()
+            .connector(connector)
+            // awc adds its own User-Agent and a 5 s default timeout: the client's
+            // User-Agent is forwarded instead, and each request sets its own timeout.
+            .no_default_headers()
+            // A proxy passes a redirect back to its client; following it would also
+            // send the provider key to wherever the redirect points.
+            .disable_redirects()
+            .disable_timeout()
+            .finish();
+        clients.push((key, client.clone()));
+        client
     }
 }
 

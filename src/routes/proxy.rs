@@ -8,18 +8,25 @@ use crate::providers::Operation;
 use crate::proxy::{self, upstream::UpstreamClients, RequestMeta};
 use crate::request_context::{ArrivedAt, RequestId};
 use crate::startup::AppState;
+use actix_web::http::header::HeaderName;
 use actix_web::HttpMessage;
 
 fn meta(req: &HttpRequest, request_id: RequestId) -> RequestMeta {
-    let header = |name: &str| {
-        req.headers()
-            .get(name)
+    // At most 200 characters of each tracking header are kept.
+    let header = |name: &'static str| {
+        let value = req
+            .headers()
+            .get(HeaderName::from_static(name))
             .and_then(|v| v.to_str().ok())
-            .map(|v| v.chars().take(200).collect::<String>())
-            .filter(|v| !v.is_empty())
+            .filter(|v| !v.is_empty())?;
+        let end = value
+            .char_indices()
+            .nth(200)
+            .map_or(value.len(), |(at, _)| at);
+        Some(value[..end].to_owned())
     };
     RequestMeta {
-        request_id: request_id.to_string(),
+        request_id: request_id.text(),
         source: header("x-source"),
         project: header("x-project"),
         route_profile: header("x-route-profile"),
