@@ -25,10 +25,15 @@ impl std::fmt::Display for RequestId {
 }
 
 impl RequestId {
-    /// The id as text (hyphenated, lower case), written without the formatting machinery.
+    /// The id as text (hyphenated, lower case) in `buffer` (from `Uuid::encode_buffer`),
+    /// written without the formatting machinery.
+    pub fn encode<'b>(&self, buffer: &'b mut [u8]) -> &'b str {
+        self.0.hyphenated().encode_lower(buffer)
+    }
+
+    /// The id as an owned string.
     pub fn text(&self) -> String {
-        let mut buffer = uuid::Uuid::encode_buffer();
-        self.0.hyphenated().encode_lower(&mut buffer).to_owned()
+        self.encode(&mut uuid::Uuid::encode_buffer()).to_owned()
     }
 }
 
@@ -85,7 +90,8 @@ where
                 tracing::debug!(request_id = %id, status = status.as_u16(), error = %error, "request refused");
             }
         }
-        if let Ok(value) = HeaderValue::from_str(&id.text()) {
+        let mut text = uuid::Uuid::encode_buffer();
+        if let Ok(value) = HeaderValue::from_str(id.encode(&mut text)) {
             response
                 .headers_mut()
                 .insert(HeaderName::from_static("x-request-id"), value);

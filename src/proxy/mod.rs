@@ -252,20 +252,18 @@ fn millis_header(d: Duration) -> actix_web::http::header::HeaderValue {
     let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
     let mut text = [0u8; 24];
     let mut at = text.len();
-    let mut put = |digit: u64| {
+    let mut put = |byte: u8| {
         at -= 1;
-        text[at] = b'0' + (digit % 10) as u8;
+        text[at] = byte;
     };
     let fraction = micros % 1000;
-    put(fraction);
-    put(fraction / 10);
-    put(fraction / 100);
-    at -= 1;
-    text[at] = b'.';
+    for place in [1, 10, 100] {
+        put(b'0' + (fraction / place % 10) as u8);
+    }
+    put(b'.');
     let mut whole = micros / 1000;
     loop {
-        at -= 1;
-        text[at] = b'0' + (whole % 10) as u8;
+        put(b'0' + (whole % 10) as u8);
         whole /= 10;
         if whole == 0 {
             break;
