@@ -21,6 +21,8 @@ pub enum GatewayError {
     PayloadTooLarge { limit: usize },
     #[error("{message}")]
     Unauthorized { message: String },
+    #[error("the admin and analytics endpoints are locked: this gateway listens beyond loopback and has no admin token. Set [server] admin_token (or admin_token_env) in the config file and send `Authorization: Bearer <admin_token>`")]
+    AdminLocked,
     #[error("virtual key `{label}` has no key for provider `{provider}`, and the provider has no api_key of its own")]
     NoKeyForProvider { label: String, provider: String },
     #[error("the request was blocked by the compliance gate: it contains {}; nothing was forwarded", kinds.join(", "))]
@@ -75,7 +77,9 @@ impl GatewayError {
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            Self::NoKeyForProvider { .. } | Self::ComplianceBlocked { .. } => StatusCode::FORBIDDEN,
+            Self::NoKeyForProvider { .. } | Self::ComplianceBlocked { .. } | Self::AdminLocked => {
+                StatusCode::FORBIDDEN
+            }
             Self::ModelNotFound { .. }
             | Self::RouteNotFound { .. }
             | Self::ProjectNotFound { .. }
@@ -103,6 +107,7 @@ impl GatewayError {
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::Unauthorized { .. } => "unauthorized",
+            Self::AdminLocked => "admin_locked",
             Self::NoKeyForProvider { .. } => "no_key_for_provider",
             Self::ComplianceBlocked { .. } => "compliance_blocked",
             Self::ModelNotFound { .. } => "model_not_found",
@@ -172,6 +177,23 @@ impl GatewayError {
     pub fn in_shape(self, api: ApiFormat) -> ApiError {
         ApiError { error: self, api }
     }
+}
+
+/// The OpenAI error shape, as the OpenAPI document shows it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct OpenAiErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// The `error` member of [`OpenAiErrorBody`].
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    pub message: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub param: Option<String>,
+    /// A machine-readable kind, e.g. `invalid_request`.
+    pub code: Option<String>,
 }
 
 /// Admin and analytics endpoints answer in the OpenAI shape.

@@ -1,5 +1,6 @@
 //! llm-gateway: one endpoint speaking the OpenAI and Anthropic APIs in front of every LLM provider.
 
+pub mod access;
 pub mod actors;
 pub mod catalog;
 pub mod cli;

@@ -15,7 +15,6 @@ use llm_gateway::telemetry;
 #[actix_web::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    telemetry::init();
     let source = match cli.config {
         Some(path) => ConfigSource {
             path,
@@ -29,25 +28,27 @@ async fn main() -> std::process::ExitCode {
     let mut settings = match settings::load(&source) {
         Ok(s) => s,
         Err(e) => {
-            tracing::error!("{e}");
+            // Before telemetry (its format is part of the settings): printed once, plainly.
             eprintln!("llm-gateway: {e}");
             return std::process::ExitCode::from(2);
         }
     };
+    telemetry::init(settings.log.format);
+    tracing::info!(from = %settings.origin, "configuration loaded");
     if let Some(port) = cli.port {
         settings.server.port = port;
     }
     let app = match Application::build(settings).await {
         Ok(app) => app,
         Err(e) => {
-            eprintln!("llm-gateway: {e:#}");
+            tracing::error!("{e:#}");
             return std::process::ExitCode::from(1);
         }
     };
     match app.run_until_stopped().await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("llm-gateway: {e}");
+            tracing::error!("{e}");
             std::process::ExitCode::from(1)
         }
     }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::providers::ProviderKind;
@@ -30,6 +30,29 @@ pub struct Settings {
     pub database: DatabaseSettings,
     #[serde(default)]
     pub pricing: Vec<PricingSettings>,
+    pub log: LogSettings,
+    /// Where this configuration was read from (the file, the environment, the defaults), for
+    /// the start-up log.
+    #[serde(skip)]
+    pub origin: String,
+}
+
+/// `[log]`: how log lines are written (to stderr; `RUST_LOG` filters them).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+}
+
+/// The shape of a log line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// One readable line per event, coloured on a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
 }
 
 /// `[database]`: where the ledger lives and how it is written.
@@ -82,8 +105,14 @@ pub struct ServerSettings {
     pub port: u16,
     pub max_body_bytes: usize,
     pub workers: usize,
+    /// Guards every admin and analytics endpoint (`Authorization: Bearer <admin_token>`).
     #[serde(default)]
     pub admin_token: Option<SecretString>,
+    /// Or: the name of an environment variable holding the admin token (read once, at load).
+    #[serde(default)]
+    pub admin_token_env: Option<String>,
+    /// Serve `/metrics` without the admin token (for scrapers on a trusted network).
+    pub metrics_public: bool,
 }
 
 /// `[auth]`: whether proxy calls need a virtual key.
@@ -91,6 +120,9 @@ pub struct ServerSettings {
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     pub require_key: bool,
+    /// Allow callers without a virtual key to spend the providers' own keys on a gateway
+    /// bound beyond loopback (a trusted network).
+    pub allow_anonymous: bool,
 }
 
 /// `[provider_defaults]`: per-provider settings applied where an entry sets none.
@@ -288,12 +320,39 @@ pub fn load_with_env(
         let key = e.path().to_string();
         invalid(key, e.into_inner().to_string())
     })?;
+    if let Some(var) = settings.server.admin_token_env.clone() {
+        if settings
+            .server
+            .admin_token
+            .as_ref()
+            .is_some_and(|t| !t.expose_secret().is_empty())
+        {
+            return Err(invalid(
+                "server.admin_token_env".into(),
+                "set either admin_token or admin_token_env, not both".into(),
+            ));
+        }
+        match std::env::var(&var) {
+            Ok(token) if !token.trim().is_empty() => {
+                settings.server.admin_token = Some(SecretString::from(token.trim().to_string()))
+            }
+            _ => {
+                return Err(invalid(
+                    "server.admin_token_env".into(),
+                    format!(
+                    "environment variable {var} is not set; export it or remove admin_token_env"
+                ),
+                ))
+            }
+        }
+    }
     if settings.providers.is_none() {
         let defaults: DefaultProviders = toml::from_str(DEFAULT_PROVIDERS_TOML)
             .map_err(|e| invalid("providers".into(), format!("built-in defaults: {e}")))?;
         settings.providers = Some(defaults.providers);
     }
     validate(&settings).map_err(|(key, message)| invalid(key, message))?;
+    settings.origin = origin.clone();
     Ok(settings)
 }
 
@@ -424,6 +483,9 @@ fn validate(settings: &Settings) -> Result<(), (String, String)> {
             ));
         }
     }
+    if let Some(message) = anonymous_exposure(settings) {
+        return Err(("server.host".into(), message));
+    }
     for (token, entry) in &settings.key_map {
         // Name the entry by its label: the token itself is a secret.
         let key = format!("key_map.<token labelled {:?}>", entry.label);
@@ -449,6 +511,31 @@ fn validate(settings: &Settings) -> Result<(), (String, String)> {
         }
     }
     Ok(())
+}
+
+/// Why the configuration would let anyone who reaches the port spend the providers' keys:
+/// bound beyond loopback, keys held, no virtual key required, and no explicit opt-in.
+fn anonymous_exposure(settings: &Settings) -> Option<String> {
+    if settings.auth.require_key
+        || settings.auth.allow_anonymous
+        || crate::access::is_loopback(&settings.server.host)
+    {
+        return None;
+    }
+    let holding: Vec<&str> = settings
+        .providers()
+        .iter()
+        .filter(|p| p.enabled && (p.api_key.is_some() || p.api_key_env.is_some()))
+        .map(|p| p.id.as_str())
+        .collect();
+    if holding.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "refusing to listen on {} with [auth] require_key = false: provider(s) {} hold API keys, so anyone who can reach the port would spend them. Set [auth] require_key = true and give each team a [key_map] token, or bind [server] host = \"127.0.0.1\", or set [auth] allow_anonymous = true if every client of this network may use those keys",
+        settings.server.host,
+        holding.join(", ")
+    ))
 }
 
 /// Rules for one provider entry, shared by the config file and `POST /v1/providers`.

@@ -4,11 +4,11 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::access::AdminGate;
 use actix::{Actor, Addr};
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use arc_swap::ArcSwap;
-use secrecy::{ExposeSecret, SecretString};
 
 use crate::actors::cost_ledger::{CostLedger, FlushLedger, LedgerOptions};
 use crate::actors::project_tracker::ProjectTracker;
@@ -43,7 +43,10 @@ pub struct AppState {
     pub catalog: Arc<Catalog>,
     pub keys: KeyMap,
     pub max_body_bytes: usize,
-    pub admin_token: Option<SecretString>,
+    /// Who may use the admin and analytics endpoints.
+    pub admin: AdminGate,
+    /// `/metrics` answers without the admin token.
+    pub metrics_public: bool,
     pub started_at: Instant,
     pub port: u16,
 }
@@ -61,6 +64,16 @@ const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 impl Application {
     /// Opens the ledger, starts the actors and binds the listener; must run inside an actix system.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // The port first: a port in use fails here, before any actor or timer has started.
+        let address = format!("{}:{}", settings.server.host, settings.server.port);
+        let listener = TcpListener::bind(&address).map_err(|e| {
+            anyhow::anyhow!("failed to bind {address} ([server] host and port): {e}")
+        })?;
+        let port = listener.local_addr()?.port();
+        let admin = AdminGate::new(settings.server.admin_token.clone(), &settings.server.host);
+        if matches!(admin, AdminGate::Locked) {
+            tracing::warn!(host = %settings.server.host, "listening beyond loopback without an admin token: the admin and analytics endpoints (providers, stats, records, projects, sources, metrics) answer 403 until [server] admin_token or admin_token_env is set");
+        }
         let catalog = Arc::new(Catalog::embedded().map_err(anyhow::Error::msg)?);
         let default_tls = tls::default_client_config().map_err(anyhow::Error::msg)?;
         let providers = settings
@@ -101,12 +114,6 @@ impl Application {
         let projects = ProjectTracker::new(db).start();
         let pricing = Arc::new(Pricing::new(&catalog, &settings.pricing));
 
-        let address = format!("{}:{}", settings.server.host, settings.server.port);
-        let listener = TcpListener::bind(&address).map_err(|e| {
-            anyhow::anyhow!("failed to bind {address} ([server] host and port): {e}")
-        })?;
-        let port = listener.local_addr()?.port();
-
         let registry = ProviderRegistry::new(
             providers,
             settings.provider_defaults.clone(),
@@ -129,11 +136,8 @@ impl Application {
             catalog,
             keys: KeyMap::new(&settings.key_map, settings.auth.require_key),
             max_body_bytes: settings.server.max_body_bytes,
-            admin_token: settings
-                .server
-                .admin_token
-                .clone()
-                .filter(|t| !t.expose_secret().is_empty()),
+            admin,
+            metrics_public: settings.server.metrics_public,
             started_at: Instant::now(),
             port,
         });

@@ -356,7 +356,6 @@ impl Handler<AddProvider> for ProviderRegistry {
         let is_local = provider.kind == ProviderKind::Local;
         self.providers.push(Arc::new(provider));
         self.publish();
-        tracing::info!(provider = %view.id, provider_type = view.provider_type.as_str(), "provider added");
         if is_local {
             ctx.spawn(self.refresh(DISCOVERY_TTL));
         }
@@ -364,24 +363,22 @@ impl Handler<AddProvider> for ProviderRegistry {
     }
 }
 
-/// Removes a provider by id.
+/// Removes a provider by id; answers the endpoint it had.
 #[derive(Message)]
-#[rtype(result = "Result<(), GatewayError>")]
+#[rtype(result = "Result<String, GatewayError>")]
 pub struct RemoveProvider(pub String);
 
 impl Handler<RemoveProvider> for ProviderRegistry {
-    type Result = Result<(), GatewayError>;
+    type Result = Result<String, GatewayError>;
 
     fn handle(&mut self, msg: RemoveProvider, _: &mut Self::Context) -> Self::Result {
-        let before = self.providers.len();
-        self.providers.retain(|p| p.id != msg.0);
-        if self.providers.len() == before {
+        let Some(at) = self.providers.iter().position(|p| p.id == msg.0) else {
             return Err(GatewayError::ProviderNotFound { id: msg.0 });
-        }
+        };
+        let removed = self.providers.remove(at);
         self.discovered.remove(&msg.0);
         self.publish();
-        tracing::info!(provider = %msg.0, "provider removed");
-        Ok(())
+        Ok(removed.endpoint.clone())
     }
 }
 

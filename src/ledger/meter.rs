@@ -306,15 +306,35 @@ impl RequestMeter {
     }
 }
 
+/// The model label shared by every model id the gateway does not know.
+pub const OTHER_MODEL_LABEL: &str = "other";
+
 impl RequestMeter {
+    /// The model as a metric label: the model used or asked of the provider when the gateway
+    /// knows it (priced, or served by a local server), else one shared label.
+    fn metric_model(&self) -> &str {
+        let Some(kind) = self.provider_kind else {
+            return OTHER_MODEL_LABEL;
+        };
+        [
+            self.record.model_used.as_deref(),
+            self.target_model.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .find(|m| self.recorder.pricing.price(&[m], kind).is_some())
+        .unwrap_or(OTHER_MODEL_LABEL)
+    }
+
     /// Exports the finished request to the metrics.
     fn observe(&self) {
         let m = &self.recorder.metrics;
         let r = &self.record;
         let provider = r.provider_id.as_deref().unwrap_or("");
-        // Only a model a provider answered for becomes a label: clients cannot grow the series.
+        // Only a model a provider answered for, and one the gateway knows, becomes a label:
+        // neither clients nor upstreams can grow the series without bound.
         let model = if self.head_sent {
-            r.model_used.as_deref().unwrap_or("")
+            self.metric_model()
         } else {
             ""
         };

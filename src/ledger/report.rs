@@ -188,19 +188,44 @@ pub fn projects(projects: &[projects::Model], groups: &[GroupSums]) -> Vec<Proje
         .collect()
 }
 
-/// A record as the API shows it: every ledger field plus its time in RFC 3339.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+/// A record as the API shows it: every ledger field plus its time in RFC 3339, and the
+/// sanitizer's findings as an object of kinds and counts (the ledger keeps them as JSON text).
+#[derive(Debug)]
 pub struct RecordView {
     pub timestamp: String,
-    #[serde(flatten)]
-    #[schema(value_type = Object)]
     pub record: requests::Model,
+}
+
+impl Serialize for RecordView {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeMap};
+        let serde_json::Value::Object(fields) =
+            serde_json::to_value(&self.record).map_err(S::Error::custom)?
+        else {
+            return Err(S::Error::custom("a ledger record serializes as an object"));
+        };
+        let mut map = serializer.serialize_map(Some(fields.len() + 1))?;
+        map.serialize_entry("timestamp", &self.timestamp)?;
+        for (name, value) in &fields {
+            match (name.as_str(), value) {
+                ("sanitizer_findings", serde_json::Value::String(text)) => {
+                    let findings: serde_json::Value =
+                        serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
+                    map.serialize_entry(name, &findings)?;
+                }
+                _ => map.serialize_entry(name, value)?,
+            }
+        }
+        map.end()
+    }
 }
 
 /// A page of records.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RecordPage {
     pub object: &'static str,
+    /// The records: every ledger field, `timestamp` (RFC 3339) and `sanitizer_findings`.
+    #[schema(value_type = Vec<Object>)]
     pub data: Vec<RecordView>,
     pub limit: u64,
     pub offset: u64,

@@ -44,10 +44,28 @@ pub fn client_config_with_ca(path: &Path) -> Result<Arc<ClientConfig>, String> {
     build(roots)
 }
 
+/// The largest CA file read: a bundle of every public root is about 250 KB.
+const MAX_CA_FILE_BYTES: u64 = 1024 * 1024;
+
 /// Reads the certificates of a PEM file; an error names the file and what is wrong.
 pub fn load_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let pem = std::fs::read(path)
-        .map_err(|e| format!("failed to read CA file {}: {e}", path.display()))?;
+    use std::io::Read;
+    let unreadable = |e: std::io::Error| format!("failed to read CA file {}: {e}", path.display());
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    // A device or a pipe (/dev/zero, /dev/stdin) would block or never end.
+    if !file.metadata().map_err(unreadable)?.is_file() {
+        return Err(format!("CA file {} is not a regular file", path.display()));
+    }
+    let mut pem = Vec::new();
+    file.take(MAX_CA_FILE_BYTES + 1)
+        .read_to_end(&mut pem)
+        .map_err(unreadable)?;
+    if pem.len() as u64 > MAX_CA_FILE_BYTES {
+        return Err(format!(
+            "CA file {} is larger than {MAX_CA_FILE_BYTES} bytes; it should hold a few PEM certificates",
+            path.display()
+        ));
+    }
     let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice())
         .collect::<Result<_, _>>()
         .map_err(|e| format!("failed to parse CA file {}: {e}", path.display()))?;

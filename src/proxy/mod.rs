@@ -3,6 +3,7 @@
 //! with a meter following the request from start to end so that it leaves exactly one ledger record.
 
 pub mod inbound;
+pub mod mask;
 pub mod response;
 pub mod upstream;
 
@@ -18,6 +19,7 @@ use crate::error::{ApiError, GatewayError};
 use crate::ledger::meter::RequestMeter;
 use crate::providers::{Credential, Operation};
 use crate::startup::AppState;
+use mask::KeyMask;
 use upstream::UpstreamClients;
 
 /// How fresh a local server's model list must be before a model it does not list is refused.
@@ -55,12 +57,14 @@ pub async fn handle(
                 .observe(answer.overhead.as_secs_f64());
             let mut response = if answer.response.status().as_u16() >= 400 {
                 // An error answer is small: read whole, so a key the provider echoes can be masked.
-                response::error_answer(answer.response, answer.secret, meter).await
+                response::error_answer(answer.response, KeyMask::new(answer.secret.as_ref()), meter)
+                    .await
             } else {
                 response::passthrough(
                     answer.response,
                     answer.read_timeout,
                     &answer.provider_id,
+                    KeyMask::new(answer.secret.as_ref()),
                     meter,
                 )
             };

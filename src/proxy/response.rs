@@ -16,7 +16,7 @@ use actix_web::HttpMessage;
 use futures_util::Stream;
 use tokio::time::{sleep, Instant, Sleep};
 
-use secrecy::{ExposeSecret, SecretString};
+use super::mask::KeyMask;
 
 use crate::error::GatewayError;
 use crate::ledger::meter::RequestMeter;
@@ -46,10 +46,10 @@ const MAX_ERROR_BODY: usize = 1024 * 1024;
 /// occurrence of the gateway's provider key masked (some servers echo the key they got).
 pub async fn error_answer(
     mut upstream: ClientResponse,
-    secret: Option<SecretString>,
+    mask: Option<KeyMask>,
     mut meter: RequestMeter,
 ) -> HttpResponse {
-    let mut builder = response_head(&upstream);
+    let mut builder = response_head(&upstream, mask.as_ref());
     let body = match upstream.body().limit(MAX_ERROR_BODY).await {
         Ok(body) => body,
         Err(e) => {
@@ -61,17 +61,9 @@ pub async fn error_answer(
             return builder.finish();
         }
     };
-    let body = match secret
-        .as_ref()
-        .map(|s| s.expose_secret())
-        .filter(|s| !s.is_empty())
-    {
-        Some(key) if memchr::memmem::find(&body, key.as_bytes()).is_some() => Bytes::from(
-            String::from_utf8_lossy(&body)
-                .replace(key, "[REDACTED]")
-                .into_bytes(),
-        ),
-        _ => body,
+    let body = match &mask {
+        Some(mask) => mask.all(body),
+        None => body,
     };
     let body = meter.on_chunk(body);
     let _ = meter.on_end();
@@ -79,14 +71,22 @@ pub async fn error_answer(
 }
 
 /// The client's response head from the upstream's: status and headers, less hop-by-hop
-/// ones; the upstream's `x-request-id` becomes `x-upstream-request-id`.
-fn response_head(upstream: &ClientResponse) -> actix_web::HttpResponseBuilder {
+/// ones, the provider key masked in any value that repeats it; the upstream's `x-request-id`
+/// becomes `x-upstream-request-id`.
+fn response_head(
+    upstream: &ClientResponse,
+    mask: Option<&KeyMask>,
+) -> actix_web::HttpResponseBuilder {
     let mut builder = HttpResponse::build(upstream.status());
     for (name, value) in upstream.headers() {
+        let value = match mask {
+            Some(mask) => mask.header(value),
+            None => value.clone(),
+        };
         if is_passed_back(name) {
-            builder.append_header((name.clone(), value.clone()));
+            builder.append_header((name.clone(), value));
         } else if name.as_str() == "x-request-id" {
-            builder.append_header(("x-upstream-request-id", value.clone()));
+            builder.append_header(("x-upstream-request-id", value));
         }
     }
     builder
@@ -99,9 +99,10 @@ pub fn passthrough(
     mut upstream: ClientResponse,
     read_timeout: Duration,
     provider: &str,
+    mask: Option<KeyMask>,
     meter: RequestMeter,
 ) -> HttpResponse {
-    let mut builder = response_head(&upstream);
+    let mut builder = response_head(&upstream, mask.as_ref());
     let length = upstream
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -109,6 +110,7 @@ pub fn passthrough(
         .and_then(|v| v.parse::<u64>().ok());
     let body = Metered {
         inner: IdleTimeout::new(upstream.take_payload(), read_timeout, provider),
+        mask,
         meter: Some(meter),
         remaining: length,
         ended: false,
@@ -120,10 +122,11 @@ pub fn passthrough(
     }
 }
 
-/// The body on its way to the client, shown to the request's meter chunk by chunk; the
-/// meter records the request when the body ends, breaks, or is dropped.
+/// The body on its way to the client, the provider key masked, shown to the request's meter
+/// chunk by chunk; the meter records the request when the body ends, breaks, or is dropped.
 struct Metered<S> {
     inner: S,
+    mask: Option<KeyMask>,
     meter: Option<RequestMeter>,
     /// Bytes still due when the length is known: the body ends with its last byte, whether
     /// or not the server polls for the end.
@@ -145,6 +148,10 @@ where
         loop {
             return match Pin::new(&mut this.inner).poll_next(cx) {
                 Poll::Ready(Some(Ok(chunk))) => {
+                    let chunk = match this.mask.as_mut() {
+                        Some(mask) => mask.chunk(chunk),
+                        None => chunk,
+                    };
                     let out = match this.meter.as_mut() {
                         Some(meter) => meter.on_chunk(chunk),
                         None => chunk,
@@ -174,8 +181,19 @@ where
                 }
                 Poll::Ready(None) => {
                     this.ended = true;
+                    // A tail the mask held back (the start of something key-like) goes out now.
+                    let held = this.mask.as_mut().map(KeyMask::finish).unwrap_or_default();
+                    let held = match this.meter.as_mut() {
+                        Some(meter) if !held.is_empty() => meter.on_chunk(held),
+                        _ => held,
+                    };
                     let rest = this.meter.take().and_then(|mut meter| meter.on_end());
-                    Poll::Ready(rest.filter(|r| !r.is_empty()).map(Ok))
+                    let out = match rest {
+                        Some(rest) if !held.is_empty() => [held, rest].concat().into(),
+                        Some(rest) => rest,
+                        None => held,
+                    };
+                    Poll::Ready((!out.is_empty()).then_some(Ok(out)))
                 }
                 Poll::Pending => Poll::Pending,
             };

@@ -3,6 +3,7 @@
 use actix_web::{get, web, HttpResponse};
 use serde::Deserialize;
 
+use crate::access::Admin;
 use crate::actors::cost_ledger::{ListRecords, SumUsage};
 use crate::actors::project_tracker::{ListProjects, ProjectRecords};
 use crate::error::GatewayError;
@@ -12,6 +13,8 @@ use crate::startup::AppState;
 
 const DEFAULT_LIMIT: u64 = 100;
 const MAX_LIMIT: u64 = 1000;
+/// The largest `offset`: the databases take a signed 64-bit offset.
+const MAX_OFFSET: u64 = i64::MAX as u64;
 
 fn bad(param: &str, message: String) -> GatewayError {
     GatewayError::InvalidRequest {
@@ -43,16 +46,25 @@ fn parse_number<T: std::str::FromStr>(
         .transpose()
 }
 
-/// Reads a time: RFC 3339 (`2026-11-25T12:00:00Z`) or Unix seconds.
+/// Latest time accepted in a query: 9999-12-31T23:59:59Z, in Unix seconds. Bounding times
+/// keeps the hour arithmetic of the stats queries far from overflow.
+const MAX_TIME_SECS: i64 = 253_402_300_799;
+
+/// Reads a time: RFC 3339 (`2026-11-25T12:00:00Z`) or Unix seconds, from 1970 to 9999.
 fn parse_time(param: &str, value: &str) -> Result<i64, GatewayError> {
-    if let Ok(seconds) = value.parse::<i64>() {
-        return seconds
-            .checked_mul(1000)
-            .ok_or_else(|| bad(param, format!("`{param}` is out of range")));
+    let millis = match value.parse::<i64>() {
+        Ok(seconds) => seconds.saturating_mul(1000),
+        Err(_) => chrono::DateTime::parse_from_rfc3339(value)
+            .map(|t| t.timestamp_millis())
+            .map_err(|_| bad(param, format!("`{param}` must be an RFC 3339 time (e.g. 2026-11-25T12:00:00Z) or Unix seconds, not `{value}`")))?,
+    };
+    if !(0..=MAX_TIME_SECS * 1000 + 999).contains(&millis) {
+        return Err(bad(
+            param,
+            format!("`{param}` must lie between 1970-01-01 and 9999-12-31 (Unix seconds 0 to {MAX_TIME_SECS})"),
+        ));
     }
-    chrono::DateTime::parse_from_rfc3339(value)
-        .map(|t| t.timestamp_millis())
-        .map_err(|_| bad(param, format!("`{param}` must be an RFC 3339 time (e.g. 2026-11-25T12:00:00Z) or Unix seconds, not `{value}`")))
+    Ok(millis)
 }
 
 /// `since` and `until` query parameters.
@@ -106,6 +118,7 @@ async fn sums(
     responses((status = 200, body = report::Stats), (status = 400, description = "Bad query parameter")))]
 #[get("/v1/stats")]
 pub async fn stats(
+    _: Admin,
     state: web::Data<AppState>,
     query: web::Query<WindowQuery>,
 ) -> Result<HttpResponse, GatewayError> {
@@ -149,6 +162,12 @@ impl RecordsQuery {
         .window()?;
         let limit = parse_number::<u64>("limit", self.limit.as_deref())?.unwrap_or(DEFAULT_LIMIT);
         let offset = parse_number::<u64>("offset", self.offset.as_deref())?.unwrap_or(0);
+        if offset > MAX_OFFSET {
+            return Err(bad(
+                "offset",
+                format!("`offset` must be between 0 and {MAX_OFFSET}"),
+            ));
+        }
         if !(1..=MAX_LIMIT).contains(&limit) {
             return Err(bad(
                 "limit",
@@ -191,6 +210,7 @@ impl RecordsQuery {
     responses((status = 200, body = report::RecordPage), (status = 400, description = "Bad query parameter")))]
 #[get("/v1/records")]
 pub async fn records(
+    _: Admin,
     state: web::Data<AppState>,
     query: web::Query<RecordsQuery>,
 ) -> Result<HttpResponse, GatewayError> {
@@ -210,6 +230,7 @@ pub async fn records(
     responses((status = 200, body = [report::SourceUsage]), (status = 400, description = "Bad query parameter")))]
 #[get("/v1/sources")]
 pub async fn sources(
+    _: Admin,
     state: web::Data<AppState>,
     query: web::Query<WindowQuery>,
 ) -> Result<HttpResponse, GatewayError> {
@@ -232,6 +253,7 @@ pub struct ProjectsQuery {
     responses((status = 200, body = [report::ProjectUsage]), (status = 400, description = "Bad query parameter")))]
 #[get("/v1/projects")]
 pub async fn projects(
+    _: Admin,
     state: web::Data<AppState>,
     query: web::Query<ProjectsQuery>,
 ) -> Result<HttpResponse, GatewayError> {
@@ -266,6 +288,7 @@ pub async fn projects(
     responses((status = 200, body = report::RecordPage), (status = 404, description = "No such project")))]
 #[get("/v1/projects/{id}/records")]
 pub async fn project_records(
+    _: Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
     query: web::Query<RecordsQuery>,

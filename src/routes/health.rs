@@ -1,6 +1,6 @@
 //! Service health and the OpenAPI document.
 
-use actix_web::{get, web, HttpResponse};
+use actix_web::{get, web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa::OpenApi;
 
@@ -34,7 +34,12 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
 /// upstream errors; failovers; tokens and cost; the ledger's queue and writes.
 #[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 #[get("/metrics")]
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if !state.metrics_public {
+        if let Err(refused) = state.admin.check(req.headers()) {
+            return refused.to_response(crate::providers::ApiFormat::OpenAi);
+        }
+    }
     match state.metrics.render() {
         Ok(text) => HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4; charset=utf-8")

@@ -105,6 +105,9 @@ fn is_placeholder(value: &[u8]) -> bool {
         || NOT_SECRETS.contains(&lower.as_str())
         || REFERENCES.iter().any(|r| lower.starts_with(r))
         || PLACEHOLDER_FRAGMENTS.iter().any(|f| lower.contains(f))
+        // An ellipsis stands for the rest of a key in documentation ("sk-...", "sk-ant-…").
+        || trimmed.contains("...")
+        || trimmed.contains('…')
         // An environment variable's name (DB_PASSWORD, YOUR_API_TOKEN), not its value.
         || (trimmed.contains('_')
             && trimmed.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
@@ -235,6 +238,9 @@ mod tests {
             "DB_PASSWORD",
             "YOURTOKENHERE",
             "null",
+            "sk-...",
+            "\"sk-ant-...\"",
+            "sk-proj-…",
         ] {
             assert!(!Check::NotPlaceholder.passes(p.as_bytes()), "{p}");
         }

@@ -231,6 +231,18 @@ fn a_ca_file_must_exist_and_hold_certificates() {
         not_pem.display()
     ));
     assert!(error.contains("no PEM certificate"), "{error}");
+    for device in ["/dev/zero", "/dev/stdin"] {
+        let error = error_of(&format!(
+            "[[providers]]\nid = \"o\"\nprovider_type = \"openai\"\nca_file = \"{device}\"\n"
+        ));
+        assert!(error.contains("not a regular file"), "{error}");
+    }
+    let (_dir, huge) = write_config(&"A".repeat(2 * 1024 * 1024));
+    let error = error_of(&format!(
+        "[[providers]]\nid = \"o\"\nprovider_type = \"openai\"\nca_file = \"{}\"\n",
+        huge.display()
+    ));
+    assert!(error.contains("larger than"), "{error}");
 }
 
 #[test]

@@ -70,7 +70,7 @@ pub async fn spawn_app(config: &str) -> TestApp {
 
 /// Starts the gateway with `config`, writing to `db_url` (a fresh database when None).
 pub async fn spawn_app_on(config: &str, db_url: Option<&str>) -> TestApp {
-    llm_gateway::telemetry::init();
+    llm_gateway::telemetry::init(Default::default());
     let (dir, path) = write_config(config);
     let db_url = match db_url {
         Some(url) => url.to_string(),

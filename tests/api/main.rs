@@ -4,6 +4,8 @@
 mod admin;
 mod bad_input;
 mod config;
+mod exposure;
+mod hardening;
 mod helpers;
 mod key_map;
 mod ledger;

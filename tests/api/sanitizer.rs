@@ -134,7 +134,7 @@ async fn pii_is_redacted_before_the_provider_sees_it_and_findings_are_recorded()
     let records = app.records(4).await;
     for r in &records {
         let findings: BTreeMap<String, u32> =
-            serde_json::from_str(r["sanitizer_findings"].as_str().unwrap()).unwrap();
+            serde_json::from_value(r["sanitizer_findings"].clone()).unwrap();
         assert_eq!(findings["aws_access_key_id"], 1, "{findings:?}");
         assert_eq!(findings["github_token"], 1, "{findings:?}");
         assert_eq!(findings["phone"], 1, "{findings:?}");

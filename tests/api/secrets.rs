@@ -151,3 +151,45 @@ async fn provider_keys_appear_in_no_response_and_no_log_line() {
         5
     );
 }
+
+#[actix_web::test]
+async fn a_provider_key_echoed_in_headers_or_split_across_stream_chunks_never_reaches_the_client() {
+    let mock = MockUpstream::start().unwrap();
+    let app = spawn_app(&four_providers(&mock)).await;
+    let echo = [("x-mock-echo-key", "1"), ("x-mock-chunk-delay-ms", "30")];
+    let rejected = [("x-mock-echo-key", "1"), ("x-mock-status", "401")];
+
+    let mut seen = Vec::new();
+    for (body, headers) in [
+        (chat_body("gpt-4o", false), &rejected[..]),
+        (chat_body("gpt-4o", false), &echo[..]),
+        (chat_body("gpt-4o", true), &echo[..]),
+    ] {
+        let response = app.post("/v1/chat/completions", &body, headers).await;
+        let status = response.status();
+        let head = format!("{:?}", response.headers());
+        let declared = response.content_length();
+        let text = response.text().await.unwrap();
+        if let Some(length) = declared {
+            assert_eq!(length as usize, text.len(), "the declared length is kept");
+        }
+        seen.push((status, head, text));
+    }
+
+    let (status, head, text) = &seen[0];
+    assert_eq!(*status, 401);
+    assert!(head.contains("www-authenticate"), "{head}");
+    let (_, ok_head, ok_text) = &seen[1];
+    assert!(ok_head.contains("x-mock-echo"), "{ok_head}");
+    let (_, _, stream) = &seen[2];
+    assert!(stream.contains("you sent Bearer [REDACTED"), "{stream}");
+    assert!(stream.contains("[DONE]"), "{stream}");
+    for part in [head, text, ok_head, ok_text, stream] {
+        assert!(
+            !part.contains("sk-openai-provider-key"),
+            "the key leaked: {part}"
+        );
+    }
+    let records = app.records(3).await;
+    assert!(records[0]["output_tokens"].as_i64().unwrap() > 0);
+}

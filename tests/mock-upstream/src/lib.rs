@@ -10,6 +10,9 @@
 //! `x-mock-no-usage` (report no usage at all, like some local servers), `x-mock-echo-key`
 //! (an error message that repeats the credential received, as careless servers do),
 //! `x-mock-location` (a `Location` header on the `x-mock-status` answer, for redirects).
+//! With `x-mock-echo-key`, the credential received is also repeated in a `www-authenticate`
+//! header of error answers, in an `x-mock-echo` header and the text of JSON chat answers,
+//! and in a chat stream's text, split across two writes in the middle of the key.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future as _;
@@ -286,6 +289,13 @@ fn status_answer(status: u16, steer: &Steering) -> actix_web::HttpResponseBuilde
     if let Some(location) = &steer.location {
         builder.insert_header(("location", location.as_str()));
     }
+    if let Some(key) = &steer.echo_key {
+        // As some servers do: the rejected credential repeated in the challenge.
+        builder.insert_header((
+            "www-authenticate",
+            format!("Bearer realm=\"mock\", error=\"invalid_token\", error_description=\"{key}\""),
+        ));
+    }
     builder
 }
 
@@ -335,13 +345,22 @@ async fn chat(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> Htt
         json!({"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output,
                "prompt_tokens_details": {"cached_tokens": steer.cached}})
     };
+    let echoed = steer
+        .echo_key
+        .as_ref()
+        .map(|k| format!(" (you sent {k})"))
+        .unwrap_or_default();
     if request["stream"].as_bool() != Some(true) {
-        return HttpResponse::Ok()
-            .insert_header(("x-request-id", "upstream-req-123"))
+        let mut answer = HttpResponse::Ok();
+        answer.insert_header(("x-request-id", "upstream-req-123"));
+        if let Some(key) = &steer.echo_key {
+            answer.insert_header(("x-mock-echo", key.as_str()));
+        }
+        return answer
             .json(json!({
                 "id": "chatcmpl-mock", "object": "chat.completion", "created": 1_700_000_000,
                 "model": model, "system_fingerprint": "fp_mock",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": reply_text(steer.chunks), "refusal": null},
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": format!("{}{echoed}", reply_text(steer.chunks)), "refusal": null},
                              "logprobs": null, "finish_reason": "stop"}],
                 "usage": usage,
             }));
@@ -357,6 +376,13 @@ async fn chat(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> Htt
         Value::Null,
     )];
     events.extend((0..steer.chunks).map(|i| chunk(json!({"content": chunk_text(i)}), Value::Null)));
+    if let Some(key) = &steer.echo_key {
+        // The key split across two writes, in the middle of the key.
+        let event = chunk(json!({"content": echoed}), Value::Null);
+        let middle = event.find(key.as_str()).map_or(0, |at| at + key.len() / 2);
+        events.push(event[..middle].to_string());
+        events.push(event[middle..].to_string());
+    }
     events.push(chunk(json!({}), json!("stop")));
     if request["stream_options"]["include_usage"].as_bool() == Some(true) && !steer.no_usage {
         let event = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000,
