@@ -19,6 +19,18 @@ pub enum GatewayError {
     UnsupportedMediaType { content_type: String },
     #[error("request body is larger than the gateway's limit of {limit} bytes ([server] max_body_bytes)")]
     PayloadTooLarge { limit: usize },
+    #[error("the request body did not arrive within {timeout_ms} ms ([server] body_timeout_ms)")]
+    BodyTimeout { timeout_ms: u64 },
+    #[error("{message}")]
+    Overloaded { message: String },
+    #[error("the request headers are larger than the gateway's limit of {limit} bytes ([server] max_header_bytes)")]
+    HeadersTooLarge { limit: usize },
+    #[error("{method} is not allowed on {path}; allowed: {allowed}")]
+    MethodNotAllowed {
+        method: String,
+        path: String,
+        allowed: String,
+    },
     #[error("{message}")]
     Unauthorized { message: String },
     #[error("the admin and analytics endpoints are locked: this gateway listens beyond loopback and has no admin token. Set [server] admin_token (or admin_token_env) in the config file and send `Authorization: Bearer <admin_token>`")]
@@ -77,6 +89,10 @@ impl GatewayError {
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::NoKeyForProvider { .. } | Self::ComplianceBlocked { .. } | Self::AdminLocked => {
                 StatusCode::FORBIDDEN
             }
@@ -107,6 +123,10 @@ impl GatewayError {
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::Unauthorized { .. } => "unauthorized",
+            Self::BodyTimeout { .. } => "body_timeout",
+            Self::Overloaded { .. } => "overloaded",
+            Self::HeadersTooLarge { .. } => "headers_too_large",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::AdminLocked => "admin_locked",
             Self::NoKeyForProvider { .. } => "no_key_for_provider",
             Self::ComplianceBlocked { .. } => "compliance_blocked",
@@ -126,7 +146,7 @@ impl GatewayError {
 
     fn openai_type(&self) -> &'static str {
         match self.status().as_u16() {
-            400 | 404 | 409 | 413 | 415 => "invalid_request_error",
+            400 | 404 | 405 | 408 | 409 | 413 | 415 | 431 => "invalid_request_error",
             401 => "authentication_error",
             403 => "permission_error",
             _ => "api_error",
@@ -135,12 +155,13 @@ impl GatewayError {
 
     fn anthropic_type(&self) -> &'static str {
         match self.status().as_u16() {
-            400 | 409 | 415 => "invalid_request_error",
+            400 | 405 | 409 | 415 => "invalid_request_error",
             401 => "authentication_error",
             403 => "permission_error",
             404 => "not_found_error",
-            413 => "request_too_large",
-            504 => "timeout_error",
+            413 | 431 => "request_too_large",
+            408 | 504 => "timeout_error",
+            503 => "overloaded_error",
             _ => "api_error",
         }
     }

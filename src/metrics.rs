@@ -22,6 +22,7 @@ pub struct Metrics {
     pub overhead: Histogram,
     pub upstream_errors: IntCounterVec,
     pub failovers: IntCounterVec,
+    pub connection_wait: HistogramVec,
     pub tokens: IntCounterVec,
     pub cost_usd: CounterVec,
     pub ledger_queue: IntGauge,
@@ -69,6 +70,10 @@ impl Metrics {
                 Opts::new("failovers_total", "Requests moved to another provider after a failed attempt, by the provider that failed"),
                 &["provider"],
             )?,
+            connection_wait: HistogramVec::new(
+                histogram("upstream_connection_wait_seconds", "Time requests waited for one of a provider's max_connections (only requests that had to wait are counted)"),
+                &["provider"],
+            )?,
             tokens: IntCounterVec::new(
                 Opts::new("tokens_total", "Tokens by provider, model and type (input, output, cached_input, cache_write)"),
                 &["provider", "model", "type"],
@@ -96,6 +101,7 @@ impl Metrics {
         r.register(Box::new(metrics.overhead.clone()))?;
         r.register(Box::new(metrics.upstream_errors.clone()))?;
         r.register(Box::new(metrics.failovers.clone()))?;
+        r.register(Box::new(metrics.connection_wait.clone()))?;
         r.register(Box::new(metrics.tokens.clone()))?;
         r.register(Box::new(metrics.cost_usd.clone()))?;
         r.register(Box::new(metrics.ledger_queue.clone()))?;

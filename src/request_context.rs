@@ -12,6 +12,7 @@ use std::time::Instant;
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use futures_util::future::Either;
 use tracing::Instrument;
 
 /// The id of one request: a UUIDv7, so ids sort by time.
@@ -58,9 +59,12 @@ pub struct ArrivedAt(pub Instant);
 
 /// The middleware (`App::wrap_fn`): stamps the request with its id and arrival, runs the rest
 /// inside the request's span, sets `x-request-id` on the answer, and logs server-side failures.
+/// A head larger than `max_header_bytes` (names and values of every header) is answered 431
+/// in the API shape of its path, before any handler runs.
 pub fn stamp<S>(
     req: ServiceRequest,
     service: &S,
+    max_header_bytes: usize,
 ) -> impl Future<Output = Result<ServiceResponse, actix_web::Error>>
 where
     S: Service<ServiceRequest, Response = ServiceResponse, Error = actix_web::Error>,
@@ -79,7 +83,21 @@ where
         method = %req.method(),
         path = %req.path()
     );
-    let response = span.in_scope(|| service.call(req));
+    let head_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    let response = if head_bytes > max_header_bytes {
+        let api = crate::providers::ApiFormat::for_path(req.path());
+        let refusal = crate::error::GatewayError::HeadersTooLarge {
+            limit: max_header_bytes,
+        }
+        .to_response(api);
+        Either::Left(ready(Ok(req.into_response(refusal))))
+    } else {
+        Either::Right(span.in_scope(|| service.call(req)))
+    };
     async move {
         let mut response = response.await?;
         if let Some(error) = response.response().error() {

@@ -104,6 +104,14 @@ pub struct ServerSettings {
     pub host: String,
     pub port: u16,
     pub max_body_bytes: usize,
+    /// The whole request body must arrive within this time after the head (slow clients).
+    pub body_timeout_ms: u64,
+    /// The request head (every header name and value) may be this large at most; larger gets 431.
+    pub max_header_bytes: usize,
+    /// Open client connections at most, across workers; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Bytes of request bodies held at once across all requests; a request past it gets 503.
+    pub max_buffered_body_bytes: usize,
     pub workers: usize,
     /// Guards every admin and analytics endpoint (`Authorization: Bearer <admin_token>`).
     #[serde(default)]
@@ -131,6 +139,9 @@ pub struct AuthSettings {
 pub struct ProviderDefaults {
     pub connect_timeout_ms: u64,
     pub read_timeout_ms: u64,
+    /// Requests in flight to one provider at most (each holds an upstream connection);
+    /// more wait for one, and the wait shows in `/metrics`.
+    pub max_connections: usize,
 }
 
 /// One `[[providers]]` entry, as written by the user (also the body of `POST /v1/providers`).
@@ -159,6 +170,9 @@ pub struct ProviderSettings {
     pub connect_timeout_ms: Option<u64>,
     #[serde(default)]
     pub read_timeout_ms: Option<u64>,
+    /// Overrides `[provider_defaults] max_connections`.
+    #[serde(default)]
+    pub max_connections: Option<usize>,
     /// A PEM file of extra CA certificates (a corporate TLS-inspecting proxy).
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
@@ -374,6 +388,37 @@ fn validate(settings: &Settings) -> Result<(), (String, String)> {
         return Err((
             "server.max_body_bytes".into(),
             "must be greater than 0 (default 10485760, 10 MiB)".into(),
+        ));
+    }
+    for (field, value) in [
+        ("body_timeout_ms", settings.server.body_timeout_ms as usize),
+        ("max_header_bytes", settings.server.max_header_bytes),
+        ("max_connections", settings.server.max_connections),
+        (
+            "max_buffered_body_bytes",
+            settings.server.max_buffered_body_bytes,
+        ),
+        (
+            "provider_defaults.max_connections",
+            settings.provider_defaults.max_connections,
+        ),
+    ] {
+        if value == 0 {
+            let key = if field.contains('.') {
+                field.to_string()
+            } else {
+                format!("server.{field}")
+            };
+            return Err((key, "must be greater than 0".into()));
+        }
+    }
+    if settings.server.max_buffered_body_bytes < settings.server.max_body_bytes {
+        return Err((
+            "server.max_buffered_body_bytes".into(),
+            format!(
+                "must be at least [server] max_body_bytes ({}), or no largest body could ever be held",
+                settings.server.max_body_bytes
+            ),
         ));
     }
     if settings.server.host.trim().is_empty() {
@@ -605,6 +650,10 @@ pub fn validate_provider(provider: &ProviderSettings) -> Result<(), (String, Str
     for (field, value) in [
         ("connect_timeout_ms", provider.connect_timeout_ms),
         ("read_timeout_ms", provider.read_timeout_ms),
+        (
+            "max_connections",
+            provider.max_connections.map(|n| n as u64),
+        ),
     ] {
         if value == Some(0) {
             return Err((field.into(), "must be greater than 0".into()));

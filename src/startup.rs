@@ -21,6 +21,7 @@ use crate::ledger::pricing::Pricing;
 use crate::ledger::store;
 use crate::metrics::Metrics;
 use crate::providers::{tls, Provider};
+use crate::proxy::inbound::{BodyBudget, BodyLimits};
 use crate::proxy::upstream::UpstreamClients;
 use crate::routes;
 use crate::sanitizer::Sanitizer;
@@ -42,13 +43,39 @@ pub struct AppState {
     pub registry_snapshot: Arc<ArcSwap<RegistrySnapshot>>,
     pub catalog: Arc<Catalog>,
     pub keys: KeyMap,
-    pub max_body_bytes: usize,
+    /// Size, time and memory bounds of request bodies.
+    pub body_limits: BodyLimits,
     /// Who may use the admin and analytics endpoints.
     pub admin: AdminGate,
     /// `/metrics` answers without the admin token.
     pub metrics_public: bool,
     pub started_at: Instant,
     pub port: u16,
+}
+
+/// Raises the open-file limit to its hard maximum (as nginx's `worker_rlimit_nofile` does) and
+/// warns when `max_connections` could still exhaust it: each proxied client connection holds an
+/// upstream connection too.
+fn check_descriptor_limit(max_connections: usize) {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::debug!(error = %e, "failed to raise the open-file limit");
+        }
+    }
+    let current = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    let needed = (max_connections as u64)
+        .saturating_mul(2)
+        .saturating_add(256);
+    if current < needed {
+        tracing::warn!(
+            open_files = current,
+            max_connections,
+            "the open-file limit is below what [server] max_connections needs (two descriptors per proxied connection): raise `ulimit -n` or lower max_connections"
+        );
+    }
 }
 
 /// A built, bound, not yet running gateway.
@@ -135,16 +162,23 @@ impl Application {
             registry_snapshot,
             catalog,
             keys: KeyMap::new(&settings.key_map, settings.auth.require_key),
-            max_body_bytes: settings.server.max_body_bytes,
+            body_limits: BodyLimits {
+                max_bytes: settings.server.max_body_bytes,
+                timeout: Duration::from_millis(settings.server.body_timeout_ms),
+                budget: Arc::new(BodyBudget::new(settings.server.max_buffered_body_bytes)),
+            },
             admin,
             metrics_public: settings.server.metrics_public,
             started_at: Instant::now(),
             port,
         });
 
+        let max_header_bytes = settings.server.max_header_bytes;
         let mut server = HttpServer::new(move || {
             App::new()
-                .wrap_fn(crate::request_context::stamp)
+                .wrap_fn(move |req, service| {
+                    crate::request_context::stamp(req, service, max_header_bytes)
+                })
                 .app_data(state.clone())
                 // awc clients are per worker: each worker keeps its own upstream connections.
                 .app_data(web::Data::new(UpstreamClients::default()))
@@ -157,9 +191,15 @@ impl Application {
                 .configure(routes::configure)
         })
         .listen(listener)?;
-        if settings.server.workers > 0 {
-            server = server.workers(settings.server.workers);
-        }
+        let workers = match settings.server.workers {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
+        server = server
+            .workers(workers)
+            // actix counts connections per worker.
+            .max_connections(settings.server.max_connections.div_ceil(workers));
+        check_descriptor_limit(settings.server.max_connections);
         tracing::info!(%address, port, "llm-gateway listening");
         Ok(Self {
             port,

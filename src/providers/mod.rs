@@ -77,6 +77,18 @@ pub enum ApiFormat {
     Anthropic,
 }
 
+impl ApiFormat {
+    /// The API whose error shape a caller of `path` expects: Anthropic's under `/v1/messages`,
+    /// OpenAI's elsewhere (the admin and analytics endpoints answer in OpenAI's shape too).
+    pub fn for_path(path: &str) -> Self {
+        if path.starts_with("/v1/messages") {
+            Self::Anthropic
+        } else {
+            Self::OpenAi
+        }
+    }
+}
+
 /// The upstream operation a proxied call maps to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Operation {
@@ -132,6 +144,10 @@ pub struct Provider {
     pub read_timeout: Duration,
     pub ca_file: Option<PathBuf>,
     pub tls: Arc<rustls::ClientConfig>,
+    /// Requests in flight to this provider at most (`max_connections`): a permit per request,
+    /// held until its answer has been passed on.
+    pub connections: Arc<tokio::sync::Semaphore>,
+    pub max_connections: usize,
 }
 
 /// A provider as the admin API shows it: never its key.
@@ -150,6 +166,7 @@ pub struct ProviderView {
     pub models: Vec<String>,
     pub connect_timeout_ms: u64,
     pub read_timeout_ms: u64,
+    pub max_connections: usize,
 }
 
 impl Provider {
@@ -188,6 +205,10 @@ impl Provider {
             (None, None) => None,
         }
         .filter(|k| !k.expose_secret().is_empty());
+        let max_connections = settings
+            .max_connections
+            .unwrap_or(defaults.max_connections)
+            .min(tokio::sync::Semaphore::MAX_PERMITS);
         let tls = match &settings.ca_file {
             Some(path) => tls::client_config_with_ca(path)?,
             None => default_tls.clone(),
@@ -211,6 +232,8 @@ impl Provider {
             ),
             ca_file: settings.ca_file.clone(),
             tls,
+            connections: Arc::new(tokio::sync::Semaphore::new(max_connections)),
+            max_connections,
         })
     }
 
@@ -227,6 +250,7 @@ impl Provider {
             models: self.models.clone(),
             connect_timeout_ms: self.connect_timeout.as_millis() as u64,
             read_timeout_ms: self.read_timeout.as_millis() as u64,
+            max_connections: self.max_connections,
         }
     }
 

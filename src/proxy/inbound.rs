@@ -1,5 +1,9 @@
 //! Reading the client's request: content type, size limit, and the few fields the gateway must know.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{web, HttpRequest};
 use bytes::{Bytes, BytesMut};
@@ -35,12 +39,75 @@ struct StreamOptions {
     include_usage: Option<bool>,
 }
 
-/// Reads the body, refusing non-JSON content types and bodies over `limit` bytes.
+/// What bounds a request body: its size, the time it may take to arrive, and the bytes that
+/// all bodies being read or forwarded may hold at once.
+#[derive(Debug)]
+pub struct BodyLimits {
+    pub max_bytes: usize,
+    pub timeout: Duration,
+    pub budget: Arc<BodyBudget>,
+}
+
+/// The bytes of request bodies held across all requests, against a cap.
+#[derive(Debug)]
+pub struct BodyBudget {
+    held: AtomicUsize,
+    cap: usize,
+}
+
+impl BodyBudget {
+    /// A budget of `cap` bytes.
+    pub fn new(cap: usize) -> Self {
+        Self {
+            held: AtomicUsize::new(0),
+            cap,
+        }
+    }
+
+    /// The bytes held now (for metrics and tests).
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+}
+
+/// One request's share of the [`BodyBudget`], given back when dropped.
+#[derive(Debug)]
+pub struct BodyReservation {
+    budget: Arc<BodyBudget>,
+    bytes: usize,
+}
+
+impl BodyReservation {
+    fn grow(&mut self, bytes: usize) -> Result<(), GatewayError> {
+        let before = self.budget.held.fetch_add(bytes, Ordering::Relaxed);
+        if before + bytes > self.budget.cap {
+            self.budget.held.fetch_sub(bytes, Ordering::Relaxed);
+            return Err(GatewayError::Overloaded {
+                message: format!(
+                    "the gateway holds its limit of {} bytes of request bodies ([server] max_buffered_body_bytes); retry shortly",
+                    self.budget.cap
+                ),
+            });
+        }
+        self.bytes += bytes;
+        Ok(())
+    }
+}
+
+impl Drop for BodyReservation {
+    fn drop(&mut self) {
+        self.budget.held.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+/// Reads the body, refusing non-JSON content types, bodies over `max_bytes`, bodies that do
+/// not arrive within `timeout`, and bodies that would take the gateway past its budget. The
+/// reservation holds the body's share of the budget; keep it while the body is kept.
 pub async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
-    limit: usize,
-) -> Result<Bytes, GatewayError> {
+    limits: &BodyLimits,
+) -> Result<(Bytes, BodyReservation), GatewayError> {
     if let Some(value) = req.headers().get(CONTENT_TYPE) {
         let text = value.to_str().unwrap_or("");
         let mime = text
@@ -55,6 +122,7 @@ pub async fn read_body(
             });
         }
     }
+    let limit = limits.max_bytes;
     let declared = req
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)
@@ -63,18 +131,124 @@ pub async fn read_body(
     if declared.is_some_and(|len| len > limit) {
         return Err(GatewayError::PayloadTooLarge { limit });
     }
-    let mut body = BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| GatewayError::InvalidRequest {
-            message: format!("failed to read the request body: {e}"),
-            param: None,
-        })?;
-        if body.len() + chunk.len() > limit {
-            return Err(GatewayError::PayloadTooLarge { limit });
+    let mut reservation = BodyReservation {
+        budget: limits.budget.clone(),
+        bytes: 0,
+    };
+    let mut body = BodyBuffer::new(declared);
+    let read = async {
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| GatewayError::InvalidRequest {
+                message: format!("failed to read the request body: {e}"),
+                param: None,
+            })?;
+            if body.len() + chunk.len() > limit {
+                return Err(GatewayError::PayloadTooLarge { limit });
+            }
+            reservation.grow(chunk.len())?;
+            body.extend(&chunk, limit);
         }
-        body.extend_from_slice(&chunk);
+        Ok(())
+    };
+    match tokio::time::timeout(limits.timeout, read).await {
+        Ok(result) => result?,
+        Err(_) => {
+            return Err(GatewayError::BodyTimeout {
+                timeout_ms: limits.timeout.as_millis() as u64,
+            })
+        }
     }
-    Ok(body.freeze())
+    Ok((body.freeze(), reservation))
+}
+
+/// Bodies at least this large are read into memory mapped from the OS for them alone: when
+/// the request ends it goes straight back (an allocator keeps freed memory for reuse, so a
+/// burst of large bodies would leave the process's RSS high long after).
+const MAPPED_BODY_BYTES: usize = 256 * 1024;
+
+/// Where a body is read to: the heap for small bodies, an anonymous mapping for large ones.
+/// A mapping costs only the pages written, so one sized by `Content-Length` holds what
+/// arrived, not what was declared.
+enum BodyBuffer {
+    Heap(BytesMut),
+    Mapped { map: memmap2::MmapMut, len: usize },
+}
+
+/// A filled mapping as the bytes of a body.
+struct MappedBody {
+    map: memmap2::MmapMut,
+    len: usize,
+}
+
+impl AsRef<[u8]> for MappedBody {
+    fn as_ref(&self) -> &[u8] {
+        &self.map[..self.len]
+    }
+}
+
+impl BodyBuffer {
+    fn new(declared: Option<usize>) -> Self {
+        match declared {
+            Some(size) if size >= MAPPED_BODY_BYTES => Self::mapped(size, &[]),
+            _ => Self::Heap(BytesMut::with_capacity(
+                declared.unwrap_or(8 * 1024).min(MAPPED_BODY_BYTES),
+            )),
+        }
+    }
+
+    /// A mapping of `size` bytes starting with `start`; the heap if the OS refuses one.
+    fn mapped(size: usize, start: &[u8]) -> Self {
+        match memmap2::MmapMut::map_anon(size) {
+            Ok(mut map) => {
+                map[..start.len()].copy_from_slice(start);
+                Self::Mapped {
+                    map,
+                    len: start.len(),
+                }
+            }
+            Err(_) => Self::Heap(BytesMut::from(start)),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Heap(bytes) => bytes.len(),
+            Self::Mapped { len, .. } => *len,
+        }
+    }
+
+    /// Appends `chunk`; the caller has checked that the body stays within `limit`.
+    fn extend(&mut self, chunk: &[u8], limit: usize) {
+        let needed = self.len() + chunk.len();
+        if let Self::Heap(bytes) = self {
+            if needed >= MAPPED_BODY_BYTES {
+                // A body without a declared length that turned out large.
+                *self = Self::mapped(limit.max(needed), bytes);
+            }
+        }
+        match self {
+            Self::Heap(bytes) => bytes.extend_from_slice(chunk),
+            Self::Mapped { map, len } if needed <= map.len() => {
+                map[*len..needed].copy_from_slice(chunk);
+                *len = needed;
+            }
+            Self::Mapped { map, len } => {
+                // More than declared (the HTTP layer frames bodies by their length, so this
+                // does not happen): carried on in the heap.
+                let mut bytes = BytesMut::with_capacity(needed);
+                bytes.extend_from_slice(&map[..*len]);
+                bytes.extend_from_slice(chunk);
+                *self = Self::Heap(bytes);
+            }
+        }
+    }
+
+    fn freeze(self) -> Bytes {
+        match self {
+            Self::Heap(bytes) => bytes.freeze(),
+            Self::Mapped { map, len } => Bytes::from_owner(MappedBody { map, len }),
+        }
+    }
 }
 
 /// Reads `model`, `stream` and checks `messages`; the error says which field is wrong.
@@ -83,6 +257,17 @@ pub fn parse(op: Operation, body: &[u8]) -> Result<ParsedRequest, GatewayError> 
         return Err(GatewayError::InvalidRequest {
             message: "the request body is empty: send a JSON object with `model` and `messages`"
                 .into(),
+            param: None,
+        });
+    }
+    // JSON is UTF-8 (RFC 8259), and serde skips the strings it does not keep unchecked:
+    // checked here, so no provider receives a string it cannot decode.
+    if let Err(e) = std::str::from_utf8(body) {
+        return Err(GatewayError::InvalidRequest {
+            message: format!(
+                "the request body is not valid UTF-8 (at byte {}): JSON must be UTF-8",
+                e.valid_up_to()
+            ),
             param: None,
         });
     }

@@ -65,6 +65,7 @@ pub async fn handle(
                     answer.read_timeout,
                     &answer.provider_id,
                     KeyMask::new(answer.secret.as_ref()),
+                    answer.permit,
                     meter,
                 )
             };
@@ -84,6 +85,8 @@ pub async fn handle(
 /// An upstream answer ready to be passed through.
 struct Answer {
     response: awc::ClientResponse,
+    /// The provider's connection slot, held until the answer has been passed on.
+    permit: tokio::sync::OwnedSemaphorePermit,
     read_timeout: Duration,
     provider_id: String,
     /// The key the gateway sent, if it holds it (never shown back to the client).
@@ -103,7 +106,8 @@ async fn forward(
     meter: &mut RequestMeter,
 ) -> Result<Answer, GatewayError> {
     let started = meta.arrived;
-    let mut body = inbound::read_body(req, payload, state.max_body_bytes).await?;
+    // The reservation keeps the body's share of the memory budget until the answer's head.
+    let (mut body, _reservation) = inbound::read_body(req, payload, &state.body_limits).await?;
     let parsed = inbound::parse(op, &body)?;
     meter.request(&parsed.model, parsed.stream, body.len());
     let caller = state.keys.identify(req.headers())?;
@@ -122,10 +126,17 @@ async fn forward(
         let credential = caller.credential_for(&target.provider)?;
         let upstream_body = inbound::body_for_target(op, &body, &parsed, &target)?;
         let waited = Instant::now();
-        let sent = upstream::send(clients, &target, op, req, upstream_body.body, &credential).await;
+        let sent = match connection_permit(state, &target).await {
+            Ok(permit) => {
+                upstream::send(clients, &target, op, req, upstream_body.body, &credential)
+                    .await
+                    .map(|response| (response, permit))
+            }
+            Err(error) => Err(error),
+        };
         upstream_wait += waited.elapsed();
         match sent {
-            Ok(response) => {
+            Ok((response, permit)) => {
                 let status = response.status();
                 // A 429 or 5xx from one provider is worth another provider's try, when there is one.
                 if !is_last && (status.as_u16() == 429 || status.is_server_error()) {
@@ -168,6 +179,7 @@ async fn forward(
                 );
                 return Ok(Answer {
                     response,
+                    permit,
                     read_timeout: target.provider.read_timeout,
                     provider_id: target.provider.id.clone(),
                     secret,
@@ -193,6 +205,45 @@ async fn forward(
     Err(last_error.unwrap_or_else(|| GatewayError::Internal {
         message: "no upstream attempt was made".into(),
     }))
+}
+
+/// One of the target provider's `max_connections` slots: at once when one is free; else after
+/// a wait (measured), which gives up after the connect timeout so that failover can help.
+async fn connection_permit(
+    state: &AppState,
+    target: &Target,
+) -> Result<tokio::sync::OwnedSemaphorePermit, GatewayError> {
+    let provider = &target.provider;
+    if let Ok(permit) = provider.connections.clone().try_acquire_owned() {
+        return Ok(permit);
+    }
+    let waited = Instant::now();
+    let permit = tokio::time::timeout(
+        provider.connect_timeout,
+        provider.connections.clone().acquire_owned(),
+    )
+    .await;
+    state
+        .metrics
+        .connection_wait
+        .with_label_values(&[provider.id.as_str()])
+        .observe(waited.elapsed().as_secs_f64());
+    match permit {
+        Ok(Ok(permit)) => Ok(permit),
+        Ok(Err(_)) => Err(GatewayError::Internal {
+            message: format!(
+                "the connection slots of provider `{}` were closed",
+                provider.id
+            ),
+        }),
+        Err(_) => {
+            tracing::warn!(provider = %provider.id, max_connections = provider.max_connections, "no free upstream connection within the connect timeout");
+            Err(GatewayError::UpstreamTimeout {
+                provider: provider.id.clone(),
+                timeout_ms: provider.connect_timeout.as_millis() as u64,
+            })
+        }
+    }
 }
 
 /// Scans the body: records the findings, refuses the request when one blocks, and returns

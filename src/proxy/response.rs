@@ -100,6 +100,7 @@ pub fn passthrough(
     read_timeout: Duration,
     provider: &str,
     mask: Option<KeyMask>,
+    permit: tokio::sync::OwnedSemaphorePermit,
     meter: RequestMeter,
 ) -> HttpResponse {
     let mut builder = response_head(&upstream, mask.as_ref());
@@ -111,6 +112,7 @@ pub fn passthrough(
     let body = Metered {
         inner: IdleTimeout::new(upstream.take_payload(), read_timeout, provider),
         mask,
+        _permit: permit,
         meter: Some(meter),
         remaining: length,
         ended: false,
@@ -127,6 +129,8 @@ pub fn passthrough(
 struct Metered<S> {
     inner: S,
     mask: Option<KeyMask>,
+    /// The provider's connection slot, freed when the body ends or the client leaves.
+    _permit: tokio::sync::OwnedSemaphorePermit,
     meter: Option<RequestMeter>,
     /// Bytes still due when the length is known: the body ends with its last byte, whether
     /// or not the server polls for the end.

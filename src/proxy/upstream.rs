@@ -14,9 +14,6 @@ use crate::actors::provider_registry::Target;
 use crate::error::GatewayError;
 use crate::providers::{anthropic, Credential, Operation, Provider, ProviderKind};
 
-/// Connections kept per worker and scheme; far above what one worker needs at once.
-const CONNECTION_LIMIT: usize = 1024;
-
 /// The awc clients of one HTTP worker, one per (TLS configuration, connect timeout), so
 /// every upstream's connections are pooled and reused across requests.
 ///
@@ -46,7 +43,10 @@ impl UpstreamClients {
             .rustls_0_23(provider.tls.clone())
             .timeout(provider.connect_timeout)
             .handshake_timeout(provider.connect_timeout)
-            .limit(CONNECTION_LIMIT);
+            // No cap here: awc's pool would queue requests past it silently. Each provider's
+            // `max_connections` permits bound the requests in flight instead, and their wait
+            // is measured (`upstream_connection_wait_seconds`).
+            .limit(0);
         let client = awc::Client::builder()
             .connector(connector)
             // awc adds its own User-Agent and a 5 s default timeout: the client's

@@ -31,13 +31,53 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .default_service(web::to(not_found));
 }
 
-/// Unknown paths answer in JSON, in the API shape their path suggests.
+/// The documented paths (from the OpenAPI document) with the methods each serves.
+fn known_routes() -> &'static [(actix_web::dev::ResourceDef, String)] {
+    static ROUTES: std::sync::OnceLock<Vec<(actix_web::dev::ResourceDef, String)>> =
+        std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| {
+        use utoipa::OpenApi;
+        let doc = crate::openapi::ApiDoc::openapi();
+        let mut routes = vec![(actix_web::dev::ResourceDef::new("/"), "GET".to_string())];
+        for (path, item) in &doc.paths.paths {
+            let methods: Vec<&str> = [
+                ("GET", item.get.is_some()),
+                ("POST", item.post.is_some()),
+                ("DELETE", item.delete.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(m, served)| served.then_some(m))
+            .collect();
+            routes.push((
+                actix_web::dev::ResourceDef::new(path.as_str()),
+                methods.join(", "),
+            ));
+        }
+        routes
+    })
+}
+
+/// Unknown paths answer in JSON, in the API shape their path suggests: 405 with `Allow` for a
+/// known path asked with another method, else 404.
 async fn not_found(req: HttpRequest) -> HttpResponse {
-    let api = if req.path().starts_with("/v1/messages") {
-        crate::providers::ApiFormat::Anthropic
-    } else {
-        crate::providers::ApiFormat::OpenAi
-    };
+    let api = crate::providers::ApiFormat::for_path(req.path());
+    if let Some((_, allowed)) = known_routes()
+        .iter()
+        .find(|(route, _)| route.is_match(req.path()))
+    {
+        let mut response = GatewayError::MethodNotAllowed {
+            method: req.method().to_string(),
+            path: req.path().chars().take(200).collect(),
+            allowed: allowed.clone(),
+        }
+        .to_response(api);
+        if let Ok(value) = actix_web::http::header::HeaderValue::from_str(allowed) {
+            response
+                .headers_mut()
+                .insert(actix_web::http::header::ALLOW, value);
+        }
+        return response;
+    }
     GatewayError::RouteNotFound {
         method: req.method().to_string(),
         path: req.path().chars().take(200).collect(),

@@ -3,6 +3,7 @@
 
 mod admin;
 mod bad_input;
+mod bounds;
 mod config;
 mod exposure;
 mod hardening;
