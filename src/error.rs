@@ -17,7 +17,7 @@ pub enum GatewayError {
     },
     #[error("unsupported Content-Type `{content_type}`: send the body as JSON with `Content-Type: application/json`")]
     UnsupportedMediaType { content_type: String },
-    #[error("request body is larger than the gateway's limit of {limit} bytes ([server] max_body_bytes)")]
+    #[error("the request body is larger than this endpoint's limit of {limit} bytes (on the proxy endpoints: [server] max_body_bytes)")]
     PayloadTooLarge { limit: usize },
     #[error("the request body did not arrive within {timeout_ms} ms ([server] body_timeout_ms)")]
     BodyTimeout { timeout_ms: u64 },

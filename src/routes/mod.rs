@@ -86,10 +86,27 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
 }
 
 /// Turns a JSON extractor failure into a 400 in the OpenAI error shape.
-pub fn json_error(err: actix_web::error::JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
-    GatewayError::InvalidRequest {
-        message: format!("invalid JSON body: {err}"),
-        param: None,
+pub fn json_error(err: actix_web::error::JsonPayloadError, req: &HttpRequest) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError;
+    match err {
+        JsonPayloadError::Overflow { limit }
+        | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+            GatewayError::PayloadTooLarge { limit }
+        }
+        JsonPayloadError::ContentType => GatewayError::UnsupportedMediaType {
+            content_type: req
+                .headers()
+                .get(actix_web::http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .chars()
+                .take(100)
+                .collect(),
+        },
+        other => GatewayError::InvalidRequest {
+            message: format!("invalid JSON body: {other}"),
+            param: None,
+        },
     }
     .into()
 }

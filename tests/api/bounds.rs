@@ -335,3 +335,23 @@ async fn memory_taken_by_a_burst_of_partial_bodies_is_given_back_after_they_clos
         "RSS back within 2x of idle within 10 s: idle {idle} KiB, peak {peak} KiB, after {after} KiB"
     );
 }
+
+#[actix_web::test]
+async fn an_oversized_or_mistyped_admin_body_gets_413_or_415_not_400() {
+    let app = spawn_app("providers = []").await;
+    let huge = serde_json::json!({"id": "x", "provider_type": "local", "endpoint": "http://127.0.0.1:9",
+        "models": vec!["m".repeat(1000); 300]});
+
+    let too_large = app.post("/v1/providers", &huge, &[]).await;
+    let wrong_type = app
+        .client
+        .post(format!("{}/v1/providers", app.address))
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(too_large.status(), 413);
+    assert_eq!(wrong_type.status(), 415);
+}
