@@ -217,6 +217,23 @@ pub struct ErrorDetail {
     pub code: Option<String>,
 }
 
+/// The Anthropic error shape, as the OpenAPI document shows it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct AnthropicErrorBody {
+    /// Always `error`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub error: AnthropicErrorDetail,
+}
+
+/// The `error` member of [`AnthropicErrorBody`].
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct AnthropicErrorDetail {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub message: String,
+}
+
 /// Admin and analytics endpoints answer in the OpenAI shape.
 impl ResponseError for GatewayError {
     fn status_code(&self) -> StatusCode {

@@ -31,8 +31,13 @@ use utoipa::{Modify, OpenApi};
         crate::routes::health::openapi_json,
         crate::routes::health::metrics,
     ),
-    components(schemas(crate::error::OpenAiErrorBody, crate::error::ErrorDetail)),
-    modifiers(&AdminGateDoc),
+    components(schemas(
+        crate::error::OpenAiErrorBody,
+        crate::error::ErrorDetail,
+        crate::error::AnthropicErrorBody,
+        crate::error::AnthropicErrorDetail
+    )),
+    modifiers(&AdminGateDoc, &ErrorsDoc),
     tags(
         (name = "proxy", description = "Calls forwarded to providers"),
         (name = "admin", description = "Provider administration (admin token)"),
@@ -86,25 +91,92 @@ fn gate(operation: &mut Operation) {
         ADMIN_SCHEME,
         Vec::<String>::new(),
     )]);
-    for (status, description) in [
-        ("401", "Missing or wrong admin token"),
-        (
-            "403",
-            "Listening beyond loopback without an admin token: set [server] admin_token",
-        ),
-    ] {
+    add_errors(
+        operation,
+        "OpenAiErrorBody",
+        &[
+            ("401", "Missing or wrong admin token"),
+            (
+                "403",
+                "Listening beyond loopback without an admin token: set [server] admin_token",
+            ),
+        ],
+    );
+}
+
+/// The gateway's own errors on the proxy endpoints, in the caller's API shape.
+const PROXY_ERRORS: &[(&str, &str)] = &[
+    ("400", "Malformed body (not UTF-8 JSON, missing model or messages), or a model served only through the other API"),
+    ("401", "Unknown virtual key where keys are required"),
+    ("403", "No key for the provider, or blocked by the compliance gate"),
+    ("404", "No enabled provider serves the model"),
+    ("408", "The body did not arrive within [server] body_timeout_ms"),
+    ("413", "Body larger than [server] max_body_bytes"),
+    ("415", "Content-Type is not application/json"),
+    ("502", "The provider could not be reached"),
+    ("503", "The gateway holds [server] max_buffered_body_bytes of request bodies; retry shortly"),
+    ("504", "The provider did not answer in time"),
+];
+
+/// Documents the errors every operation can answer: the head-size limit everywhere; on the
+/// proxy endpoints the gateway's own errors, and the provider's errors passed through.
+struct ErrorsDoc;
+
+impl Modify for ErrorsDoc {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let shape = match crate::providers::ApiFormat::for_path(path) {
+                crate::providers::ApiFormat::OpenAi => "OpenAiErrorBody",
+                crate::providers::ApiFormat::Anthropic => "AnthropicErrorBody",
+            };
+            let proxied = item.post.is_some()
+                && item
+                    .post
+                    .as_ref()
+                    .and_then(|o| o.tags.as_ref())
+                    .is_some_and(|tags| tags.iter().any(|t| t == "proxy"));
+            let operations = [item.get.as_mut(), item.post.as_mut(), item.delete.as_mut()];
+            for operation in operations.into_iter().flatten() {
+                add_errors(
+                    operation,
+                    shape,
+                    &[(
+                        "431",
+                        "Request headers larger than [server] max_header_bytes",
+                    )],
+                );
+                if proxied {
+                    add_errors(operation, shape, PROXY_ERRORS);
+                    let passed = ResponseBuilder::new()
+                        .description("The provider's own error, passed through with its status and body (a provider key it repeats is masked)")
+                        .build();
+                    operation
+                        .responses
+                        .responses
+                        .entry("default".to_string())
+                        .or_insert(passed.into());
+                }
+            }
+        }
+    }
+}
+
+/// Adds each `(status, description)` not yet documented, with the error schema `shape`.
+fn add_errors(operation: &mut Operation, shape: &str, errors: &[(&str, &str)]) {
+    for (status, description) in errors {
         let response = ResponseBuilder::new()
-            .description(description)
+            .description(*description)
             .content(
                 "application/json",
                 ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("OpenAiErrorBody")))
+                    .schema(Some(Ref::from_schema_name(shape)))
                     .build(),
             )
             .build();
         operation
             .responses
             .responses
-            .insert(status.to_string(), response.into());
+            .entry(status.to_string())
+            .or_insert(response.into());
     }
 }

@@ -119,6 +119,24 @@ pub struct SourceUsage {
     pub by_model: BTreeMap<String, Breakdown>,
 }
 
+/// A list answer in OpenAI's shape: `{"object": "list", "data": [...]}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct List<T> {
+    /// Always `list`.
+    pub object: &'static str,
+    pub data: Vec<T>,
+}
+
+impl<T> List<T> {
+    /// The list of `data`.
+    pub fn of(data: Vec<T>) -> Self {
+        Self {
+            object: "list",
+            data,
+        }
+    }
+}
+
 /// Per requester (`x-source`), most requests first.
 pub fn sources(groups: &[GroupSums]) -> Vec<SourceUsage> {
     let mut map: BTreeMap<String, (Breakdown, BTreeMap<String, Breakdown>)> = BTreeMap::new();

@@ -10,6 +10,37 @@ use crate::providers::ProviderView;
 use crate::settings::ProviderSettings;
 use crate::startup::AppState;
 
+/// The body of `POST /v1/providers`, as documented: a `[[providers]]` entry without the
+/// fields only the config file may set. (The handler reads [`ProviderSettings`] so that it
+/// can name `api_key_env` or `ca_file` when a request tries them.)
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ProviderRequest {
+    /// Letters, digits, `-`, `_` and `.`.
+    #[schema(pattern = r"^[A-Za-z0-9._-]+$")]
+    id: String,
+    provider_type: crate::providers::ProviderKind,
+    /// http:// or https:// base URL; required for azure_openai and local.
+    #[schema(pattern = r"^https?://")]
+    endpoint: Option<String>,
+    /// Kept in memory, never shown.
+    api_key: Option<String>,
+    /// azure_openai: the deployment (also the model id clients send).
+    deployment: Option<String>,
+    /// azure_openai: e.g. 2024-10-21.
+    api_version: Option<String>,
+    enabled: Option<bool>,
+    /// Extra model ids it serves.
+    models: Option<Vec<String>>,
+    #[schema(minimum = 1)]
+    connect_timeout_ms: Option<u64>,
+    #[schema(minimum = 1)]
+    read_timeout_ms: Option<u64>,
+    #[schema(minimum = 1)]
+    max_connections: Option<u64>,
+}
+
 /// The address of the client that made an admin change, for the log.
 fn client_address(req: &HttpRequest) -> String {
     req.peer_addr()
@@ -43,12 +74,13 @@ pub async fn list_providers(
 /// Registers a provider. Kept in memory: add it to config.toml to keep it across restarts.
 #[utoipa::path(
     post, path = "/v1/providers", tag = "admin",
-    request_body(content = serde_json::Value, description = "A [[providers]] entry as JSON: id, provider_type, endpoint, api_key, deployment, api_version, enabled, models, timeouts", content_type = "application/json"),
+    request_body(content = ProviderRequest, description = "A [[providers]] entry as JSON (api_key_env and ca_file only in the config file)", content_type = "application/json"),
     responses(
         (status = 201, description = "Registered", body = ProviderView),
-        (status = 400, description = "Invalid provider"),
-        (status = 401, description = "Missing or wrong admin token"),
-        (status = 409, description = "A provider with that id exists"),
+        (status = 400, description = "Invalid provider", body = crate::error::OpenAiErrorBody),
+        (status = 409, description = "A provider with that id exists", body = crate::error::OpenAiErrorBody),
+        (status = 413, description = "Body over 256 KiB", body = crate::error::OpenAiErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = crate::error::OpenAiErrorBody),
     )
 )]
 #[post("/v1/providers")]
@@ -90,8 +122,7 @@ pub async fn add_provider(
     params(("id" = String, Path, description = "Provider id")),
     responses(
         (status = 204, description = "Removed"),
-        (status = 401, description = "Missing or wrong admin token"),
-        (status = 404, description = "No such provider"),
+        (status = 404, description = "No such provider", body = crate::error::OpenAiErrorBody),
     )
 )]
 #[delete("/v1/providers/{id}")]

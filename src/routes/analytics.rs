@@ -115,7 +115,7 @@ async fn sums(
 /// Totals across all proxied requests — tokens, cost, latency — with breakdowns by model,
 /// provider, source, project and key label. Unpriced requests are counted apart.
 #[utoipa::path(get, path = "/v1/stats", tag = "analytics", params(WindowQuery),
-    responses((status = 200, body = report::Stats), (status = 400, description = "Bad query parameter")))]
+    responses((status = 200, body = report::Stats), (status = 400, description = "Bad query parameter", body = crate::error::OpenAiErrorBody)))]
 #[get("/v1/stats")]
 pub async fn stats(
     _: Admin,
@@ -147,9 +147,10 @@ pub struct RecordsQuery {
     since: Option<String>,
     until: Option<String>,
     /// 1 to 1000, default 100.
-    #[param(value_type = Option<u64>)]
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
-    #[param(value_type = Option<u64>)]
+    /// Records to skip, default 0.
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 9223372036854775807_u64)]
     offset: Option<String>,
 }
 
@@ -207,7 +208,7 @@ impl RecordsQuery {
 
 /// Every recorded proxy call, most recent first: provider, model, tokens, cost, latency, status.
 #[utoipa::path(get, path = "/v1/records", tag = "analytics", params(RecordsQuery),
-    responses((status = 200, body = report::RecordPage), (status = 400, description = "Bad query parameter")))]
+    responses((status = 200, body = report::RecordPage), (status = 400, description = "Bad query parameter", body = crate::error::OpenAiErrorBody)))]
 #[get("/v1/records")]
 pub async fn records(
     _: Admin,
@@ -227,7 +228,7 @@ pub async fn records(
 
 /// Per requester (`x-source`): requests, success rate, tokens and cost, by model.
 #[utoipa::path(get, path = "/v1/sources", tag = "analytics", params(WindowQuery),
-    responses((status = 200, body = [report::SourceUsage]), (status = 400, description = "Bad query parameter")))]
+    responses((status = 200, body = report::List<report::SourceUsage>), (status = 400, description = "Bad query parameter", body = crate::error::OpenAiErrorBody)))]
 #[get("/v1/sources")]
 pub async fn sources(
     _: Admin,
@@ -235,8 +236,7 @@ pub async fn sources(
     query: web::Query<WindowQuery>,
 ) -> Result<HttpResponse, GatewayError> {
     let groups = sums(&state, query.window()?).await?;
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({"object": "list", "data": report::sources(&groups)})))
+    Ok(HttpResponse::Ok().json(report::List::of(report::sources(&groups))))
 }
 
 /// `GET /v1/projects` parameters.
@@ -244,13 +244,13 @@ pub async fn sources(
 #[serde(deny_unknown_fields)]
 pub struct ProjectsQuery {
     /// Only projects active within the last N minutes.
-    #[param(value_type = Option<u64>)]
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 153722867280912_u64)]
     active_since_mins: Option<String>,
 }
 
 /// Every project (`x-project`) that has sent requests, most recently active first, with its usage.
 #[utoipa::path(get, path = "/v1/projects", tag = "analytics", params(ProjectsQuery),
-    responses((status = 200, body = [report::ProjectUsage]), (status = 400, description = "Bad query parameter")))]
+    responses((status = 200, body = report::List<report::ProjectUsage>), (status = 400, description = "Bad query parameter", body = crate::error::OpenAiErrorBody)))]
 #[get("/v1/projects")]
 pub async fn projects(
     _: Admin,
@@ -278,14 +278,13 @@ pub async fn projects(
         .await
         .map_err(internal("ask the project tracker"))?
         .map_err(internal("read the ledger"))?;
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({"object": "list", "data": report::projects(&projects, &groups)})))
+    Ok(HttpResponse::Ok().json(report::List::of(report::projects(&projects, &groups))))
 }
 
 /// A project's records, most recent first (same filters and paging as `/v1/records`).
 #[utoipa::path(get, path = "/v1/projects/{id}/records", tag = "analytics",
     params(("id" = String, Path, description = "Project id (x-project)"), RecordsQuery),
-    responses((status = 200, body = report::RecordPage), (status = 404, description = "No such project")))]
+    responses((status = 200, body = report::RecordPage), (status = 400, description = "Bad query parameter", body = crate::error::OpenAiErrorBody), (status = 404, description = "No such project", body = crate::error::OpenAiErrorBody)))]
 #[get("/v1/projects/{id}/records")]
 pub async fn project_records(
     _: Admin,

@@ -45,16 +45,9 @@ fn meta(req: &HttpRequest, request_id: RequestId) -> RequestMeta {
         ("x-project" = Option<String>, Header, description = "Project identifier for tracking"),
         ("Authorization" = Option<String>, Header, description = "Bearer <virtual-key> for key-map routing"),
     ),
-    request_body(content = serde_json::Value, description = "Standard OpenAI Chat Completions body", content_type = "application/json"),
+    request_body(content = ProxyRequest, description = "Standard OpenAI Chat Completions body", content_type = "application/json"),
     responses(
         (status = 200, description = "The provider's answer, unchanged (JSON, or text/event-stream with \"stream\": true)"),
-        (status = 400, description = "Malformed body, missing model or messages"),
-        (status = 401, description = "Unknown virtual key where keys are required"),
-        (status = 404, description = "No enabled provider serves the model"),
-        (status = 413, description = "Body larger than [server] max_body_bytes"),
-        (status = 415, description = "Content-Type is not application/json"),
-        (status = 502, description = "The provider could not be reached"),
-        (status = 504, description = "The provider did not answer in time"),
     )
 )]
 #[post("/v1/chat/completions")]
@@ -86,15 +79,9 @@ pub async fn chat_completions(
         ("x-api-key" = Option<String>, Header, description = "Virtual API key for key-map routing"),
         ("anthropic-version" = Option<String>, Header, description = "Forwarded; 2023-06-01 when absent"),
     ),
-    request_body(content = serde_json::Value, description = "Standard Anthropic Messages body", content_type = "application/json"),
+    request_body(content = ProxyRequest, description = "Standard Anthropic Messages body", content_type = "application/json"),
     responses(
         (status = 200, description = "The provider's answer, unchanged (JSON, or text/event-stream with \"stream\": true)"),
-        (status = 400, description = "Malformed body, missing model or messages"),
-        (status = 401, description = "Unknown virtual key where keys are required"),
-        (status = 404, description = "No enabled provider serves the model"),
-        (status = 413, description = "Body larger than [server] max_body_bytes"),
-        (status = 502, description = "The provider could not be reached"),
-        (status = 504, description = "The provider did not answer in time"),
     )
 )]
 #[post("/v1/messages")]
@@ -112,7 +99,7 @@ pub async fn messages(
 /// Forwards an Anthropic token-counting request to Anthropic.
 #[utoipa::path(
     post, path = "/v1/messages/count_tokens", tag = "proxy",
-    request_body(content = serde_json::Value, description = "Anthropic count_tokens body", content_type = "application/json"),
+    request_body(content = ProxyRequest, description = "Anthropic count_tokens body", content_type = "application/json"),
     responses((status = 200, description = "The provider's answer, unchanged"))
 )]
 #[post("/v1/messages/count_tokens")]
@@ -146,6 +133,18 @@ pub async fn list_models(state: web::Data<AppState>) -> Result<HttpResponse, Gat
         object: "list",
         data,
     }))
+}
+
+/// What the gateway reads of a proxied body (Chat Completions, Messages, count_tokens); every
+/// other field goes to the provider as sent.
+#[derive(utoipa::ToSchema)]
+pub struct ProxyRequest {
+    /// A model id, or `provider_id/model` to pin a provider.
+    #[schema(min_length = 1)]
+    pub model: String,
+    #[schema(value_type = Vec<Object>)]
+    pub messages: Vec<serde_json::Value>,
+    pub stream: Option<bool>,
 }
 
 /// The answer of `GET /v1/models`.
