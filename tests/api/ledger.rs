@@ -618,6 +618,29 @@ async fn records_filter_and_page() {
 }
 
 #[actix_web::test]
+async fn an_offset_past_any_row_is_an_empty_page_not_a_500() {
+    let app = spawn_app("").await;
+    // A request that fails in the gateway still records its project.
+    app.post("/v1/chat/completions", &json!({}), &[("x-project", "p")])
+        .await;
+    app.records(1).await;
+    // One past i64::MAX and u64::MAX: the database drivers bind OFFSET as i64 (schemathesis
+    // found it).
+    for path in [
+        "/v1/records?offset=9223372036854775808",
+        "/v1/records?offset=18446744073709551615",
+        "/v1/projects/p/records?offset=18446744073709551615",
+    ] {
+        let response = app.get(path).await;
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, 200, "{path}: {body}");
+        assert_eq!(body["data"], json!([]), "{path}");
+        assert_eq!(body["has_more"], false, "{path}");
+    }
+}
+
+#[actix_web::test]
 async fn stats_since_a_time_count_only_what_came_after() {
     let mock = MockUpstream::start().unwrap();
     let app = spawn_app(&config(&mock)).await;
