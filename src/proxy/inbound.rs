@@ -97,6 +97,15 @@ pub fn parse(op: Operation, body: &[u8]) -> Result<ParsedRequest, GatewayError> 
             param: None,
         });
     }
+    // Serde reads a struct from an array too (`["gpt-4o", false, []]`), which no provider takes.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(GatewayError::InvalidRequest {
+            message:
+                "the request body is a JSON array: send a JSON object with `model` and `messages`"
+                    .into(),
+            param: None,
+        });
+    }
     let envelope: Envelope =
         serde_json::from_slice(body).map_err(|e| GatewayError::InvalidRequest {
             message: format!("the request body is not valid JSON for this endpoint: {e}"),

@@ -89,30 +89,39 @@ fn request_body() -> impl Strategy<Value = Vec<u8>> {
         prop::collection::vec((generators::key(), generators::value()), 0..3),
         any::<bool>(),
         select(&["", " ", "\n", "\t\r\n "][..]),
+        proptest::bool::weighted(0.1),
     )
-        .prop_map(|(model, messages, stream, options, extra, pretty, pad)| {
-            let mut object = Map::new();
-            for (name, value) in extra {
-                object.insert(name, value);
-            }
-            for (name, value) in [
-                ("model", model),
-                ("messages", messages),
-                ("stream", stream),
-                ("stream_options", options),
-            ] {
-                if let Some(value) = value {
-                    object.insert(name.to_string(), value);
+        .prop_map(
+            |(model, messages, stream, options, extra, pretty, pad, as_array)| {
+                if as_array {
+                    // The envelope's fields in order: serde reads a struct from an array too.
+                    let fields = [model, stream, messages, options];
+                    let array = fields.into_iter().map(Option::unwrap_or_default).collect();
+                    return format!("{pad}{}{pad}", Value::Array(array)).into_bytes();
                 }
-            }
-            let value = Value::Object(object);
-            let text = if pretty {
-                serde_json::to_string_pretty(&value).unwrap()
-            } else {
-                value.to_string()
-            };
-            format!("{pad}{text}{pad}").into_bytes()
-        })
+                let mut object = Map::new();
+                for (name, value) in extra {
+                    object.insert(name, value);
+                }
+                for (name, value) in [
+                    ("model", model),
+                    ("messages", messages),
+                    ("stream", stream),
+                    ("stream_options", options),
+                ] {
+                    if let Some(value) = value {
+                        object.insert(name.to_string(), value);
+                    }
+                }
+                let value = Value::Object(object);
+                let text = if pretty {
+                    serde_json::to_string_pretty(&value).unwrap()
+                } else {
+                    value.to_string()
+                };
+                format!("{pad}{text}{pad}").into_bytes()
+            },
+        )
 }
 
 /// The body as a provider reads it: JSON, a repeated member's last value winning.
@@ -212,6 +221,14 @@ proptest! {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn a_json_array_is_not_a_request() {
+    for op in OPERATIONS {
+        assert!(parse(op, br#"["gpt-4o", false, []]"#).is_err());
+        assert!(parse(op, br#" ["gpt-4o", true, [{}], {"include_usage": true}]"#).is_err());
     }
 }
 
