@@ -2,7 +2,8 @@
 # Runs every test: the Rust suites (the real gateway against mock upstreams, ledger on SQLite
 # files; again on PostgreSQL when TEST_DATABASE_URL is set) and the official openai and
 # anthropic Python SDKs against the gateway binary. Installs the SDKs itself, into
-# target/sdk-venv. Usage: ./scripts/test.sh
+# target/sdk-venv. With SCHEMATHESIS=1, then checks the gateway against its OpenAPI document
+# (scripts/schemathesis.sh). Usage: ./scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,3 +33,9 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt
 "$venv/bin/python" tests/sdk/test_sdks.py target/debug/llm-gateway target/debug/mock-upstream
+
+# Off by default while the OpenAPI document still disagrees with the server (the script fails
+# on main today); to be switched on once it is fixed.
+if [ "${SCHEMATHESIS:-0}" = 1 ]; then
+  ./scripts/schemathesis.sh
+fi
