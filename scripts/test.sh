@@ -2,7 +2,8 @@
 # Runs every test: the Rust suites (the real gateway against mock upstreams, ledger on SQLite
 # files; again on PostgreSQL when TEST_DATABASE_URL is set) and the official openai and
 # anthropic Python SDKs against the gateway binary. Installs the SDKs itself, into
-# target/sdk-venv. Usage: ./scripts/test.sh
+# target/sdk-venv. Then checks the gateway against its OpenAPI document with schemathesis
+# (scripts/schemathesis.sh, bounded in time). Usage: ./scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,3 +33,5 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt
 "$venv/bin/python" tests/sdk/test_sdks.py target/debug/llm-gateway target/debug/mock-upstream
+
+./scripts/schemathesis.sh

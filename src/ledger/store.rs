@@ -612,11 +612,14 @@ pub async fn records(
     if let Some(v) = f.window.until_ms {
         query = query.filter(C::TsMs.lt(v));
     }
+    // The drivers bind LIMIT and OFFSET as i64 and panic on a larger u64 (sea-query-sqlx
+    // unwraps the conversion); no table has that many rows, so the page is empty either way.
+    let bound = |n: u64| std::cmp::min(n, i64::MAX as u64);
     query
         .order_by_desc(C::TsMs)
         .order_by_desc(C::Id)
-        .limit(f.limit)
-        .offset(f.offset)
+        .limit(bound(f.limit))
+        .offset(bound(f.offset))
         .all(db)
         .await
 }

@@ -370,7 +370,10 @@ impl AnthropicUsage {
         if let Some(write) = self.cache_creation_input_tokens {
             usage.cache_write = write;
         }
-        usage.input = uncached + usage.cached_input + usage.cache_write;
+        // Saturating: the numbers are the upstream's, and any u64 parses.
+        usage.input = uncached
+            .saturating_add(usage.cached_input)
+            .saturating_add(usage.cache_write);
         if let Some(output) = self.output_tokens {
             usage.output = output;
         }

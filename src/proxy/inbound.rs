@@ -31,7 +31,18 @@ struct Envelope {
     model: Option<String>,
     stream: Option<bool>,
     messages: Option<Vec<IgnoredAny>>,
-    stream_options: Option<StreamOptions>,
+    /// `Some(None)` for `"stream_options": null`: there, so not to be added a second time.
+    #[serde(default, deserialize_with = "present")]
+    stream_options: Option<Option<StreamOptions>>,
+}
+
+/// A member that is there, even as `null` (which a plain `Option` reads as absent).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 #[derive(Deserialize)]
@@ -271,6 +282,15 @@ pub fn parse(op: Operation, body: &[u8]) -> Result<ParsedRequest, GatewayError> 
             param: None,
         });
     }
+    // Serde reads a struct from an array too (`["gpt-4o", false, []]`), which no provider takes.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(GatewayError::InvalidRequest {
+            message:
+                "the request body is a JSON array: send a JSON object with `model` and `messages`"
+                    .into(),
+            param: None,
+        });
+    }
     let envelope: Envelope =
         serde_json::from_slice(body).map_err(|e| GatewayError::InvalidRequest {
             message: format!("the request body is not valid JSON for this endpoint: {e}"),
@@ -295,6 +315,7 @@ pub fn parse(op: Operation, body: &[u8]) -> Result<ParsedRequest, GatewayError> 
         has_stream_options: envelope.stream_options.is_some(),
         include_usage: envelope
             .stream_options
+            .flatten()
             .and_then(|o| o.include_usage)
             .unwrap_or(false),
     })
@@ -360,7 +381,10 @@ pub fn body_for_target(
         if ask_usage {
             let options = object
                 .entry("stream_options")
-                .or_insert_with(|| serde_json::json!({}));
+                .or_insert(serde_json::Value::Null);
+            if options.is_null() {
+                *options = serde_json::json!({});
+            }
             if let Some(options) = options.as_object_mut() {
                 options.insert("include_usage".into(), serde_json::Value::Bool(true));
             }

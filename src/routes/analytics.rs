@@ -71,9 +71,17 @@ fn parse_time(param: &str, value: &str) -> Result<i64, GatewayError> {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct WindowQuery {
-    /// Start (inclusive): RFC 3339 or Unix seconds.
+    /// Start (inclusive): RFC 3339 or Unix seconds, 1970 to 9999.
+    #[param(
+        pattern = r"^([0-9]{1,12}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2}))$",
+        example = "2026-11-25T12:00:00Z"
+    )]
     since: Option<String>,
-    /// End (exclusive): RFC 3339 or Unix seconds.
+    /// End (exclusive): RFC 3339 or Unix seconds, 1970 to 9999.
+    #[param(
+        pattern = r"^([0-9]{1,12}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2}))$",
+        example = "2026-11-26T12:00:00Z"
+    )]
     until: Option<String>,
 }
 
@@ -144,7 +152,17 @@ pub struct RecordsQuery {
     key_label: Option<String>,
     /// `ok`, `error`, `mitigated`, or an HTTP status such as 429.
     status: Option<String>,
+    /// Start (inclusive): RFC 3339 or Unix seconds, 1970 to 9999.
+    #[param(
+        pattern = r"^([0-9]{1,12}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2}))$",
+        example = "2026-11-25T12:00:00Z"
+    )]
     since: Option<String>,
+    /// End (exclusive): RFC 3339 or Unix seconds, 1970 to 9999.
+    #[param(
+        pattern = r"^([0-9]{1,12}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2}))$",
+        example = "2026-11-25T12:00:00Z"
+    )]
     until: Option<String>,
     /// 1 to 1000, default 100.
     #[param(value_type = Option<u64>, minimum = 1, maximum = 1000)]

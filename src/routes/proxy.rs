@@ -45,7 +45,8 @@ fn meta(req: &HttpRequest, request_id: RequestId) -> RequestMeta {
         ("x-project" = Option<String>, Header, description = "Project identifier for tracking"),
         ("Authorization" = Option<String>, Header, description = "Bearer <virtual-key> for key-map routing"),
     ),
-    request_body(content = ProxyRequest, description = "Standard OpenAI Chat Completions body", content_type = "application/json"),
+    request_body(content = ProxyRequest, description = "Standard OpenAI Chat Completions body", content_type = "application/json",
+        example = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello"}]})),
     responses(
         (status = 200, description = "The provider's answer, unchanged (JSON, or text/event-stream with \"stream\": true)"),
     )
@@ -79,7 +80,8 @@ pub async fn chat_completions(
         ("x-api-key" = Option<String>, Header, description = "Virtual API key for key-map routing"),
         ("anthropic-version" = Option<String>, Header, description = "Forwarded; 2023-06-01 when absent"),
     ),
-    request_body(content = ProxyRequest, description = "Standard Anthropic Messages body", content_type = "application/json"),
+    request_body(content = ProxyRequest, description = "Standard Anthropic Messages body", content_type = "application/json",
+        example = json!({"model": "claude-sonnet-4-20250514", "max_tokens": 256, "messages": [{"role": "user", "content": "Hello"}]})),
     responses(
         (status = 200, description = "The provider's answer, unchanged (JSON, or text/event-stream with \"stream\": true)"),
     )
@@ -99,7 +101,8 @@ pub async fn messages(
 /// Forwards an Anthropic token-counting request to Anthropic.
 #[utoipa::path(
     post, path = "/v1/messages/count_tokens", tag = "proxy",
-    request_body(content = ProxyRequest, description = "Anthropic count_tokens body", content_type = "application/json"),
+    request_body(content = ProxyRequest, description = "Anthropic count_tokens body", content_type = "application/json",
+        example = json!({"model": "claude-sonnet-4-20250514", "messages": [{"role": "user", "content": "Hello"}]})),
     responses((status = 200, description = "The provider's answer, unchanged"))
 )]
 #[post("/v1/messages/count_tokens")]
@@ -142,7 +145,7 @@ pub struct ProxyRequest {
     /// A model id, or `provider_id/model` to pin a provider.
     #[schema(min_length = 1)]
     pub model: String,
-    #[schema(value_type = Vec<Object>)]
+    /// Passed to the provider as they are (the provider validates them).
     pub messages: Vec<serde_json::Value>,
     pub stream: Option<bool>,
 }

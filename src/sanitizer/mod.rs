@@ -190,16 +190,31 @@ impl Sanitizer {
         let mut candidates: Vec<Hit> = Vec::new();
         for index in matching.iter() {
             let pattern = &self.patterns[index];
-            for caps in pattern.regex.captures_iter(text) {
-                let Some(span) = caps.name("secret").or_else(|| caps.get(0)) else {
-                    continue;
+            let mut at = 0;
+            while let Some(caps) = pattern.regex.captures_at(text, at) {
+                let Some(whole) = caps.get(0) else {
+                    break;
                 };
+                let span = caps.name("secret").unwrap_or(whole);
                 if pattern.checks.iter().all(|c| c.passes(span.as_bytes())) {
                     candidates.push(Hit {
                         start: span.start(),
                         end: span.end(),
                         pattern: index,
                     });
+                }
+                // A pattern may end with one byte of context after its secret (`(?:[^0-9]|$)`:
+                // the regex crate has no look-ahead), which the next match may need as its
+                // context before (two phone numbers on consecutive lines): the search goes on
+                // from the secret's end then, else from the match's end.
+                let next = if whole.end() - span.end() == 1 {
+                    span.end()
+                } else {
+                    whole.end()
+                };
+                at = if next > at { next } else { at + 1 };
+                if at > text.len() {
+                    break;
                 }
             }
         }
@@ -249,10 +264,14 @@ impl Sanitizer {
                     }
                 }
                 Action::Redact => {
+                    // A match that starts or ends inside a multi-byte character (a custom
+                    // pattern's `.`) takes the whole character with it: the text stays UTF-8.
+                    let start = char_start(text, hit.start).max(copied);
+                    let end = char_end(text, hit.end).max(start);
                     let buf = out.get_or_insert_with(|| Vec::with_capacity(text.len()));
-                    buf.extend_from_slice(&text[copied..hit.start]);
+                    buf.extend_from_slice(&text[copied..start]);
                     buf.extend_from_slice(pattern.placeholder.as_bytes());
-                    copied = hit.end;
+                    copied = end;
                 }
             }
         }
@@ -266,4 +285,33 @@ impl Sanitizer {
     pub fn scan_body(&self, body: &[u8]) -> ScanOutcome {
         text::scan_json(self, body)
     }
+}
+
+/// A UTF-8 continuation byte: the second, third or fourth byte of a character.
+fn continues_char(byte: u8) -> bool {
+    byte & 0xC0 == 0x80
+}
+
+/// `at`, moved back to the start of the character it falls in (at most three bytes).
+fn char_start(text: &[u8], at: usize) -> usize {
+    let mut at = at.min(text.len());
+    for _ in 0..3 {
+        if at == 0 || at == text.len() || !continues_char(text[at]) {
+            break;
+        }
+        at -= 1;
+    }
+    at
+}
+
+/// `at`, moved on past the rest of the character it falls in (at most three bytes).
+fn char_end(text: &[u8], at: usize) -> usize {
+    let mut at = at.min(text.len());
+    for _ in 0..3 {
+        if at == text.len() || !continues_char(text[at]) {
+            break;
+        }
+        at += 1;
+    }
+    at
 }

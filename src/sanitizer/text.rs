@@ -93,7 +93,7 @@ fn walk(
     match value {
         Value::String(text) => {
             if let Some(redacted) = sanitizer.scan_text(text.as_bytes(), findings, blocking) {
-                // Patterns match ASCII and replace whole matches, so the text stays UTF-8.
+                // Redactions replace whole characters (`scan_text`), so the text stays UTF-8.
                 if let Ok(redacted) = String::from_utf8(redacted) {
                     *text = redacted;
                     *changed = true;
