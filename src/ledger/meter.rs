@@ -279,10 +279,10 @@ impl RequestMeter {
             }
             None => Usage::default(),
         };
-        r.input_tokens = usage.input as i64;
-        r.output_tokens = usage.output as i64;
-        r.cached_input_tokens = usage.cached_input as i64;
-        r.cache_write_tokens = usage.cache_write as i64;
+        r.input_tokens = i64::try_from(usage.input).unwrap_or(i64::MAX);
+        r.output_tokens = i64::try_from(usage.output).unwrap_or(i64::MAX);
+        r.cached_input_tokens = i64::try_from(usage.cached_input).unwrap_or(i64::MAX);
+        r.cache_write_tokens = i64::try_from(usage.cache_write).unwrap_or(i64::MAX);
 
         let price = self.provider_kind.and_then(|kind| {
             let models: Vec<&str> = [r.model_used.as_deref(), self.target_model.as_deref()]

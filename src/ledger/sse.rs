@@ -10,6 +10,9 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Default)]
 pub struct SseSplitter {
     pending: BytesMut,
+    /// How far `pending` is known to hold no event end: each byte is searched about once,
+    /// however many chunks an event takes (an upstream that never ends one costs linear time).
+    scanned: usize,
 }
 
 impl SseSplitter {
@@ -17,14 +20,18 @@ impl SseSplitter {
     pub fn push(&mut self, chunk: &[u8]) -> Vec<Bytes> {
         self.pending.extend_from_slice(chunk);
         let mut events = Vec::new();
-        while let Some(end) = event_end(&self.pending) {
-            events.push(self.pending.split_to(end).freeze());
+        while let Some(end) = event_end(&self.pending[self.scanned..]) {
+            events.push(self.pending.split_to(self.scanned + end).freeze());
+            self.scanned = 0;
         }
+        // An end ("\r\n\r\n" at most) may begin in the last three bytes.
+        self.scanned = self.pending.len().saturating_sub(3);
         events
     }
 
     /// What is left when the stream ends: an event without its blank line, if any.
     pub fn finish(&mut self) -> Option<Bytes> {
+        self.scanned = 0;
         (!self.pending.is_empty()).then(|| self.pending.split().freeze())
     }
 }

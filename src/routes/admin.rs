@@ -88,9 +88,16 @@ pub async fn add_provider(
     _: Admin,
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<ProviderSettings>,
+    body: web::Json<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<HttpResponse, GatewayError> {
-    let settings = body.into_inner();
+    // An object, read as a [[providers]] entry (serde would read an entry from an array too).
+    let settings: ProviderSettings =
+        serde_json::from_value(serde_json::Value::Object(body.into_inner())).map_err(|e| {
+            GatewayError::InvalidRequest {
+                message: format!("invalid provider: {e}"),
+                param: None,
+            }
+        })?;
     // Which environment variable or file the gateway reads is the operator's choice, made
     // in the config file: a request naming one could read any secret or block on any file.
     for (field, set) in [

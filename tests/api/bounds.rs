@@ -337,7 +337,7 @@ async fn memory_taken_by_a_burst_of_partial_bodies_is_given_back_after_they_clos
 }
 
 #[actix_web::test]
-async fn an_oversized_or_mistyped_admin_body_gets_413_or_415_not_400() {
+async fn an_oversized_mistyped_or_array_admin_body_is_refused_with_the_right_status() {
     let app = spawn_app("providers = []").await;
     let huge = serde_json::json!({"id": "x", "provider_type": "local", "endpoint": "http://127.0.0.1:9",
         "models": vec!["m".repeat(1000); 300]});
@@ -352,6 +352,15 @@ async fn an_oversized_or_mistyped_admin_body_gets_413_or_415_not_400() {
         .await
         .unwrap();
 
+    let array = app
+        .post(
+            "/v1/providers",
+            &serde_json::json!(["x", "local", null, "http://127.0.0.1:9"]),
+            &[],
+        )
+        .await;
+
     assert_eq!(too_large.status(), 413);
     assert_eq!(wrong_type.status(), 415);
+    assert_eq!(array.status(), 400, "a provider is an object, not an array");
 }
