@@ -49,7 +49,7 @@ async fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
-            std::process::ExitCode::from(1)
+            std::process::ExitCode::from(e.exit_code())
         }
     }
 }

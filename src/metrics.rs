@@ -1,9 +1,9 @@
 //! Prometheus metrics of one gateway: requests, latency, gateway overhead, upstream errors,
-//! failovers, tokens, cost, the ledger's queue and writes, sanitizer findings.
+//! failovers, tokens, cost, the ledger's queue, writes and spool, sanitizer findings.
 
 use prometheus::{
-    CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, Opts, Registry, TextEncoder,
 };
 
 /// Latency buckets in seconds, from 50 µs (gateway overhead) to 10 minutes (long generations).
@@ -28,6 +28,9 @@ pub struct Metrics {
     pub ledger_queue: IntGauge,
     pub ledger_write: Histogram,
     pub ledger_write_errors: IntCounterVec,
+    pub ledger_spooled: IntCounter,
+    pub ledger_spool_bytes: IntGauge,
+    pub ledger_spool_errors: IntCounter,
     pub sanitizer_findings: IntCounterVec,
 }
 
@@ -88,6 +91,9 @@ impl Metrics {
                 Opts::new("ledger_write_errors_total", "Failed ledger batch writes (records are kept and retried)"),
                 &["database"],
             )?,
+            ledger_spooled: IntCounter::new("ledger_spooled_records_total", "Ledger records appended to the spool")?,
+            ledger_spool_bytes: IntGauge::new("ledger_spool_bytes", "Bytes in the ledger's spool files (deleted once their records are written)")?,
+            ledger_spool_errors: IntCounter::new("ledger_spool_errors_total", "Failed appends to the ledger's spool (those records are held in memory only)")?,
             sanitizer_findings: IntCounterVec::new(
                 Opts::new("sanitizer_findings_total", "Sanitizer findings by kind"),
                 &["kind"],
@@ -107,6 +113,9 @@ impl Metrics {
         r.register(Box::new(metrics.ledger_queue.clone()))?;
         r.register(Box::new(metrics.ledger_write.clone()))?;
         r.register(Box::new(metrics.ledger_write_errors.clone()))?;
+        r.register(Box::new(metrics.ledger_spooled.clone()))?;
+        r.register(Box::new(metrics.ledger_spool_bytes.clone()))?;
+        r.register(Box::new(metrics.ledger_spool_errors.clone()))?;
         r.register(Box::new(metrics.sanitizer_findings.clone()))?;
         Ok(metrics)
     }

@@ -67,8 +67,13 @@ pub struct DatabaseSettings {
     pub flush_interval_ms: u64,
     /// Records written per transaction at most.
     pub batch_size: usize,
-    /// Records held in memory while the database is unreachable, at most.
+    /// Records held in memory while the database is unreachable, at most; the rest wait in
+    /// the spool only, and are read back from it.
     pub max_pending: usize,
+    /// Where finished records are spooled before they reach the database (per instance).
+    pub spool_dir: PathBuf,
+    /// A spool segment file is closed once this large (or a second old).
+    pub spool_segment_bytes: u64,
 }
 
 /// One `[[pricing]]` entry: a model's price in USD per million tokens, added to or
@@ -458,10 +463,17 @@ fn validate(settings: &Settings) -> Result<(), (String, String)> {
         ("flush_interval_ms", db.flush_interval_ms as usize),
         ("batch_size", db.batch_size),
         ("max_pending", db.max_pending),
+        ("spool_segment_bytes", db.spool_segment_bytes as usize),
     ] {
         if value == 0 {
             return Err((format!("database.{field}"), "must be greater than 0".into()));
         }
+    }
+    if db.spool_dir.as_os_str().is_empty() {
+        return Err((
+            "database.spool_dir".into(),
+            "must name a directory (default llm-gateway-spool, in the working directory)".into(),
+        ));
     }
     for (i, p) in settings.pricing.iter().enumerate() {
         let rates = [

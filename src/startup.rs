@@ -10,7 +10,7 @@ use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use arc_swap::ArcSwap;
 
-use crate::actors::cost_ledger::{CostLedger, FlushLedger, LedgerOptions};
+use crate::actors::cost_ledger::{CostLedger, LedgerOptions, StopLedger};
 use crate::actors::project_tracker::ProjectTracker;
 use crate::actors::provider_registry::{ProviderRegistry, RegistrySnapshot};
 use crate::actors::sanitizer::SanitizerHandle;
@@ -18,7 +18,8 @@ use crate::catalog::Catalog;
 use crate::keys::KeyMap;
 use crate::ledger::meter::Recorder;
 use crate::ledger::pricing::Pricing;
-use crate::ledger::store;
+use crate::ledger::spool::Spool;
+use crate::ledger::{replay, store};
 use crate::metrics::Metrics;
 use crate::providers::{tls, Provider};
 use crate::proxy::inbound::{BodyBudget, BodyLimits};
@@ -85,8 +86,31 @@ pub struct Application {
     ledger: Addr<CostLedger>,
 }
 
-/// How long shutdown waits for the ledger to write what it holds.
-const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long shutdown waits for the ledger to write what it holds. Not longer: what the
+/// database does not take by then is safe in the spool, and written at the next start.
+const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the gateway did not stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum ShutdownError {
+    #[error("the database did not take {records} ledger records within 10 s of shutdown: they are kept in the spool {dir}, and the next start writes them")]
+    RecordsInSpool { records: u64, dir: String },
+    #[error("failed to stop the ledger: {0}")]
+    Ledger(String),
+    #[error("{0}")]
+    Server(#[from] std::io::Error),
+}
+
+impl ShutdownError {
+    /// The process's exit status: 75 (`EX_TEMPFAIL`, "try again later") when records wait in
+    /// the spool for the database, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::RecordsInSpool { .. } => 75,
+            Self::Ledger(_) | Self::Server(_) => 1,
+        }
+    }
+}
 
 impl Application {
     /// Opens the ledger, starts the actors and binds the listener; must run inside an actix system.
@@ -123,11 +147,23 @@ impl Application {
 
         let metrics =
             Arc::new(Metrics::new().map_err(|e| anyhow::anyhow!("failed to set up metrics: {e}"))?);
-        let db = store::connect(&settings.database.url).await.map_err(|e| {
-            anyhow::anyhow!("failed to open the ledger database ([database] url): {e}")
+        let db_options = &settings.database;
+        // The spool first: a second instance on the same directory stops here, before it
+        // touches the database.
+        let mut spool = Spool::open(&db_options.spool_dir, db_options.spool_segment_bytes)?;
+        let db = store::connect(&db_options.url).await.map_err(|e| {
+            let left = match spool.segments() {
+                0 => String::new(),
+                n => format!(
+                    " ({n} spool segments of an earlier run wait in {} to be written)",
+                    spool.dir().display()
+                ),
+            };
+            anyhow::anyhow!("failed to open the ledger database ([database] url): {e}{left}")
         })?;
         crate::ledger::priority::lower_db_threads();
-        let db_options = &settings.database;
+        // Before the server accepts anything: what the last run left is written first.
+        replay::replay(&db, &mut spool, db_options.batch_size).await?;
         let (ledger, inbox) = CostLedger::launch(
             db.clone(),
             LedgerOptions {
@@ -137,7 +173,9 @@ impl Application {
                 retention_days: db_options.retention_days,
             },
             metrics.clone(),
-        );
+            spool,
+        )
+        .map_err(|e| anyhow::anyhow!("failed to start the ledger's spooler thread: {e}"))?;
         let projects = ProjectTracker::new(db).start();
         let pricing = Arc::new(Pricing::new(&catalog, &settings.pricing));
 
@@ -214,19 +252,27 @@ impl Application {
     }
 
     /// Serves until the process is told to stop (SIGINT/SIGTERM): stops accepting, finishes
-    /// in-flight requests, then writes every ledger record it still holds.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+    /// in-flight requests, spools the last records and writes them to the database within
+    /// 10 s. Records the database did not take are left in the spool: that is an error
+    /// ([`ShutdownError::RecordsInSpool`]), so the process exits non-zero.
+    pub async fn run_until_stopped(self) -> Result<(), ShutdownError> {
         let served = self.server.await;
         tracing::info!("server stopped; writing the ledger's pending records");
-        match tokio::time::timeout(SHUTDOWN_FLUSH_TIMEOUT, self.ledger.send(FlushLedger)).await {
-            Ok(Ok(0)) => tracing::info!("ledger flushed"),
-            Ok(Ok(left)) => {
-                tracing::error!(records = left, "the ledger stopped with records unwritten")
+        let stop = StopLedger {
+            within: SHUTDOWN_FLUSH_TIMEOUT,
+        };
+        // An error is logged once, by the caller (main), with the count and the directory.
+        match self.ledger.send(stop).await {
+            Ok(stopped) if stopped.unwritten == 0 => tracing::info!("ledger flushed"),
+            Ok(stopped) => {
+                return Err(ShutdownError::RecordsInSpool {
+                    records: stopped.unwritten,
+                    dir: stopped.spool_dir.display().to_string(),
+                })
             }
-            Ok(Err(e)) => tracing::error!(error = %e, "failed to reach the ledger at shutdown"),
-            Err(_) => tracing::error!("the ledger did not finish writing within 30 s"),
+            Err(e) => return Err(ShutdownError::Ledger(e.to_string())),
         }
-        served
+        Ok(served?)
     }
 
     /// The ledger actor (tests use it to wait for records).

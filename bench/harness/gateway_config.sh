@@ -20,6 +20,7 @@ endpoint = "$2"
 
 [database]
 url = "sqlite://$3?mode=rwc"
+spool_dir = "${3%.db}-spool"
 
 [sanitization]
 enabled = true

@@ -1,11 +1,11 @@
 //! One row per proxied request: who, where, what it cost, how it went.
 
 use sea_orm::entity::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A ledger record. Token counts are totals: `input_tokens` includes the cached and
 /// cache-write tokens, which are also counted on their own for pricing.
-#[derive(Clone, Debug, Default, PartialEq, DeriveEntityModel, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "requests")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]

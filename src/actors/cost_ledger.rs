@@ -1,8 +1,11 @@
-//! CostLedger: collects one record per proxied request from its inbox, off the request path, writes them in batches
-//! (kept and retried while the database is away), prunes old raw records, and answers the stats queries.
+//! CostLedger: takes one record per proxied request from the spooler, off the request path, writes
+//! them in batches in spool order (held in memory, else read back from the spool, while the
+//! database is away), prunes old raw records, and answers the stats queries.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -10,6 +13,8 @@ use entities::requests;
 use sea_orm::DatabaseConnection;
 use tokio::sync::oneshot;
 
+use crate::ledger::spool::{self, Cursor, Spool};
+use crate::ledger::spooler::{Spooled, SpoolerHandle};
 use crate::ledger::store::{self, GroupSums, RecordFilter, Window};
 use crate::ledger::{now_ms, LedgerRecord};
 use crate::metrics::Metrics;
@@ -31,103 +36,195 @@ pub struct LedgerOptions {
 }
 
 /// The ledger actor.
+///
+/// Every record carries its spool sequence number, and batches are written in that order, so
+/// the records in the database are always a prefix of the spool: everything up to
+/// [`Self::written_upto`]. The spooler deletes the segments below that mark.
 pub struct CostLedger {
     db: DatabaseConnection,
     options: LedgerOptions,
-    pending: VecDeque<LedgerRecord>,
-    writing: bool,
+    /// Records to write, by sequence number.
+    pending: VecDeque<(u64, LedgerRecord)>,
+    /// The first sequence number of the batch being written.
+    writing: Option<u64>,
+    /// The batch at the front failed once, perhaps after its commit: before it is written
+    /// again, the records the database already has are left out.
+    recheck: bool,
+    /// The next record to take into `pending`.
+    next_seq: u64,
+    /// The last record the spooler has handed over.
+    spooled_upto: u64,
+    /// The memory backlog was full: the records from `next_seq` on are in the spool only, and
+    /// are read back from it as room frees up.
+    on_disk_only: bool,
+    reading: bool,
+    cursor: Cursor,
+    spooler: SpoolerHandle,
+    inbox: LedgerInbox,
     last_warning: Option<Instant>,
     unpriced_logged: HashSet<String>,
-    flush_waiters: Vec<oneshot::Sender<usize>>,
+    /// Each waits until every record up to its sequence number is written.
+    flush_waiters: Vec<(u64, oneshot::Sender<usize>)>,
     metrics: Arc<Metrics>,
-    inbox: Option<LedgerInbox>,
 }
 
 impl CostLedger {
-    /// A ledger writing to `db`.
-    fn new(db: DatabaseConnection, options: LedgerOptions, metrics: Arc<Metrics>) -> Self {
-        Self {
-            metrics,
-            inbox: None,
-            db,
-            options,
-            pending: VecDeque::new(),
-            writing: false,
-            last_warning: None,
-            unpriced_logged: HashSet::new(),
-            flush_waiters: Vec::new(),
+    /// Every record up to this sequence number is in the database (or was lost, logged).
+    fn written_upto(&self) -> u64 {
+        self.writing
+            .or_else(|| self.pending.front().map(|(seq, _)| *seq))
+            .unwrap_or(self.next_seq)
+            - 1
+    }
+
+    /// Records handed over by the spooler and not yet written.
+    fn unwritten(&self) -> u64 {
+        self.spooled_upto.saturating_sub(self.written_upto())
+    }
+
+    /// Publishes the written mark (to the spooler and the metrics) and answers the flush
+    /// waiters it satisfies.
+    fn advance(&mut self) {
+        let written = self.written_upto();
+        self.spooler.written(written);
+        self.metrics.ledger_queue.set(self.unwritten() as i64);
+        if self
+            .flush_waiters
+            .iter()
+            .any(|(target, _)| *target <= written)
+        {
+            let (done, waiting) = std::mem::take(&mut self.flush_waiters)
+                .into_iter()
+                .partition(|(target, _)| *target <= written);
+            self.flush_waiters = waiting;
+            for (_, waiter) in done {
+                let _ = waiter.send(0);
+            }
         }
+    }
+
+    /// Waits until every record up to `target` is written; answers 0 then.
+    fn wait_written(&mut self, target: u64, ctx: &mut Context<Self>) -> oneshot::Receiver<usize> {
+        let (tx, rx) = oneshot::channel();
+        self.flush_waiters.push((target, tx));
+        self.write_next(ctx);
+        rx
     }
 
     /// Writes the next batch unless one is being written.
     fn write_next(&mut self, ctx: &mut Context<Self>) {
-        if self.writing {
+        self.read_back(ctx);
+        if self.writing.is_some() || self.pending.is_empty() {
+            self.advance();
             return;
         }
-        if self.pending.is_empty() {
-            for waiter in self.flush_waiters.drain(..) {
-                let _ = waiter.send(0);
-            }
-            return;
-        }
-        self.writing = true;
         let take = self.pending.len().min(self.options.batch_size);
-        let batch: Vec<LedgerRecord> = self.pending.drain(..take).collect();
-        self.metrics.ledger_queue.set(self.pending.len() as i64);
+        let (seqs, batch): (Vec<u64>, Vec<LedgerRecord>) = self.pending.drain(..take).unzip();
+        self.writing = seqs.first().copied();
+        let recheck = self.recheck;
         let db = self.db.clone();
         let started = Instant::now();
         ctx.spawn(
             async move {
-                let result = store::write_batch(&db, &batch).await;
-                (batch, result, started.elapsed())
+                let result = if recheck {
+                    store::write_unwritten(&db, &batch).await.map(|_| ())
+                } else {
+                    store::write_batch(&db, &batch).await
+                };
+                (seqs, batch, result, started.elapsed())
             }
             .into_actor(self)
-            .map(|(batch, result, took), actor, ctx| {
-                actor.writing = false;
+            .map(|(seqs, batch, result, took), actor, ctx| {
+                actor.writing = None;
                 actor.metrics.ledger_write.observe(took.as_secs_f64());
                 match result {
                     Ok(()) => {
                         tracing::debug!(records = batch.len(), took_ms = took.as_millis() as u64, "ledger batch written");
                         actor.last_warning = None;
+                        actor.recheck = false;
+                        actor.advance();
                         // A backlog (or someone waiting for a flush) goes on at once; otherwise
                         // records gather until the next tick, so that batches stay large.
-                        if actor.pending.len() >= actor.options.batch_size || !actor.flush_waiters.is_empty() {
+                        if actor.pending.len() >= actor.options.batch_size
+                            || actor.on_disk_only
+                            || !actor.flush_waiters.is_empty()
+                        {
                             actor.write_next(ctx);
                         }
                     }
                     Err(e) => {
                         actor.metrics.ledger_write_errors.with_label_values(&["write"]).inc();
+                        actor.recheck = true;
+                        // Back to the front, in order; retried on the next tick (flush waiters
+                        // keep waiting: shutdown bounds the wait).
+                        for entry in seqs.into_iter().zip(batch).rev() {
+                            actor.pending.push_front(entry);
+                        }
                         let warn = actor.last_warning.is_none_or(|t| t.elapsed() >= WARN_EVERY);
                         if warn {
                             actor.last_warning = Some(Instant::now());
-                            tracing::warn!(error = %e, pending = batch.len() + actor.pending.len(), "failed to write ledger records; keeping them to retry");
+                            tracing::warn!(error = %e, pending = actor.unwritten(), "failed to write ledger records; keeping them to retry (they are in the spool)");
                         }
-                        // Back to the front, in order; retried on the next tick (flush waiters
-                        // keep waiting: shutdown bounds the wait).
-                        for record in batch.into_iter().rev() {
-                            actor.pending.push_front(record);
-                        }
+                        actor.advance();
                     }
                 }
             }),
         );
     }
 
-    /// Moves the inbox's records to the pending queue.
-    fn collect(&mut self) {
-        let Some(inbox) = self.inbox.clone() else {
+    /// Reads records back from the spool when they are there only and memory has room again.
+    fn read_back(&mut self, ctx: &mut Context<Self>) {
+        if !self.on_disk_only || self.reading {
             return;
-        };
-        for record in inbox.take() {
-            self.note_unpriced(&record);
-            if self.pending.len() >= self.options.max_pending {
-                if let Some(dropped) = self.pending.pop_front() {
-                    tracing::error!(request_id = %dropped.request.id, max_pending = self.options.max_pending, "ledger backlog full while the database is unreachable: oldest record dropped");
-                }
-            }
-            self.pending.push_back(record);
         }
-        self.metrics.ledger_queue.set(self.pending.len() as i64);
+        let room = self.options.max_pending.saturating_sub(self.pending.len());
+        // A batch at a time, not a record at a time as room frees up.
+        if room < self.options.batch_size.min(self.options.max_pending) {
+            return;
+        }
+        let limit = room.min(self.options.batch_size);
+        if self.cursor.next() != self.next_seq {
+            self.cursor = Cursor::from(self.next_seq);
+        }
+        let dir = self.spooler.dir().to_path_buf();
+        let cursor = self.cursor.clone();
+        let upto = self.spooled_upto;
+        self.reading = true;
+        ctx.spawn(
+            async move {
+                // File reads block: on tokio's blocking pool, not on the actor's thread.
+                tokio::task::spawn_blocking(move || spool::read(&dir, &cursor, Some(upto), limit))
+                    .await
+                    .map_err(std::io::Error::other)
+                    .and_then(|read| read)
+            }
+            .into_actor(self)
+            .map(|result, actor, ctx| {
+                actor.reading = false;
+                match result {
+                    Ok(read) => {
+                        if read.missing > 0 {
+                            tracing::error!(records = read.missing, "ledger records lost: the spool could not be written while the memory backlog was full");
+                        }
+                        let next = actor.next_seq;
+                        actor
+                            .pending
+                            .extend(read.records.into_iter().filter(|(seq, _)| *seq >= next));
+                        actor.next_seq = next.max(read.scanned_to + 1);
+                        actor.cursor = read.cursor;
+                        if actor.next_seq > actor.spooled_upto {
+                            actor.on_disk_only = false;
+                            tracing::info!("the ledger has read back every record it left in the spool");
+                        }
+                        actor.write_next(ctx);
+                    }
+                    Err(e) => {
+                        // Retried on the next tick.
+                        tracing::warn!(error = %e, dir = %actor.spooler.dir().display(), "failed to read ledger records back from the spool");
+                    }
+                }
+            }),
+        );
     }
 
     fn note_unpriced(&mut self, record: &LedgerRecord) {
@@ -142,30 +239,44 @@ impl CostLedger {
 }
 
 impl CostLedger {
-    /// Starts the ledger writing to `db`; returns its address and the inbox meters record into.
+    /// Starts the ledger writing to `db`, and its spooler appending to `spool` (replayed
+    /// already); returns the ledger's address and the inbox meters record into.
     pub fn launch(
         db: DatabaseConnection,
         options: LedgerOptions,
         metrics: Arc<Metrics>,
-    ) -> (Addr<Self>, LedgerInbox) {
-        let batch_size = options.batch_size;
-        let records = Arc::new(Mutex::new(Vec::new()));
-        let shared = records.clone();
-        let ledger = Self::create(move |ctx| {
-            let mut ledger = Self::new(db, options, metrics);
-            ledger.inbox = Some(LedgerInbox {
-                records: shared,
-                ledger: ctx.address(),
-                batch_size,
-            });
-            ledger
+        spool: Spool,
+    ) -> std::io::Result<(Addr<Self>, LedgerInbox)> {
+        let inbox = LedgerInbox::new(options.batch_size);
+        let next_seq = spool.last_seq() + 1;
+        // The spooler needs the ledger's address and the ledger the spooler's handle: the
+        // context is made first, and the actor run in it once both exist.
+        let ctx = Context::new();
+        let spooler = SpoolerHandle::start(
+            spool,
+            inbox.clone(),
+            ctx.address().recipient(),
+            metrics.clone(),
+        )?;
+        let ledger = ctx.run(Self {
+            db,
+            options,
+            pending: VecDeque::new(),
+            writing: None,
+            recheck: false,
+            next_seq,
+            spooled_upto: next_seq - 1,
+            on_disk_only: false,
+            reading: false,
+            cursor: Cursor::from(next_seq),
+            spooler,
+            inbox: inbox.clone(),
+            last_warning: None,
+            unpriced_logged: HashSet::new(),
+            flush_waiters: Vec::new(),
+            metrics,
         });
-        let inbox = LedgerInbox {
-            records,
-            ledger: ledger.clone(),
-            batch_size,
-        };
-        (ledger, inbox)
+        Ok((ledger, inbox))
     }
 }
 
@@ -174,7 +285,6 @@ impl Actor for CostLedger {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.run_interval(self.options.flush_interval, |actor, ctx| {
-            actor.collect();
             actor.write_next(ctx);
         });
         // The pool replaces connections over time, and SQLite's driver a thread with each.
@@ -207,73 +317,203 @@ impl Actor for CostLedger {
 }
 
 /// Where meters leave finished records. Recording a request costs one short, uncontended
-/// lock — no message and no wake-up of the ledger's thread per request; the ledger collects
-/// the records on its own schedule (every tick, or at once when a batch is full).
+/// lock — no message and no wake-up per request; the spooler collects the records every few
+/// milliseconds (an idle spooler is woken by the first record that arrives).
 #[derive(Clone)]
 pub struct LedgerInbox {
-    records: Arc<Mutex<Vec<LedgerRecord>>>,
-    ledger: Addr<CostLedger>,
-    batch_size: usize,
+    shared: Arc<InboxShared>,
+}
+
+struct InboxShared {
+    records: Mutex<Vec<LedgerRecord>>,
+    /// The spooler sleeps until a record arrives.
+    idle: AtomicBool,
+    spooler: OnceLock<std::thread::Thread>,
+    /// The most room kept for the next tick's records.
+    room: usize,
 }
 
 impl LedgerInbox {
-    /// Leaves a finished request's record for the ledger.
-    pub fn record(&self, record: LedgerRecord) {
-        let len = {
-            let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
-            records.push(record);
-            records.len()
-        };
-        if len == self.batch_size {
-            self.ledger.do_send(CollectRecords);
+    fn new(room: usize) -> Self {
+        Self {
+            shared: Arc::new(InboxShared {
+                records: Mutex::new(Vec::new()),
+                idle: AtomicBool::new(false),
+                spooler: OnceLock::new(),
+                room,
+            }),
         }
     }
 
-    fn take(&self) -> Vec<LedgerRecord> {
+    /// Leaves a finished request's record for the ledger.
+    pub fn record(&self, record: LedgerRecord) {
+        let first = {
+            let mut records = self
+                .shared
+                .records
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            records.push(record);
+            records.len() == 1
+        };
+        // Under load the spooler is never idle: this is one load of a flag per request.
+        if first && self.shared.idle.load(Ordering::SeqCst) {
+            if let Some(spooler) = self.shared.spooler.get() {
+                spooler.unpark();
+            }
+        }
+    }
+
+    /// The spooler thread, woken by the first record after it went idle.
+    pub(crate) fn attach_spooler(&self, thread: std::thread::Thread) {
+        let _ = self.shared.spooler.set(thread);
+    }
+
+    /// Sleeps (on the spooler thread) until a record arrives or `timeout` passes.
+    pub(crate) fn wait_for_records(&self, timeout: Duration) {
+        // `idle` is set before the inbox is looked at, and a meter looks at `idle` after its
+        // push: either the spooler sees the record or the meter sees the flag and wakes it.
+        self.shared.idle.store(true, Ordering::SeqCst);
+        if self.len() == 0 {
+            std::thread::park_timeout(timeout);
+        }
+        self.shared.idle.store(false, Ordering::SeqCst);
+    }
+
+    /// Takes every record left so far.
+    pub(crate) fn take(&self) -> Vec<LedgerRecord> {
         // The next tick's records arrive at about this tick's rate: leaving room for them
         // spares the request path the reallocations (and copies) of a vector grown from empty.
         // The room is allocated before the lock is taken, so a worker never waits on it.
-        let room = Vec::with_capacity(self.len().min(self.batch_size));
+        let room = Vec::with_capacity(self.len().min(self.shared.room));
         std::mem::replace(
-            &mut *self.records.lock().unwrap_or_else(|p| p.into_inner()),
+            &mut *self
+                .shared
+                .records
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
             room,
         )
     }
 
     fn len(&self) -> usize {
-        self.records.lock().map_or(0, |r| r.len())
+        self.shared.records.lock().map_or(0, |r| r.len())
     }
 }
 
-/// Collects the inbox now (it holds a full batch).
-#[derive(Message)]
-#[rtype(result = "()")]
-struct CollectRecords;
-
-impl Handler<CollectRecords> for CostLedger {
+impl Handler<Spooled> for CostLedger {
     type Result = ();
 
-    fn handle(&mut self, _: CollectRecords, ctx: &mut Self::Context) {
-        self.collect();
-        self.write_next(ctx);
+    fn handle(&mut self, msg: Spooled, ctx: &mut Self::Context) {
+        let count = msg.records.len() as u64;
+        if count == 0 {
+            return;
+        }
+        self.spooled_upto = self.spooled_upto.max(msg.first + count - 1);
+        let mut lost = 0;
+        for (seq, record) in (msg.first..).zip(msg.records) {
+            self.note_unpriced(&record);
+            if seq < self.next_seq {
+                // Read back from the spool already.
+                continue;
+            }
+            if !self.on_disk_only
+                && seq == self.next_seq
+                && self.pending.len() < self.options.max_pending
+            {
+                self.pending.push_back((seq, record));
+                self.next_seq += 1;
+                continue;
+            }
+            if !self.on_disk_only {
+                self.on_disk_only = true;
+                tracing::warn!(max_pending = self.options.max_pending, dir = %self.spooler.dir().display(), "ledger backlog full while the database is unreachable: further records wait in the spool only, and are read back from it as the database takes them");
+            }
+            lost += u64::from(!msg.on_disk);
+        }
+        if lost > 0 {
+            tracing::error!(
+                records = lost,
+                "ledger records lost: neither the spool nor the full memory backlog could hold them"
+            );
+        }
+        if self.pending.len() >= self.options.batch_size || !self.flush_waiters.is_empty() {
+            self.write_next(ctx);
+        } else {
+            self.advance();
+        }
     }
 }
 
-/// Writes everything pending; answers once nothing is pending (retrying through database errors).
+/// Writes everything recorded so far; answers once it is written (retrying through database
+/// errors: the caller bounds the wait).
 #[derive(Message)]
 #[rtype(result = "usize")]
 pub struct FlushLedger;
 
 impl Handler<FlushLedger> for CostLedger {
-    type Result = ResponseFuture<usize>;
+    type Result = ResponseActFuture<Self, usize>;
 
-    fn handle(&mut self, _: FlushLedger, ctx: &mut Self::Context) -> Self::Result {
-        let (tx, rx) = oneshot::channel();
-        self.flush_waiters.push(tx);
-        self.collect();
-        self.write_next(ctx);
-        let pending = self.pending.len();
-        Box::pin(async move { rx.await.unwrap_or(pending) })
+    fn handle(&mut self, _: FlushLedger, _: &mut Self::Context) -> Self::Result {
+        let drained = self.spooler.drain();
+        Box::pin(drained.into_actor(self).then(|target, actor, ctx| {
+            let target = target.unwrap_or(actor.spooled_upto);
+            let written = actor.wait_written(target, ctx);
+            let left = actor.unwritten() as usize;
+            async move { written.await.unwrap_or(left) }.into_actor(actor)
+        }))
+    }
+}
+
+/// Stops the ledger at shutdown: the spooler spools the inbox a last time and stops, then the
+/// ledger writes what it holds within `within`. What the database did not take stays in the
+/// spool, for the next start.
+#[derive(Message)]
+#[rtype(result = "LedgerStopped")]
+pub struct StopLedger {
+    pub within: Duration,
+}
+
+/// How the ledger stopped.
+#[derive(Debug, Clone)]
+pub struct LedgerStopped {
+    /// Records not written to the database: they are in the spool.
+    pub unwritten: u64,
+    pub spool_dir: PathBuf,
+}
+
+impl Handler<StopLedger> for CostLedger {
+    type Result = ResponseActFuture<Self, LedgerStopped>;
+
+    fn handle(&mut self, msg: StopLedger, _: &mut Self::Context) -> Self::Result {
+        let stopped = self.spooler.stop();
+        Box::pin(async move { stopped.await.ok() }.into_actor(self).then(
+            move |spool, actor, ctx| {
+                let target = spool.as_ref().map_or(actor.spooled_upto, Spool::last_seq);
+                let written = actor.wait_written(target, ctx);
+                async move {
+                    let _ = tokio::time::timeout(msg.within, written).await;
+                    spool
+                }
+                .into_actor(actor)
+                .map(move |spool, actor, ctx| {
+                    let written = actor.written_upto();
+                    if let Some(mut spool) = spool {
+                        if let Err(e) = spool.remove_written(written) {
+                            tracing::warn!(error = %e, "failed to delete written spool segments");
+                        }
+                    }
+                    // A write still waiting on the database is dropped here, inside the
+                    // runtime: dropped with it after `main` returns, its pooled connection
+                    // panics for want of one.
+                    ctx.stop();
+                    LedgerStopped {
+                        unwritten: target.saturating_sub(written),
+                        spool_dir: actor.spooler.dir().to_path_buf(),
+                    }
+                })
+            },
+        ))
     }
 }
 
@@ -286,9 +526,7 @@ impl Handler<PendingRecords> for CostLedger {
     type Result = usize;
 
     fn handle(&mut self, _: PendingRecords, _: &mut Self::Context) -> usize {
-        self.pending.len()
-            + usize::from(self.writing)
-            + self.inbox.as_ref().map_or(0, LedgerInbox::len)
+        self.unwritten() as usize + self.inbox.len()
     }
 }
 

@@ -3,7 +3,10 @@
 pub mod meter;
 pub mod pricing;
 pub mod priority;
+pub mod replay;
 pub mod report;
+pub mod spool;
+pub mod spooler;
 pub mod sse;
 pub mod store;
 pub mod usage;
@@ -36,6 +39,19 @@ pub struct LedgerRecord {
     pub request: requests::Model,
     /// Each upstream try; `id` is assigned by the database.
     pub attempts: Vec<attempts::Model>,
+}
+
+impl LedgerRecord {
+    /// The attempts the ledger stores. One successful attempt says nothing the request row
+    /// does not: attempts are kept for requests that failed over or failed upstream (the
+    /// errors view), not for every call.
+    pub fn attempts_kept(&self) -> &[attempts::Model] {
+        if self.attempts.len() > 1 || self.attempts.iter().any(|a| a.error_kind.is_some()) {
+            &self.attempts
+        } else {
+            &[]
+        }
+    }
 }
 
 /// Unix milliseconds now.

@@ -55,3 +55,16 @@ pub fn lower_db_threads() -> usize {
 pub fn lower_db_threads() -> usize {
     0
 }
+
+/// Gives the calling thread the same lower priority (the ledger's spooler thread: its work per
+/// record is small, but it must not take the core from a worker that has a request to answer).
+#[cfg(target_os = "linux")]
+pub fn lower_this_thread() -> bool {
+    // On Linux the nice value is per thread: "process" 0 is the calling thread.
+    rustix::process::setpriority_process(None, DB_THREAD_NICE).is_ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn lower_this_thread() -> bool {
+    false
+}

@@ -283,12 +283,9 @@ pub async fn write_batch(db: &DatabaseConnection, batch: &[LedgerRecord]) -> Res
         txn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;
     }
-    // One successful attempt says nothing the request row does not: attempts are kept for
-    // requests that failed over or failed upstream (the errors view), not for every call.
     let attempts: Vec<attempts::ActiveModel> = batch
         .iter()
-        .filter(|r| r.attempts.len() > 1 || r.attempts.iter().any(|a| a.error_kind.is_some()))
-        .flat_map(|r| r.attempts.iter().cloned())
+        .flat_map(|r| r.attempts_kept().iter().cloned())
         .map(|a| {
             let mut row = attempts::ActiveModel::from(a);
             row.id = NotSet;
@@ -409,6 +406,51 @@ pub async fn write_batch(db: &DatabaseConnection, batch: &[LedgerRecord]) -> Res
             .await?;
     }
     txn.commit().await
+}
+
+/// Most ids per `SELECT … WHERE id IN (…)`.
+const LOOKUP_CHUNK: usize = 500;
+
+/// Writes the records of `batch` the database does not have yet (as [`write_batch`]); returns
+/// how many that was. For a batch that may have been written before — replayed from the spool
+/// after a crash, or retried after an error that may have followed its commit — so that its
+/// rollups are not counted twice.
+pub async fn write_unwritten(
+    db: &DatabaseConnection,
+    batch: &[LedgerRecord],
+) -> Result<usize, DbErr> {
+    let mut written: std::collections::HashSet<String, foldhash::fast::RandomState> =
+        Default::default();
+    for chunk in batch.chunks(LOOKUP_CHUNK) {
+        let ids: Vec<String> = chunk.iter().map(|r| r.request.id.clone()).collect();
+        let found: Vec<String> = requests::Entity::find()
+            .select_only()
+            .column(requests::Column::Id)
+            .filter(requests::Column::Id.is_in(ids))
+            .into_tuple()
+            .all(db)
+            .await?;
+        written.extend(found);
+    }
+    // `insert` also leaves out a second copy of an id within the batch.
+    let keep: Vec<bool> = batch
+        .iter()
+        .map(|r| written.insert(r.request.id.clone()))
+        .collect();
+    if keep.iter().all(|k| *k) {
+        write_batch(db, batch).await?;
+        return Ok(batch.len());
+    }
+    let rest: Vec<LedgerRecord> = batch
+        .iter()
+        .zip(&keep)
+        .filter(|(_, keep)| **keep)
+        .map(|(r, _)| r.clone())
+        .collect();
+    if !rest.is_empty() {
+        write_batch(db, &rest).await?;
+    }
+    Ok(rest.len())
 }
 
 /// A time window in Unix milliseconds, either end open.

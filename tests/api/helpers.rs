@@ -14,6 +14,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The ledger database this gateway writes to.
     pub db_url: String,
+    /// The ledger's spool.
+    pub spool_dir: PathBuf,
     pub ledger: actix::Addr<llm_gateway::actors::cost_ledger::CostLedger>,
     _dir: tempfile::TempDir,
 }
@@ -88,6 +90,9 @@ pub async fn spawn_app_on(config: &str, db_url: Option<&str>) -> TestApp {
     settings.server.workers = 1;
     settings.database.url = db_url.clone();
     settings.database.flush_interval_ms = 20;
+    // Each gateway its own spool (a spool is locked by the process that has it).
+    let spool_dir = dir.path().join("spool");
+    settings.database.spool_dir = spool_dir.clone();
     let app = Application::build(settings).await.expect("gateway builds");
     let port = app.port();
     let ledger = app.ledger();
@@ -96,6 +101,7 @@ pub async fn spawn_app_on(config: &str, db_url: Option<&str>) -> TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
         db_url,
+        spool_dir,
         ledger,
         client: reqwest::Client::builder()
             .no_proxy()

@@ -5,6 +5,7 @@ mod admin;
 mod bad_input;
 mod bounds;
 mod config;
+mod durability;
 mod exposure;
 mod hardening;
 mod helpers;

@@ -22,9 +22,10 @@ async fn provider_keys_appear_in_no_response_and_no_log_line() {
     let db_dir = tempfile::tempdir().unwrap();
     let db_path = db_dir.path().join("ledger.db");
     let config = format!(
-        "{}\n[key_map.team-alpha-key]\nlabel = \"Team Alpha\"\nopenai_key = \"sk-alpha-secret\"\n\n[database]\nurl = \"sqlite://{}?mode=rwc\"\n",
+        "{}\n[key_map.team-alpha-key]\nlabel = \"Team Alpha\"\nopenai_key = \"sk-alpha-secret\"\n\n[database]\nurl = \"sqlite://{}?mode=rwc\"\nspool_dir = \"{}\"\n",
         four_providers(&mock),
-        db_path.display()
+        db_path.display(),
+        db_dir.path().join("spool").display()
     );
     let (dir, path) = write_config(&config);
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -94,8 +94,9 @@ async fn sigterm_under_load_loses_no_record_of_an_answered_request() {
     let dir = tempfile::tempdir().unwrap();
     let db_url = fresh_database_url(dir.path()).await;
     let config = format!(
-        "{}\n[database]\nurl = \"{db_url}\"\n",
-        four_providers(&mock)
+        "{}\n[database]\nurl = \"{db_url}\"\nspool_dir = \"{}\"\n",
+        four_providers(&mock),
+        dir.path().join("spool").display()
     );
     let (_config_dir, config_path) = write_config(&config);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
