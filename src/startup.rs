@@ -155,7 +155,7 @@ impl Application {
             let left = match spool.segments() {
                 0 => String::new(),
                 n => format!(
-                    " ({n} spool segments of an earlier run wait in {} to be written)",
+                    " ({n} spool segment file(s) of an earlier run wait in {} to be written)",
                     spool.dir().display()
                 ),
             };

@@ -1,6 +1,8 @@
-//! CostLedger: takes one record per proxied request from the spooler, off the request path, writes
-//! them in batches in spool order (held in memory, else read back from the spool, while the
-//! database is away), prunes old raw records, and answers the stats queries.
+//! CostLedger: writes the spooled records to the database in batches, prunes, answers stats queries.
+//!
+//! One record per proxied request comes from the spooler, off the request path; batches go in
+//! spool order. While the database is away records are held in memory, past `max_pending` read
+//! back from the spool.
 
 use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
@@ -39,7 +41,7 @@ pub struct LedgerOptions {
 ///
 /// Every record carries its spool sequence number, and batches are written in that order, so
 /// the records in the database are always a prefix of the spool: everything up to
-/// [`Self::written_upto`]. The spooler deletes the segments below that mark.
+/// `written_upto`. The spooler deletes the segments below that mark.
 pub struct CostLedger {
     db: DatabaseConnection,
     options: LedgerOptions,

@@ -6,6 +6,7 @@ pub mod priority;
 pub mod replay;
 pub mod report;
 pub mod spool;
+mod spool_line;
 pub mod spooler;
 pub mod sse;
 pub mod store;

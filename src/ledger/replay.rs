@@ -1,6 +1,6 @@
-//! Start-up replay: the records an earlier run left in the spool that the database does not
-//! have are written, exactly once, before the gateway accepts a request.
+//! Start-up replay: what an earlier run left in the spool and the database lacks, written once.
 //!
+//! It runs before the gateway accepts a request.
 //! An earlier run leaves records behind when it was killed, or stopped while the database was
 //! away. Some of them may be in the database already (the last batch before a crash may have
 //! been committed): the replay asks which ids the database has and writes only the others,

@@ -1,5 +1,7 @@
-//! The ledger's spool: every finished record is appended to a local file before it reaches the
-//! database, so that a crash, or a shutdown while the database is away, loses no record the kernel holds.
+//! The ledger's spool: finished records in local files until the database has them.
+//!
+//! A record is appended here before it reaches the database, so that a crash, or a shutdown
+//! while the database is away, loses no record the kernel holds.
 //!
 //! The spool is a directory (`[database] spool_dir`) of segment files, `spool-<first seq>.jsonl`,
 //! one JSON line per record: `{"seq":N,"request":{…},"attempts":[…]}` (the attempts the database
@@ -17,16 +19,11 @@ use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use entities::{attempts, requests};
-use serde::{Deserialize, Serialize};
-
-use super::LedgerRecord;
+use super::{spool_line, LedgerRecord};
 
 const SEGMENT_PREFIX: &str = "spool-";
 const SEGMENT_SUFFIX: &str = ".jsonl";
 const LOCK_FILE: &str = "lock";
-/// Every line starts so: the sequence number can be read without parsing the record.
-const SEQ_PREFIX: &[u8] = b"{\"seq\":";
 
 /// A segment holding anything is closed after this long, so that under a steady load (or once
 /// idle) the files of written records are deleted within about a second of being written: most
@@ -40,23 +37,6 @@ pub enum SpoolError {
     Locked { dir: PathBuf, holder: String },
     #[error("failed to open the spool directory {dir} ([database] spool_dir): {source}")]
     Open { dir: PathBuf, source: io::Error },
-}
-
-/// One line as written.
-#[derive(Serialize)]
-struct LineRef<'a> {
-    seq: u64,
-    request: &'a requests::Model,
-    attempts: &'a [attempts::Model],
-}
-
-/// One line as read back.
-#[derive(Deserialize)]
-struct Line {
-    #[allow(dead_code)]
-    seq: u64,
-    request: requests::Model,
-    attempts: Vec<attempts::Model>,
 }
 
 /// A segment file and the records it holds.
@@ -197,26 +177,13 @@ impl Spool {
     pub fn append(&mut self, records: &[LedgerRecord]) -> Appended {
         let first = self.next_seq;
         self.buf.clear();
-        let mut serialized = Ok(());
         for (seq, record) in (first..).zip(records) {
-            // Only what the database will keep: a third less to write for most records.
-            let line = LineRef {
-                seq,
-                request: &record.request,
-                attempts: record.attempts_kept(),
-            };
-            if let Err(e) = serde_json::to_writer(&mut self.buf, &line) {
-                // Not expected (every field is plain data); the record is left out of the file.
-                serialized = Err(io::Error::other(e));
-                continue;
-            }
-            self.buf.push(b'\n');
+            spool_line::write(&mut self.buf, seq, record);
         }
         self.next_seq += records.len() as u64;
-        let written = self.write_buf(first);
         Appended {
             first,
-            result: written.and(serialized),
+            result: self.write_buf(first),
         }
     }
 
@@ -330,20 +297,13 @@ fn list_segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     Ok(found)
 }
 
-/// The sequence number a line starts with.
-fn line_seq(line: &[u8]) -> Option<u64> {
-    let digits = line.strip_prefix(SEQ_PREFIX)?;
-    let end = digits.iter().position(|b| !b.is_ascii_digit())?;
-    std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
-}
-
 /// The highest sequence number in a segment file.
 fn last_seq_in(path: &Path) -> io::Result<Option<u64>> {
     let mut reader = BufReader::new(File::open(path)?);
     let mut line = Vec::new();
     let mut last = None;
     while reader.read_until(b'\n', &mut line)? > 0 {
-        if let Some(seq) = line_seq(&line) {
+        if let Some(seq) = spool_line::seq(&line) {
             last = Some(last.map_or(seq, |l: u64| l.max(seq)));
         }
         line.clear();
@@ -425,7 +385,7 @@ pub fn read(dir: &Path, cursor: &Cursor, upto: Option<u64>, limit: usize) -> io:
                 break;
             }
             number += 1;
-            let seq = line_seq(&line);
+            let seq = spool_line::seq(&line);
             if let (Some(seq), Some(upto)) = (seq, upto) {
                 if seq > upto {
                     return Ok(ReadBack {
@@ -457,17 +417,11 @@ pub fn read(dir: &Path, cursor: &Cursor, upto: Option<u64>, limit: usize) -> io:
             if seq < expected {
                 continue;
             }
-            match serde_json::from_slice::<Line>(&line) {
-                Ok(parsed) => {
+            match spool_line::parse(&line) {
+                Ok((_, record)) => {
                     missing += seq - expected;
                     expected = seq + 1;
-                    records.push((
-                        seq,
-                        LedgerRecord {
-                            request: parsed.request,
-                            attempts: parsed.attempts,
-                        },
-                    ));
+                    records.push((seq, record));
                     if records.len() >= limit {
                         return Ok(ReadBack {
                             records,
@@ -514,6 +468,7 @@ pub fn read(dir: &Path, cursor: &Cursor, upto: Option<u64>, limit: usize) -> io:
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use entities::{attempts, requests};
 
     fn record(id: &str) -> LedgerRecord {
         LedgerRecord {

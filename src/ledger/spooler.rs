@@ -1,6 +1,7 @@
-//! The spooler: a thread that every few milliseconds moves the finished records from the ledger's
-//! inbox into the spool (one `write(2)`), then hands them to the ledger to be written to the database.
+//! The spooler: a thread moving finished records from the ledger's inbox to the spool, then the ledger.
 //!
+//! Every 5 ms it takes what meters left in the inbox, appends it to the spool in one `write(2)`,
+//! and hands it to the ledger to be written to the database.
 //! A thread of its own, not the ledger actor: serializing and appending is the same small amount
 //! of work per record whether the database is fast, slow or away, and a write to the page cache
 //! can still stall (writeback throttling) — neither should delay the ledger's batches or its

@@ -1,5 +1,7 @@
-//! Ledger records outlive the process: `kill -9` under load and SIGTERM while the database is down
-//! lose no answered request's record, restarts write each record once, the spool stays small, one per process.
+//! Ledger records outlive the process: the spool through kills, outages and restarts.
+//!
+//! `kill -9` under load and SIGTERM while the database is down lose no answered request's record,
+//! restarts write each record once, the spool stays small, and a spool belongs to one process.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
