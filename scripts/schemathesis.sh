@@ -58,6 +58,7 @@ admin_token = "$SCHEMATHESIS_ADMIN_TOKEN"
 
 [database]
 url = "sqlite://$PWD/$out/ledger.db?mode=rwc"
+spool_dir = "$PWD/$out/spool"
 
 [[providers]]
 id = "openai"

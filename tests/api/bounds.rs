@@ -264,9 +264,12 @@ fn rss_kib(pid: u32) -> u64 {
 #[actix_web::test]
 async fn memory_taken_by_a_burst_of_partial_bodies_is_given_back_after_they_close() {
     let mock = MockUpstream::start().unwrap();
+    // Its own spool, not one in the working directory that another test may hold.
+    let spool = tempfile::tempdir().unwrap();
     let (_dir, config) = write_config(&format!(
-        "{}\n[database]\nurl = \"sqlite::memory:\"\n",
-        four_providers(&mock)
+        "{}\n[database]\nurl = \"sqlite::memory:\"\nspool_dir = \"{}\"\n",
+        four_providers(&mock),
+        spool.path().display()
     ));
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -58,6 +58,10 @@ endpoint = "{cls.mock_url}"
 label = "Team Alpha"
 openai_key = "sk-alpha"
 anthropic_key = "sk-ant-alpha"
+
+[database]
+url = "sqlite://{cls.dir.name}/ledger.db?mode=rwc"
+spool_dir = "{cls.dir.name}/spool"
 """)
         cls.port = free_port()
         cls.log = open(os.path.join(cls.dir.name, "gateway.log"), "w")
