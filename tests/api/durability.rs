@@ -125,6 +125,16 @@ impl Gateway {
     }
 }
 
+impl Drop for Gateway {
+    /// A test that fails half-way leaves no gateway running.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// Clients calling the gateway in loops until stopped; each answer that arrived whole is
 /// noted with its request id and the moment it arrived.
 struct Load {
