@@ -8,14 +8,15 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::GatewayError;
 use crate::providers::{Credential, Provider, ProviderKind};
+use crate::secret::HeldKey;
 use crate::settings::KeyMapEntry;
 
 /// A team's virtual key: its label and the provider keys it stands for.
 #[derive(Debug)]
 pub struct VirtualKey {
     pub label: String,
-    by_type: HashMap<ProviderKind, SecretString>,
-    by_provider: HashMap<String, SecretString>,
+    by_type: HashMap<ProviderKind, Arc<HeldKey>>,
+    by_provider: HashMap<String, Arc<HeldKey>>,
 }
 
 /// The token a client presented, and whether it came as `Authorization: Bearer`.
@@ -57,12 +58,16 @@ impl KeyMap {
                     (ProviderKind::Local, &entry.local_key),
                 ]
                 .into_iter()
-                .filter_map(|(kind, key)| key.clone().map(|k| (kind, k)))
+                .filter_map(|(kind, key)| key.clone().and_then(HeldKey::new).map(|k| (kind, k)))
                 .collect();
                 let key = VirtualKey {
                     label: entry.label.clone(),
                     by_type,
-                    by_provider: entry.provider_keys.clone().into_iter().collect(),
+                    by_provider: entry
+                        .provider_keys
+                        .iter()
+                        .filter_map(|(id, key)| HeldKey::new(key.clone()).map(|k| (id.clone(), k)))
+                        .collect(),
                 };
                 (token.clone(), Arc::new(key))
             })

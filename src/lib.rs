@@ -14,6 +14,7 @@ pub mod proxy;
 pub mod request_context;
 pub mod routes;
 pub mod sanitizer;
+pub mod secret;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;

@@ -200,13 +200,14 @@ impl RequestMeter {
     }
 
     fn scrub(&self, text: &str) -> String {
-        match &self.credential {
-            Some(Credential::Key(k)) | Some(Credential::ClientToken { token: k, .. })
-                if !k.expose_secret().is_empty() =>
-            {
-                text.replace(k.expose_secret(), "[REDACTED]")
-            }
-            _ => text.to_string(),
+        let secret = match &self.credential {
+            Some(Credential::Key(key)) => key.secret(),
+            Some(Credential::ClientToken { token, .. }) => token,
+            _ => return text.to_string(),
+        };
+        match secret.expose_secret() {
+            "" => text.to_string(),
+            key => text.replace(key, "[REDACTED]"),
         }
     }
 

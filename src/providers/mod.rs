@@ -14,6 +14,7 @@ use awc::http::header::{HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use crate::secret::HeldKey;
 use crate::settings::{ProviderDefaults, ProviderSettings};
 
 /// The four provider types a `[[providers]]` entry can have.
@@ -120,7 +121,7 @@ impl Operation {
 #[derive(Debug, Clone)]
 pub enum Credential {
     /// A key the gateway holds (the provider's own or a key-map entry's).
-    Key(SecretString),
+    Key(Arc<HeldKey>),
     /// The client's own token, forwarded because the gateway holds none (bring your own key).
     /// `bearer` says whether the client sent it as `Authorization: Bearer`.
     ClientToken { token: SecretString, bearer: bool },
@@ -135,7 +136,7 @@ pub struct Provider {
     pub kind: ProviderKind,
     /// Base URL without a trailing `/` (and without `/v1` for OpenAI-shaped types).
     pub endpoint: String,
-    pub api_key: Option<SecretString>,
+    pub api_key: Option<Arc<HeldKey>>,
     pub deployment: Option<String>,
     pub api_version: Option<String>,
     pub enabled: bool,
@@ -204,7 +205,7 @@ impl Provider {
             }
             (None, None) => None,
         }
-        .filter(|k| !k.expose_secret().is_empty());
+        .and_then(HeldKey::new);
         let max_connections = settings
             .max_connections
             .unwrap_or(defaults.max_connections)
@@ -271,7 +272,7 @@ impl Provider {
     ) -> Result<Option<(HeaderName, HeaderValue)>, InvalidCredential> {
         let (secret, client_bearer) = match credential {
             Credential::None => return Ok(None),
-            Credential::Key(key) => (key, false),
+            Credential::Key(key) => (key.secret(), false),
             Credential::ClientToken { token, bearer } => (token, *bearer),
         };
         let header = match self.kind {

@@ -1,39 +1,26 @@
 //! Masking the provider key in whatever an upstream sends back (headers, whole bodies, streamed
 //! bodies across chunk boundaries), so a team holding only a virtual key never sees the real one.
 
+use std::sync::Arc;
+
 use actix_web::http::header::HeaderValue;
 use bytes::{Bytes, BytesMut};
-use secrecy::{ExposeSecret, SecretString};
 
-/// The text that stands in for a key: as long as the key, so a body's length stays right.
-const MASK: &[u8] = b"[REDACTED]";
+use crate::secret::HeldKey;
 
 /// Masks one key in a stream of chunks. A chunk that ends with the start of the key keeps that
 /// tail back until the next chunk says whether the key follows; any other chunk passes at once.
+#[derive(Debug)]
 pub struct KeyMask {
-    key: Vec<u8>,
-    finder: memchr::memmem::Finder<'static>,
-    replacement: Vec<u8>,
+    key: Arc<HeldKey>,
     carry: BytesMut,
 }
 
-impl std::fmt::Debug for KeyMask {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("KeyMask")
-    }
-}
-
 impl KeyMask {
-    /// A mask for `secret`; None when there is nothing to mask.
-    pub fn new(secret: Option<&SecretString>) -> Option<Self> {
-        let key = secret?.expose_secret().as_bytes().to_vec();
-        if key.is_empty() {
-            return None;
-        }
-        Some(Self {
-            finder: memchr::memmem::Finder::new(&key).into_owned(),
-            replacement: replacement(key.len()),
-            key,
+    /// A mask for `key`; None when the gateway holds no key for the request.
+    pub fn new(key: Option<&Arc<HeldKey>>) -> Option<Self> {
+        key.map(|key| Self {
+            key: key.clone(),
             carry: BytesMut::new(),
         })
     }
@@ -41,7 +28,7 @@ impl KeyMask {
     /// The bytes of `chunk` (after any held-back tail) that are safe to send now.
     pub fn chunk(&mut self, chunk: Bytes) -> Bytes {
         if self.carry.is_empty()
-            && self.finder.find(&chunk).is_none()
+            && self.key.find(&chunk).is_none()
             && self.partial_tail(&chunk) == 0
         {
             return chunk;
@@ -61,7 +48,7 @@ impl KeyMask {
 
     /// `bytes` with every occurrence of the key masked.
     pub fn all(&self, bytes: Bytes) -> Bytes {
-        if self.finder.find(&bytes).is_none() {
+        if self.key.find(&bytes).is_none() {
             return bytes;
         }
         let mut buffer = BytesMut::from(bytes.as_ref());
@@ -71,7 +58,7 @@ impl KeyMask {
 
     /// `value` with the key masked, if it holds the key.
     pub fn header(&self, value: &HeaderValue) -> HeaderValue {
-        if self.finder.find(value.as_bytes()).is_none() {
+        if self.key.find(value.as_bytes()).is_none() {
             return value.clone();
         }
         let masked = self.all(Bytes::copy_from_slice(value.as_bytes()));
@@ -81,42 +68,34 @@ impl KeyMask {
 
     fn mask_in_place(&self, buffer: &mut BytesMut) {
         let mut from = 0;
-        while let Some(at) = self.finder.find(&buffer[from..]) {
+        while let Some(at) = self.key.find(&buffer[from..]) {
             let start = from + at;
-            buffer[start..start + self.key.len()].copy_from_slice(&self.replacement);
-            from = start + self.key.len();
+            let len = self.key.bytes().len();
+            buffer[start..start + len].copy_from_slice(self.key.replacement());
+            from = start + len;
         }
     }
 
     /// The length of the longest tail of `bytes` that is a proper prefix of the key.
     fn partial_tail(&self, bytes: &[u8]) -> usize {
-        let window = bytes.len().min(self.key.len() - 1);
+        let key = self.key.bytes();
+        let window = bytes.len().min(key.len() - 1);
         let tail = &bytes[bytes.len() - window..];
-        memchr::memchr_iter(self.key[0], tail)
+        memchr::memchr_iter(key[0], tail)
             .map(|at| &tail[at..])
-            .find(|rest| self.key.starts_with(rest))
+            .find(|rest| key.starts_with(rest))
             .map_or(0, <[u8]>::len)
     }
-}
-
-/// `[REDACTED]` stretched or cut to `len` bytes.
-fn replacement(len: usize) -> Vec<u8> {
-    if len < MASK.len() {
-        return vec![b'*'; len];
-    }
-    let mut out = MASK[..MASK.len() - 1].to_vec();
-    out.resize(len - 1, b'*');
-    out.push(b']');
-    out
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use secrecy::SecretString;
 
     fn mask(key: &str) -> KeyMask {
-        KeyMask::new(Some(&SecretString::from(key.to_string()))).unwrap()
+        KeyMask::new(HeldKey::new(SecretString::from(key.to_string())).as_ref()).unwrap()
     }
 
     #[test]

@@ -90,7 +90,7 @@ struct Answer {
     read_timeout: Duration,
     provider_id: String,
     /// The key the gateway sent, if it holds it (never shown back to the client).
-    secret: Option<secrecy::SecretString>,
+    secret: Option<std::sync::Arc<crate::secret::HeldKey>>,
     /// Time spent in the gateway so far, excluding waits for upstreams.
     overhead: Duration,
 }
