@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use entities::requests;
-use futures_util::StreamExt;
 use llm_gateway::actors::cost_ledger::{FlushLedger, PendingRecords};
 use llm_gateway::startup::Application;
 use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, QuerySelect, Statement};
@@ -209,25 +208,7 @@ async fn call(client: &reqwest::Client, base: &str, i: usize) -> Option<String> 
     for (name, value) in headers {
         request = request.header(name, value);
     }
-    let response = request.send().await.ok()?;
-    if response.status() != 200 {
-        return None;
-    }
-    let id = response
-        .headers()
-        .get("x-request-id")?
-        .to_str()
-        .ok()?
-        .to_string();
-    let mut stream = response.bytes_stream();
-    let mut body = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        body.extend_from_slice(&chunk.ok()?);
-    }
-    let text = String::from_utf8_lossy(&body);
-    let complete =
-        text.contains("[DONE]") || text.contains("message_stop") || text.contains("\"usage\"");
-    complete.then_some(id)
+    answered_id(request).await
 }
 
 /// What the ledger database holds.

@@ -206,3 +206,28 @@ pub fn chat_body(model: &str, stream: bool) -> Value {
 pub fn messages_body(model: &str, stream: bool) -> Value {
     json!({"model": model, "max_tokens": 64, "stream": stream, "messages": [{"role": "user", "content": "Hello"}]})
 }
+
+/// Sends `request` and reads the whole answer; its `x-request-id` when it was a 200 that
+/// arrived complete (a JSON body with usage, or a stream to its end), else None.
+pub async fn answered_id(request: reqwest::RequestBuilder) -> Option<String> {
+    use futures_util::StreamExt;
+    let response = request.send().await.ok()?;
+    if response.status() != 200 {
+        return None;
+    }
+    let id = response
+        .headers()
+        .get("x-request-id")?
+        .to_str()
+        .ok()?
+        .to_string();
+    let mut stream = response.bytes_stream();
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        body.extend_from_slice(&chunk.ok()?);
+    }
+    let text = String::from_utf8_lossy(&body);
+    let complete =
+        text.contains("[DONE]") || text.contains("message_stop") || text.contains("\"usage\"");
+    complete.then_some(id)
+}
