@@ -395,12 +395,15 @@ fn validate(settings: &Settings) -> Result<(), (String, String)> {
             "must be greater than 0 (default 10485760, 10 MiB)".into(),
         ));
     }
-    for (field, value) in [
-        ("body_timeout_ms", settings.server.body_timeout_ms as usize),
-        ("max_header_bytes", settings.server.max_header_bytes),
-        ("max_connections", settings.server.max_connections),
+    for (key, value) in [
         (
-            "max_buffered_body_bytes",
+            "server.body_timeout_ms",
+            settings.server.body_timeout_ms as usize,
+        ),
+        ("server.max_header_bytes", settings.server.max_header_bytes),
+        ("server.max_connections", settings.server.max_connections),
+        (
+            "server.max_buffered_body_bytes",
             settings.server.max_buffered_body_bytes,
         ),
         (
@@ -409,12 +412,7 @@ fn validate(settings: &Settings) -> Result<(), (String, String)> {
         ),
     ] {
         if value == 0 {
-            let key = if field.contains('.') {
-                field.to_string()
-            } else {
-                format!("server.{field}")
-            };
-            return Err((key, "must be greater than 0".into()));
+            return Err((key.into(), "must be greater than 0".into()));
         }
     }
     if settings.server.max_buffered_body_bytes < settings.server.max_body_bytes {
