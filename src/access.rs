@@ -8,7 +8,6 @@ use actix_web::{web, FromRequest, HttpRequest};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::GatewayError;
-use crate::startup::AppState;
 
 /// The rule for the admin and analytics endpoints, fixed at start-up.
 #[derive(Debug)]
@@ -85,8 +84,8 @@ impl FromRequest for Admin {
     type Future = Ready<Result<Self, GatewayError>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let result = match req.app_data::<web::Data<AppState>>() {
-            Some(state) => state.admin.check(req.headers()).map(|()| Admin),
+        let result = match req.app_data::<web::Data<AdminGate>>() {
+            Some(gate) => gate.check(req.headers()).map(|()| Admin),
             None => Err(GatewayError::Internal {
                 message: "the admin gate is not configured".into(),
             }),

@@ -1,4 +1,4 @@
-//! The model catalog (`settings/catalog.toml`): which provider type serves a model id, by name or by family, and its price.
+//! The model catalog (`settings/catalog.toml`): which provider type serves a model id, by name or by family, and the card of each model it knows (its prices are read by `ledger::pricing`).
 
 use std::collections::HashMap;
 
@@ -31,27 +31,6 @@ pub struct ModelCard {
     pub cache_write_per_mtok: Option<f64>,
     /// Where the price was read.
     pub source: String,
-}
-
-impl ModelCard {
-    /// The card's price.
-    pub fn price(&self) -> Price {
-        Price {
-            input_per_mtok: self.input_per_mtok,
-            output_per_mtok: self.output_per_mtok,
-            cached_input_per_mtok: self.cached_input_per_mtok,
-            cache_write_per_mtok: self.cache_write_per_mtok,
-        }
-    }
-}
-
-/// A price in USD per million tokens. Cached reads and cache writes default to the input rate.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Price {
-    pub input_per_mtok: f64,
-    pub output_per_mtok: f64,
-    pub cached_input_per_mtok: Option<f64>,
-    pub cache_write_per_mtok: Option<f64>,
 }
 
 #[derive(Deserialize)]

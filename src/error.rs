@@ -1,11 +1,32 @@
-//! One error type for the gateway, classified: its HTTP status, whether failover may help, and its
-//! rendering in the caller's API shape (OpenAI or Anthropic).
+//! One error type for the gateway, classified: which side failed (the client's request, the
+//! gateway, an upstream), whether another target may help, its kind (an enum, down to the
+//! ledger), its HTTP status, and its rendering in the caller's API shape.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
 
-use crate::providers::{ApiFormat, ProviderKind};
+use crate::api::{anthropic, openai, ApiFormat};
+use crate::providers::ProviderKind;
+
+/// Which side a failure comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The client's request is at fault (malformed, too large, not allowed): resending it
+    /// unchanged fails again.
+    Client,
+    /// The gateway itself (its limits, its configuration, a bug).
+    Gateway,
+    /// An upstream provider (unreachable, too slow, broken answer).
+    Upstream,
+}
+
+/// One target's failure, as the client's answer names it when every target failed.
+#[derive(Debug, Clone)]
+pub struct TargetFailure {
+    pub provider: String,
+    /// What went wrong, never a key (`status 503`, or the error's message).
+    pub failure: String,
+}
 
 /// Everything that can go wrong in the gateway, with the context to explain it.
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +62,7 @@ pub enum GatewayError {
     ComplianceBlocked { kinds: Vec<String> },
     #[error("model `{model}` is not served by any enabled provider; GET /v1/models lists the models available, and `provider_id/model` sends to one provider")]
     ModelNotFound { model: String },
-    #[error("model `{model}` is served by provider `{provider}` ({}), which speaks the {} API: send it to {}", provider_type.as_str(), api_name(provider_type.api()), api_path(provider_type.api()))]
+    #[error("model `{model}` is served by provider `{provider}` ({}), which speaks the {} API: send it to {}", provider_type.as_str(), provider_type.api().name(), provider_type.api().endpoint())]
     WrongApi {
         model: String,
         provider: String,
@@ -65,19 +86,37 @@ pub enum GatewayError {
     UpstreamBroken { provider: String, message: String },
     #[error("internal error: {message}")]
     Internal { message: String },
+    /// Every target of the route plan failed; the last one's error decides the status.
+    #[error("all {} targets failed: {}", failures.len(), failures.iter().map(|f| format!("{}: {}", f.provider, f.failure)).collect::<Vec<_>>().join("; "))]
+    AllTargetsFailed {
+        failures: Vec<TargetFailure>,
+        last: Box<GatewayError>,
+    },
 }
 
-fn api_name(api: ApiFormat) -> &'static str {
-    match api {
-        ApiFormat::OpenAi => "OpenAI Chat Completions",
-        ApiFormat::Anthropic => "Anthropic Messages",
-    }
+/// What kind of failure a request ended with: the gateway's own errors, or what the upstream
+/// said. Written to the ledger (`error_kind`) and the metrics as [`ErrorKind::as_str`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// One of the gateway's errors (its `code`).
+    Gateway(&'static str),
+    /// The upstream answered with an error status.
+    UpstreamStatus(u16),
+    /// The upstream reported an error in its body or stream, with its own type.
+    UpstreamReported(String),
+    /// The client went away before the answer ended.
+    ClientDisconnected,
 }
 
-fn api_path(api: ApiFormat) -> &'static str {
-    match api {
-        ApiFormat::OpenAi => "POST /v1/chat/completions",
-        ApiFormat::Anthropic => "POST /v1/messages",
+impl ErrorKind {
+    /// The kind as stored: `upstream_timeout`, `upstream_http_503`, `overloaded_error`, …
+    pub fn as_str(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Self::Gateway(code) => (*code).into(),
+            Self::UpstreamStatus(status) => format!("upstream_http_{status}").into(),
+            Self::UpstreamReported(kind) => kind.as_str().into(),
+            Self::ClientDisconnected => "client_disconnected".into(),
+        }
     }
 }
 
@@ -105,19 +144,51 @@ impl GatewayError {
             Self::UpstreamConnect { .. } | Self::UpstreamBroken { .. } => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::AllTargetsFailed { last, .. } => last.status(),
         }
     }
 
-    /// Whether another provider might succeed where this attempt failed (failover).
-    pub fn is_retryable(&self) -> bool {
+    /// Which side failed.
+    pub fn origin(&self) -> Origin {
+        match self {
+            Self::InvalidRequest { .. }
+            | Self::UnsupportedMediaType { .. }
+            | Self::PayloadTooLarge { .. }
+            | Self::BodyTimeout { .. }
+            | Self::HeadersTooLarge { .. }
+            | Self::MethodNotAllowed { .. }
+            | Self::Unauthorized { .. }
+            | Self::ComplianceBlocked { .. }
+            | Self::ModelNotFound { .. }
+            | Self::WrongApi { .. }
+            | Self::RouteNotFound { .. }
+            | Self::ProjectNotFound { .. }
+            | Self::ProviderNotFound { .. }
+            | Self::Conflict { .. } => Origin::Client,
+            Self::Overloaded { .. }
+            | Self::AdminLocked
+            | Self::NoKeyForProvider { .. }
+            | Self::ProviderDisabled { .. }
+            | Self::Internal { .. } => Origin::Gateway,
+            Self::UpstreamConnect { .. }
+            | Self::UpstreamTimeout { .. }
+            | Self::UpstreamBroken { .. }
+            | Self::AllTargetsFailed { .. } => Origin::Upstream,
+        }
+    }
+
+    /// Whether another target might succeed where this attempt failed: an upstream that
+    /// could not be reached or did not answer in time. (A broken answer is not retried: part
+    /// of it may have reached the client.)
+    pub fn may_help_elsewhere(&self) -> bool {
         matches!(
             self,
             Self::UpstreamConnect { .. } | Self::UpstreamTimeout { .. }
         )
     }
 
-    /// A short machine-readable kind, for logs and the ledger.
-    pub fn kind(&self) -> &'static str {
+    /// The gateway's machine-readable code for this error (the `code` of OpenAI-shaped answers).
+    pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidRequest { .. } => "invalid_request",
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
@@ -141,51 +212,29 @@ impl GatewayError {
             Self::UpstreamTimeout { .. } => "upstream_timeout",
             Self::UpstreamBroken { .. } => "upstream_broken",
             Self::Internal { .. } => "internal",
+            // The last failure is what the client is told to act on.
+            Self::AllTargetsFailed { last, .. } => last.code(),
         }
     }
 
-    fn openai_type(&self) -> &'static str {
-        match self.status().as_u16() {
-            400 | 404 | 405 | 408 | 409 | 413 | 415 | 431 => "invalid_request_error",
-            401 => "authentication_error",
-            403 => "permission_error",
-            _ => "api_error",
-        }
-    }
-
-    fn anthropic_type(&self) -> &'static str {
-        match self.status().as_u16() {
-            400 | 405 | 409 | 415 => "invalid_request_error",
-            401 => "authentication_error",
-            403 => "permission_error",
-            404 => "not_found_error",
-            413 | 431 => "request_too_large",
-            408 | 504 => "timeout_error",
-            503 => "overloaded_error",
-            _ => "api_error",
-        }
+    /// The kind recorded in the ledger and the metrics.
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::Gateway(self.code())
     }
 
     /// The JSON body of this error in the given API's shape.
     pub fn body(&self, api: ApiFormat) -> serde_json::Value {
         let message = self.to_string();
+        let status = self.status().as_u16();
         match api {
             ApiFormat::OpenAi => {
                 let param = match self {
-                    Self::InvalidRequest { param, .. } => param.clone(),
+                    Self::InvalidRequest { param, .. } => param.as_deref(),
                     _ => None,
                 };
-                json!({"error": {
-                    "message": message,
-                    "type": self.openai_type(),
-                    "param": param,
-                    "code": self.kind(),
-                }})
+                openai::error_body(status, &message, self.code(), param)
             }
-            ApiFormat::Anthropic => json!({
-                "type": "error",
-                "error": {"type": self.anthropic_type(), "message": message},
-            }),
+            ApiFormat::Anthropic => anthropic::error_body(status, &message),
         }
     }
 

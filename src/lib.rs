@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod actors;
+pub mod api;
 pub mod catalog;
 pub mod cli;
 pub mod error;
@@ -9,12 +10,14 @@ pub mod keys;
 pub mod ledger;
 pub mod metrics;
 pub mod openapi;
+pub mod pipeline;
 pub mod providers;
-pub mod proxy;
 pub mod request_context;
 pub mod routes;
+pub mod runtime;
 pub mod sanitizer;
 pub mod secret;
 pub mod settings;
 pub mod startup;
+pub mod state;
 pub mod telemetry;

@@ -1,11 +1,16 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations, with the admin gate
-//! and the error shape added to every operation it concerns.
+//! and the error shape added to every operation it concerns; the handler that serves it; and
+//! the fallback that answers unknown routes from it (404, or 405 with `Allow`).
 
+use actix_web::{get, HttpRequest, HttpResponse};
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref};
 use utoipa::{Modify, OpenApi};
+
+use crate::api::ApiFormat;
+use crate::error::GatewayError;
 
 /// Every documented endpoint and schema.
 #[derive(OpenApi)]
@@ -28,7 +33,7 @@ use utoipa::{Modify, OpenApi};
         crate::routes::analytics::projects,
         crate::routes::analytics::project_records,
         crate::routes::health::health,
-        crate::routes::health::openapi_json,
+        crate::openapi::openapi_json,
         crate::routes::health::metrics,
     ),
     components(schemas(
@@ -125,9 +130,9 @@ struct ErrorsDoc;
 impl Modify for ErrorsDoc {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         for (path, item) in openapi.paths.paths.iter_mut() {
-            let shape = match crate::providers::ApiFormat::for_path(path) {
-                crate::providers::ApiFormat::OpenAi => "OpenAiErrorBody",
-                crate::providers::ApiFormat::Anthropic => "AnthropicErrorBody",
+            let shape = match ApiFormat::for_path(path) {
+                ApiFormat::OpenAi => "OpenAiErrorBody",
+                ApiFormat::Anthropic => "AnthropicErrorBody",
             };
             let proxied = item.post.is_some()
                 && item
@@ -179,4 +184,64 @@ fn add_errors(operation: &mut Operation, shape: &str, errors: &[(&str, &str)]) {
             .entry(status.to_string())
             .or_insert(response.into());
     }
+}
+
+/// The OpenAPI 3.1 description of this service.
+#[utoipa::path(get, path = "/openapi.json", tag = "health", responses((status = 200, description = "OpenAPI 3.1 document")))]
+#[get("/openapi.json")]
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}
+
+/// The documented paths (from the OpenAPI document) with the methods each serves.
+fn known_routes() -> &'static [(actix_web::dev::ResourceDef, String)] {
+    static ROUTES: std::sync::OnceLock<Vec<(actix_web::dev::ResourceDef, String)>> =
+        std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| {
+        let doc = ApiDoc::openapi();
+        let mut routes = vec![(actix_web::dev::ResourceDef::new("/"), "GET".to_string())];
+        for (path, item) in &doc.paths.paths {
+            let methods: Vec<&str> = [
+                ("GET", item.get.is_some()),
+                ("POST", item.post.is_some()),
+                ("DELETE", item.delete.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(m, served)| served.then_some(m))
+            .collect();
+            routes.push((
+                actix_web::dev::ResourceDef::new(path.as_str()),
+                methods.join(", "),
+            ));
+        }
+        routes
+    })
+}
+
+/// Unknown paths answer in JSON, in the API shape their path suggests: 405 with `Allow` for a
+/// documented path asked with another method, else 404.
+pub async fn unknown_route(req: HttpRequest) -> HttpResponse {
+    let api = ApiFormat::for_path(req.path());
+    if let Some((_, allowed)) = known_routes()
+        .iter()
+        .find(|(route, _)| route.is_match(req.path()))
+    {
+        let mut response = GatewayError::MethodNotAllowed {
+            method: req.method().to_string(),
+            path: req.path().chars().take(200).collect(),
+            allowed: allowed.clone(),
+        }
+        .to_response(api);
+        if let Ok(value) = actix_web::http::header::HeaderValue::from_str(allowed) {
+            response
+                .headers_mut()
+                .insert(actix_web::http::header::ALLOW, value);
+        }
+        return response;
+    }
+    GatewayError::RouteNotFound {
+        method: req.method().to_string(),
+        path: req.path().chars().take(200).collect(),
+    }
+    .to_response(api)
 }

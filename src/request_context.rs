@@ -89,7 +89,7 @@ where
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum();
     let response = if head_bytes > max_header_bytes {
-        let api = crate::providers::ApiFormat::for_path(req.path());
+        let api = crate::api::ApiFormat::for_path(req.path());
         let refusal = crate::error::GatewayError::HeadersTooLarge {
             limit: max_header_bytes,
         }

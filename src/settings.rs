@@ -2,6 +2,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::CertificateDer;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -90,18 +93,6 @@ pub struct PricingSettings {
     pub cache_write_per_mtok: Option<f64>,
 }
 
-impl PricingSettings {
-    /// The configured price.
-    pub fn price(&self) -> crate::catalog::Price {
-        crate::catalog::Price {
-            input_per_mtok: self.input_per_mtok,
-            output_per_mtok: self.output_per_mtok,
-            cached_input_per_mtok: self.cached_input_per_mtok,
-            cache_write_per_mtok: self.cache_write_per_mtok,
-        }
-    }
-}
-
 /// `[server]`: where and how the HTTP server listens.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -181,6 +172,9 @@ pub struct ProviderSettings {
     /// A PEM file of extra CA certificates (a corporate TLS-inspecting proxy).
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// The certificates of `ca_file`, read once when the configuration is loaded.
+    #[serde(skip)]
+    pub ca_certs: Option<Arc<Vec<CertificateDer<'static>>>>,
 }
 
 fn enabled_by_default() -> bool {
@@ -371,6 +365,10 @@ pub fn load_with_env(
         settings.providers = Some(defaults.providers);
     }
     validate(&settings).map_err(|(key, message)| invalid(key, message))?;
+    for (i, provider) in settings.providers.iter_mut().flatten().enumerate() {
+        resolve_provider(provider)
+            .map_err(|(field, message)| invalid(format!("providers[{i}].{field}"), message))?;
+    }
     settings.origin = origin.clone();
     Ok(settings)
 }
@@ -593,8 +591,8 @@ fn anonymous_exposure(settings: &Settings) -> Option<String> {
     ))
 }
 
-/// Rules for one provider entry, shared by the config file and `POST /v1/providers`.
-/// The error is `(field, message with the fix)`.
+/// Rules for one provider entry, shared by the config file and `POST /v1/providers`; they
+/// read nothing outside the entry. The error is `(field, message with the fix)`.
 pub fn validate_provider(provider: &ProviderSettings) -> Result<(), (String, String)> {
     let id_ok = !provider.id.is_empty()
         && provider
@@ -649,14 +647,6 @@ pub fn validate_provider(provider: &ProviderSettings) -> Result<(), (String, Str
             "set either api_key or api_key_env, not both".into(),
         ));
     }
-    if let Some(var) = &provider.api_key_env {
-        if std::env::var(var).map_or(true, |v| v.is_empty()) {
-            return Err((
-                "api_key_env".into(),
-                format!("environment variable {var} is not set; export it or remove api_key_env"),
-            ));
-        }
-    }
     for (field, value) in [
         ("connect_timeout_ms", provider.connect_timeout_ms),
         ("read_timeout_ms", provider.read_timeout_ms),
@@ -669,8 +659,29 @@ pub fn validate_provider(provider: &ProviderSettings) -> Result<(), (String, Str
             return Err((field.into(), "must be greater than 0".into()));
         }
     }
+    Ok(())
+}
+
+/// Reads, once, what a config-file entry names outside the file: the key in `api_key_env`
+/// (into `api_key`) and the certificates of `ca_file` (into `ca_certs`). The error is
+/// `(field, message naming the variable or the file)`.
+fn resolve_provider(provider: &mut ProviderSettings) -> Result<(), (String, String)> {
+    if let Some(var) = &provider.api_key_env {
+        match std::env::var(var) {
+            Ok(value) if !value.is_empty() => provider.api_key = Some(SecretString::from(value)),
+            _ => {
+                return Err((
+                    "api_key_env".into(),
+                    format!(
+                        "environment variable {var} is not set; export it or remove api_key_env"
+                    ),
+                ))
+            }
+        }
+    }
     if let Some(path) = &provider.ca_file {
-        crate::providers::tls::load_ca_file(path).map_err(|e| ("ca_file".into(), e))?;
+        let certs = crate::providers::tls::load_ca_file(path).map_err(|e| ("ca_file".into(), e))?;
+        provider.ca_certs = Some(Arc::new(certs));
     }
     Ok(())
 }

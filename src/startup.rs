@@ -4,55 +4,30 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::access::AdminGate;
 use actix::{Actor, Addr};
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
-use arc_swap::ArcSwap;
 
+use crate::access::AdminGate;
 use crate::actors::cost_ledger::{CostLedger, LedgerOptions, StopLedger};
 use crate::actors::project_tracker::ProjectTracker;
-use crate::actors::provider_registry::{ProviderRegistry, RegistrySnapshot};
+use crate::actors::provider_registry::ProviderRegistry;
 use crate::actors::sanitizer::SanitizerHandle;
-use crate::catalog::Catalog;
-use crate::keys::KeyMap;
-use crate::ledger::meter::Recorder;
-use crate::ledger::pricing::Pricing;
 use crate::ledger::spool::Spool;
 use crate::ledger::{replay, store};
 use crate::metrics::Metrics;
-use crate::providers::{tls, Provider};
-use crate::proxy::inbound::{BodyBudget, BodyLimits};
-use crate::proxy::upstream::UpstreamClients;
+use crate::pipeline::inbound::{BodyBudget, BodyLimits};
+use crate::pipeline::meter::Recorder;
+use crate::pipeline::upstream::UpstreamClients;
+use crate::pipeline::Pipeline;
 use crate::routes;
+use crate::runtime::Runtime;
 use crate::sanitizer::Sanitizer;
 use crate::settings::Settings;
+use crate::state::AppState;
 
 /// Largest JSON body accepted by the admin endpoints.
 const ADMIN_JSON_LIMIT: usize = 256 * 1024;
-
-/// What every handler can reach.
-pub struct AppState {
-    pub registry: Addr<ProviderRegistry>,
-    pub ledger: Addr<CostLedger>,
-    pub projects: Addr<ProjectTracker>,
-    /// Where finished requests go (ledger, prices, metrics).
-    pub recorder: Recorder,
-    pub metrics: Arc<Metrics>,
-    /// Present when `[sanitization] enabled`.
-    pub sanitizer: Option<SanitizerHandle>,
-    pub registry_snapshot: Arc<ArcSwap<RegistrySnapshot>>,
-    pub catalog: Arc<Catalog>,
-    pub keys: KeyMap,
-    /// Size, time and memory bounds of request bodies.
-    pub body_limits: BodyLimits,
-    /// Who may use the admin and analytics endpoints.
-    pub admin: AdminGate,
-    /// `/metrics` answers without the admin token.
-    pub metrics_public: bool,
-    pub started_at: Instant,
-    pub port: u16,
-}
 
 /// Raises the open-file limit to its hard maximum (as nginx's `worker_rlimit_nofile` does) and
 /// warns when `max_connections` could still exhaust it: each proxied client connection holds an
@@ -125,16 +100,7 @@ impl Application {
         if matches!(admin, AdminGate::Locked) {
             tracing::warn!(host = %settings.server.host, "listening beyond loopback without an admin token: the admin and analytics endpoints (providers, stats, records, projects, sources, metrics) answer 403 until [server] admin_token or admin_token_env is set");
         }
-        let catalog = Arc::new(Catalog::embedded().map_err(anyhow::Error::msg)?);
-        let default_tls = tls::default_client_config().map_err(anyhow::Error::msg)?;
-        let providers = settings
-            .providers()
-            .iter()
-            .map(|p| {
-                Provider::from_settings(p, &settings.provider_defaults, &default_tls).map(Arc::new)
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(anyhow::Error::msg)?;
+        let runtime = Runtime::build(&settings).map_err(anyhow::Error::msg)?;
         let sanitizer = if settings.sanitization.enabled {
             let engine = Sanitizer::new(&settings.sanitization).map_err(anyhow::Error::msg)?;
             Some(SanitizerHandle::start(
@@ -177,39 +143,39 @@ impl Application {
         )
         .map_err(|e| anyhow::anyhow!("failed to start the ledger's spooler thread: {e}"))?;
         let projects = ProjectTracker::new(db).start();
-        let pricing = Arc::new(Pricing::new(&catalog, &settings.pricing));
 
         let registry = ProviderRegistry::new(
-            providers,
+            runtime.providers,
             settings.provider_defaults.clone(),
-            default_tls,
-            catalog.clone(),
+            runtime.default_tls,
+            runtime.catalog.clone(),
         );
-        let registry_snapshot = registry.snapshot_handle();
+        let providers = registry.snapshot_handle();
         let state = web::Data::new(AppState {
-            registry: registry.start(),
+            pipeline: Pipeline {
+                keys: runtime.keys,
+                sanitizer,
+                registry: registry.start(),
+                providers,
+                catalog: runtime.catalog,
+                body_limits: BodyLimits {
+                    max_bytes: settings.server.max_body_bytes,
+                    timeout: Duration::from_millis(settings.server.body_timeout_ms),
+                    budget: Arc::new(BodyBudget::new(settings.server.max_buffered_body_bytes)),
+                },
+                recorder: Recorder {
+                    ledger: inbox,
+                    pricing: runtime.pricing,
+                    metrics,
+                },
+            },
             ledger: ledger.clone(),
             projects,
-            recorder: Recorder {
-                ledger: inbox,
-                pricing,
-                metrics: metrics.clone(),
-            },
-            metrics,
-            sanitizer,
-            registry_snapshot,
-            catalog,
-            keys: KeyMap::new(&settings.key_map, settings.auth.require_key),
-            body_limits: BodyLimits {
-                max_bytes: settings.server.max_body_bytes,
-                timeout: Duration::from_millis(settings.server.body_timeout_ms),
-                budget: Arc::new(BodyBudget::new(settings.server.max_buffered_body_bytes)),
-            },
-            admin,
             metrics_public: settings.server.metrics_public,
             started_at: Instant::now(),
             port,
         });
+        let admin = web::Data::new(admin);
 
         let max_header_bytes = settings.server.max_header_bytes;
         let mut server = HttpServer::new(move || {
@@ -218,6 +184,7 @@ impl Application {
                     crate::request_context::stamp(req, service, max_header_bytes)
                 })
                 .app_data(state.clone())
+                .app_data(admin.clone())
                 // awc clients are per worker: each worker keeps its own upstream connections.
                 .app_data(web::Data::new(UpstreamClients::default()))
                 .app_data(
@@ -227,6 +194,8 @@ impl Application {
                 )
                 .app_data(web::QueryConfig::default().error_handler(routes::query_error))
                 .configure(routes::configure)
+                .service(crate::openapi::openapi_json)
+                .default_service(web::to(crate::openapi::unknown_route))
         })
         .listen(listener)?;
         let workers = match settings.server.workers {

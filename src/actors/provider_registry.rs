@@ -11,7 +11,8 @@ use serde::Serialize;
 
 use crate::catalog::Catalog;
 use crate::error::GatewayError;
-use crate::providers::{local, Operation, Provider, ProviderKind, ProviderView};
+use crate::providers::{local, Provider, ProviderKind, ProviderView};
+use crate::runtime::build_provider;
 use crate::settings::{validate_provider, ProviderDefaults, ProviderSettings};
 
 /// How long a local server's model list is trusted before it is asked again.
@@ -26,85 +27,7 @@ pub struct RegistrySnapshot {
     pub discovered: HashMap<String, Arc<Vec<String>>>,
 }
 
-/// One place a request can go: a provider and the model id to ask it for.
-#[derive(Debug, Clone)]
-pub struct Target {
-    pub provider: Arc<Provider>,
-    pub model: String,
-}
-
 impl RegistrySnapshot {
-    /// The enabled providers able to serve `model` for `op`, primary first, the rest
-    /// as failover candidates. `provider/model` pins one provider.
-    pub fn resolve(
-        &self,
-        catalog: &Catalog,
-        op: Operation,
-        model: &str,
-    ) -> Result<Vec<Target>, GatewayError> {
-        if let Some((id, rest)) = model.split_once('/') {
-            if let Some(provider) = self.providers.iter().find(|p| p.id == id) {
-                if !provider.enabled {
-                    return Err(GatewayError::ProviderDisabled { id: id.to_string() });
-                }
-                if provider.kind.api() != op.api() {
-                    return Err(GatewayError::WrongApi {
-                        model: model.to_string(),
-                        provider: provider.id.clone(),
-                        provider_type: provider.kind,
-                    });
-                }
-                return Ok(vec![Target {
-                    provider: provider.clone(),
-                    model: rest.to_string(),
-                }]);
-            }
-        }
-        let serving: Vec<&Arc<Provider>> = self
-            .providers
-            .iter()
-            .filter(|p| p.enabled && self.serves(catalog, p, model))
-            .collect();
-        let targets: Vec<Target> = serving
-            .iter()
-            .filter(|p| p.kind.api() == op.api())
-            .map(|p| Target {
-                provider: (*p).clone(),
-                model: model.to_string(),
-            })
-            .collect();
-        if !targets.is_empty() {
-            return Ok(targets);
-        }
-        match serving.first() {
-            Some(other) => Err(GatewayError::WrongApi {
-                model: model.to_string(),
-                provider: other.id.clone(),
-                provider_type: other.kind,
-            }),
-            None => Err(GatewayError::ModelNotFound {
-                model: model.to_string(),
-            }),
-        }
-    }
-
-    fn serves(&self, catalog: &Catalog, provider: &Provider, model: &str) -> bool {
-        if provider.configured_models().any(|m| m == model) {
-            return true;
-        }
-        match provider.kind {
-            ProviderKind::OpenAi | ProviderKind::Anthropic => {
-                catalog.provider_kind_of(model) == Some(provider.kind)
-            }
-            ProviderKind::Local => self
-                .discovered
-                .get(&provider.id)
-                .is_some_and(|models| models.iter().any(|m| m == model)),
-            // An Azure provider serves its deployment only (configured_models above).
-            ProviderKind::AzureOpenAi => false,
-        }
-    }
-
     /// Whether any enabled local provider could report new models on a refresh.
     pub fn has_local_providers(&self) -> bool {
         self.providers
@@ -347,10 +270,12 @@ impl Handler<AddProvider> for ProviderRegistry {
                 ),
             });
         }
-        let provider = Provider::from_settings(&settings, &self.defaults, &self.default_tls)
-            .map_err(|message| GatewayError::InvalidRequest {
-                message,
-                param: None,
+        let provider =
+            build_provider(&settings, &self.defaults, &self.default_tls).map_err(|message| {
+                GatewayError::InvalidRequest {
+                    message,
+                    param: None,
+                }
             })?;
         let view = provider.view();
         let is_local = provider.kind == ProviderKind::Local;

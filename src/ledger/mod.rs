@@ -1,6 +1,5 @@
-//! The cost ledger's domain: one record per proxied request, usage read from answers, prices, storage.
+//! The cost ledger: one record per proxied request (built by `pipeline::meter`), prices, the crash-safe spool, storage and reports.
 
-pub mod meter;
 pub mod pricing;
 pub mod priority;
 pub mod replay;
@@ -8,9 +7,7 @@ pub mod report;
 pub mod spool;
 mod spool_line;
 pub mod spooler;
-pub mod sse;
 pub mod store;
-pub mod usage;
 
 use entities::{attempts, requests};
 

@@ -5,10 +5,19 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::usage::Usage;
-use crate::catalog::{Catalog, Price};
+use crate::api::Usage;
+use crate::catalog::Catalog;
 use crate::providers::ProviderKind;
 use crate::settings::PricingSettings;
+
+/// A price in USD per million tokens. Cached reads and cache writes default to the input rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Price {
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
+    pub cached_input_per_mtok: Option<f64>,
+    pub cache_write_per_mtok: Option<f64>,
+}
 
 /// A trailing release date: `-2024-08-06` or `-20250514`.
 static DATE_SUFFIX: LazyLock<Option<Regex>> =
@@ -26,10 +35,24 @@ impl Pricing {
         let mut by_model: HashMap<String, Price> = catalog
             .models()
             .iter()
-            .map(|m| (m.id.clone(), m.price()))
+            .map(|m| {
+                let price = Price {
+                    input_per_mtok: m.input_per_mtok,
+                    output_per_mtok: m.output_per_mtok,
+                    cached_input_per_mtok: m.cached_input_per_mtok,
+                    cache_write_per_mtok: m.cache_write_per_mtok,
+                };
+                (m.id.clone(), price)
+            })
             .collect();
         for o in overrides {
-            by_model.insert(o.model.clone(), o.price());
+            let price = Price {
+                input_per_mtok: o.input_per_mtok,
+                output_per_mtok: o.output_per_mtok,
+                cached_input_per_mtok: o.cached_input_per_mtok,
+                cache_write_per_mtok: o.cache_write_per_mtok,
+            };
+            by_model.insert(o.model.clone(), price);
         }
         Self { by_model }
     }

@@ -1,9 +1,10 @@
 //! Anthropic: `{endpoint}/v1/messages` with `x-api-key` and `anthropic-version`.
 
-use awc::http::header::{HeaderName, HeaderValue};
+use awc::http::header::{HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{bearer_header, join_url, secret_header, InvalidCredential, Operation};
+use super::{bearer_header, join_url, secret_header, InvalidCredential};
+use crate::api::Operation;
 
 /// The official base URL.
 pub const DEFAULT_ENDPOINT: &str = "https://api.anthropic.com";
@@ -34,4 +35,14 @@ pub fn auth_header(
         HeaderName::from_static("x-api-key"),
         secret_header(key.expose_secret().to_string())?,
     ))
+}
+
+/// `anthropic-version` when the client sent none (Anthropic refuses requests without it).
+pub fn version_header(client: &HeaderMap) -> Option<(HeaderName, HeaderValue)> {
+    (!client.contains_key("anthropic-version")).then(|| {
+        (
+            HeaderName::from_static("anthropic-version"),
+            HeaderValue::from_static(DEFAULT_VERSION),
+        )
+    })
 }

@@ -3,7 +3,8 @@
 use awc::http::header::{HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{join_url, secret_header, InvalidCredential, Operation, Provider};
+use super::{join_url, secret_header, InvalidCredential, Provider};
+use crate::api::Operation;
 
 /// The URL of an operation on the provider's deployment. The configured `api-version`
 /// wins over one in the client's query; the client's other parameters are kept.
@@ -34,4 +35,9 @@ pub fn auth_header(key: &SecretString) -> Result<(HeaderName, HeaderValue), Inva
         HeaderName::from_static("api-key"),
         secret_header(key.expose_secret().to_string())?,
     ))
+}
+
+/// Azure OpenAI streams report usage only when asked, as OpenAI's do.
+pub fn asks_stream_usage(op: Operation) -> bool {
+    super::openai::asks_stream_usage(op)
 }

@@ -1,6 +1,7 @@
 //! Local OpenAI-compatible servers (Ollama, vLLM, LM Studio, llama.cpp): same paths as OpenAI, models discovered.
 
-use super::{join_url, Operation};
+use super::join_url;
+use crate::api::Operation;
 
 /// The URL of an operation; local servers expose the OpenAI paths.
 pub fn url(endpoint: &str, op: Operation, query: &str) -> String {
@@ -21,4 +22,15 @@ pub fn parse_models(body: &[u8]) -> Option<Vec<String>> {
             .filter_map(|m| m.get("id").and_then(|id| id.as_str()).map(str::to_string))
             .collect(),
     )
+}
+
+/// Local servers are not asked for stream usage: not every one accepts `stream_options`,
+/// and those that report usage do so unasked.
+pub fn asks_stream_usage(_: Operation) -> bool {
+    false
+}
+
+/// A local server serves the models it reported.
+pub fn serves(model: &str, discovered: Option<&[String]>) -> bool {
+    discovered.is_some_and(|models| models.iter().any(|m| m == model))
 }

@@ -10,12 +10,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use awc::http::header::{HeaderName, HeaderValue};
+use awc::http::header::{HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use crate::api::{ApiFormat, Operation};
 use crate::secret::HeldKey;
-use crate::settings::{ProviderDefaults, ProviderSettings};
 
 /// The four provider types a `[[providers]]` entry can have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -67,53 +67,21 @@ impl ProviderKind {
             Self::OpenAi | Self::AzureOpenAi | Self::Local => ApiFormat::OpenAi,
         }
     }
-}
 
-/// The two wire APIs: what a client speaks and what a provider speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ApiFormat {
-    /// OpenAI Chat Completions (also Azure OpenAI and local servers).
-    OpenAi,
-    /// Anthropic Messages.
-    Anthropic,
-}
-
-impl ApiFormat {
-    /// The API whose error shape a caller of `path` expects: Anthropic's under `/v1/messages`,
-    /// OpenAI's elsewhere (the admin and analytics endpoints answer in OpenAI's shape too).
-    pub fn for_path(path: &str) -> Self {
-        if path.starts_with("/v1/messages") {
-            Self::Anthropic
-        } else {
-            Self::OpenAi
-        }
-    }
-}
-
-/// The upstream operation a proxied call maps to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Operation {
-    ChatCompletions,
-    Messages,
-    CountTokens,
-}
-
-impl Operation {
-    /// The API whose shape the client expects, for answers and errors.
-    pub fn api(self) -> ApiFormat {
+    /// Whether a stream of `op` reports its usage only when the request asks for it
+    /// (`stream_options.include_usage`), which the gateway then does on the client's behalf.
+    pub fn asks_stream_usage(self, op: Operation) -> bool {
         match self {
-            Self::ChatCompletions => ApiFormat::OpenAi,
-            Self::Messages | Self::CountTokens => ApiFormat::Anthropic,
+            Self::OpenAi => openai::asks_stream_usage(op),
+            Self::AzureOpenAi => azure_openai::asks_stream_usage(op),
+            Self::Local => local::asks_stream_usage(op),
+            Self::Anthropic => false,
         }
     }
 
-    /// The name recorded for this kind of endpoint.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ChatCompletions => "chat_completions",
-            Self::Messages => "messages",
-            Self::CountTokens => "count_tokens",
-        }
+    /// Whether the base URL may be written with a trailing `/v1`, which the paths add themselves.
+    fn strips_v1_suffix(self) -> bool {
+        self != Self::AzureOpenAi
     }
 }
 
@@ -171,73 +139,6 @@ pub struct ProviderView {
 }
 
 impl Provider {
-    /// Builds a provider from validated settings.
-    pub fn from_settings(
-        settings: &ProviderSettings,
-        defaults: &ProviderDefaults,
-        default_tls: &Arc<rustls::ClientConfig>,
-    ) -> Result<Self, String> {
-        let kind = settings.provider_type;
-        let raw = settings
-            .endpoint
-            .as_deref()
-            .or(kind.default_endpoint())
-            .ok_or_else(|| format!("provider `{}` needs an endpoint", settings.id))?;
-        let mut endpoint = raw.trim_end_matches('/').to_string();
-        // `https://api.openai.com/v1` is a common way to write the base URL; the paths
-        // below add `/v1` themselves.
-        if kind.api() == ApiFormat::OpenAi && kind != ProviderKind::AzureOpenAi {
-            if let Some(stripped) = endpoint.strip_suffix("/v1") {
-                endpoint = stripped.to_string();
-            }
-        }
-        if kind == ProviderKind::Anthropic {
-            if let Some(stripped) = endpoint.strip_suffix("/v1") {
-                endpoint = stripped.to_string();
-            }
-        }
-        let api_key = match (&settings.api_key, &settings.api_key_env) {
-            (Some(key), _) => Some(key.clone()),
-            (None, Some(var)) => {
-                let value = std::env::var(var)
-                    .map_err(|_| format!("environment variable {var} is not set"))?;
-                Some(SecretString::from(value))
-            }
-            (None, None) => None,
-        }
-        .and_then(HeldKey::new);
-        let max_connections = settings
-            .max_connections
-            .unwrap_or(defaults.max_connections)
-            .min(tokio::sync::Semaphore::MAX_PERMITS);
-        let tls = match &settings.ca_file {
-            Some(path) => tls::client_config_with_ca(path)?,
-            None => default_tls.clone(),
-        };
-        Ok(Self {
-            id: settings.id.clone(),
-            kind,
-            endpoint,
-            api_key,
-            deployment: settings.deployment.clone(),
-            api_version: settings.api_version.clone(),
-            enabled: settings.enabled,
-            models: settings.models.clone(),
-            connect_timeout: Duration::from_millis(
-                settings
-                    .connect_timeout_ms
-                    .unwrap_or(defaults.connect_timeout_ms),
-            ),
-            read_timeout: Duration::from_millis(
-                settings.read_timeout_ms.unwrap_or(defaults.read_timeout_ms),
-            ),
-            ca_file: settings.ca_file.clone(),
-            tls,
-            connections: Arc::new(tokio::sync::Semaphore::new(max_connections)),
-            max_connections,
-        })
-    }
-
     /// The admin view, without the key.
     pub fn view(&self) -> ProviderView {
         ProviderView {
@@ -281,6 +182,44 @@ impl Provider {
             ProviderKind::Anthropic => anthropic::auth_header(secret, client_bearer),
         };
         header.map(Some)
+    }
+
+    /// Headers this type of provider needs that the client may not have sent (Anthropic's
+    /// `anthropic-version`), given the client's headers.
+    pub fn default_header(&self, client: &HeaderMap) -> Option<(HeaderName, HeaderValue)> {
+        match self.kind {
+            ProviderKind::Anthropic => anthropic::version_header(client),
+            _ => None,
+        }
+    }
+
+    /// Whether this provider serves `model`: configured for it, else by type: a cloud
+    /// provider serves the models the catalog gives its type (`catalog_kind`); a local
+    /// server the models it reported (`discovered`); Azure its deployment only.
+    pub fn serves(
+        &self,
+        model: &str,
+        catalog_kind: Option<ProviderKind>,
+        discovered: Option<&[String]>,
+    ) -> bool {
+        if self.configured_models().any(|m| m == model) {
+            return true;
+        }
+        match self.kind {
+            ProviderKind::OpenAi | ProviderKind::Anthropic => catalog_kind == Some(self.kind),
+            ProviderKind::Local => local::serves(model, discovered),
+            ProviderKind::AzureOpenAi => false,
+        }
+    }
+
+    /// The base URL as written in the config, normalised: no trailing `/`, and no `/v1`
+    /// where the type's paths add it themselves.
+    pub fn normalise_endpoint(kind: ProviderKind, raw: &str) -> String {
+        let endpoint = raw.trim_end_matches('/');
+        match endpoint.strip_suffix("/v1") {
+            Some(stripped) if kind.strips_v1_suffix() => stripped.to_string(),
+            _ => endpoint.to_string(),
+        }
     }
 
     /// The model ids this provider serves by configuration alone (not discovery).

@@ -3,7 +3,8 @@
 use awc::http::header::{HeaderName, HeaderValue};
 use secrecy::SecretString;
 
-use super::{bearer_header, join_url, InvalidCredential, Operation};
+use super::{bearer_header, join_url, InvalidCredential};
+use crate::api::Operation;
 
 /// The official base URL.
 pub const DEFAULT_ENDPOINT: &str = "https://api.openai.com";
@@ -21,4 +22,9 @@ pub fn url(endpoint: &str, op: Operation, query: &str) -> String {
 /// OpenAI takes its key as a bearer token.
 pub fn auth_header(key: &SecretString) -> Result<(HeaderName, HeaderValue), InvalidCredential> {
     bearer_header(key)
+}
+
+/// OpenAI streams report usage only when asked (`stream_options.include_usage`).
+pub fn asks_stream_usage(op: Operation) -> bool {
+    op == Operation::ChatCompletions
 }

@@ -33,13 +33,15 @@ pub fn default_client_config() -> Result<Arc<ClientConfig>, String> {
     build(web_roots())
 }
 
-/// The web roots plus the certificates of a PEM file.
-pub fn client_config_with_ca(path: &Path) -> Result<Arc<ClientConfig>, String> {
+/// The web roots plus `certs` (read from a `ca_file` by [`load_ca_file`]).
+pub fn client_config_with_certs(
+    certs: &[CertificateDer<'static>],
+) -> Result<Arc<ClientConfig>, String> {
     let mut roots = web_roots();
-    for cert in load_ca_file(path)? {
+    for cert in certs {
         roots
-            .add(cert)
-            .map_err(|e| format!("failed to add a certificate of {}: {e}", path.display()))?;
+            .add(cert.clone())
+            .map_err(|e| format!("failed to add a CA certificate: {e}"))?;
     }
     build(roots)
 }

@@ -8,7 +8,7 @@ use crate::actors::provider_registry::{AddProvider, ListProviders, RemoveProvide
 use crate::error::GatewayError;
 use crate::providers::ProviderView;
 use crate::settings::ProviderSettings;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The body of `POST /v1/providers`, as documented: a `[[providers]]` entry without the
 /// fields only the config file may set. (The handler reads [`ProviderSettings`] so that it
@@ -64,6 +64,7 @@ pub async fn list_providers(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, GatewayError> {
     let providers = state
+        .pipeline
         .registry
         .send(ListProviders)
         .await
@@ -115,6 +116,7 @@ pub async fn add_provider(
     }
     let id = settings.id.clone();
     let view = state
+        .pipeline
         .registry
         .send(AddProvider(settings))
         .await
@@ -141,6 +143,7 @@ pub async fn remove_provider(
 ) -> Result<HttpResponse, GatewayError> {
     let id = id.into_inner();
     let endpoint = state
+        .pipeline
         .registry
         .send(RemoveProvider(id.clone()))
         .await

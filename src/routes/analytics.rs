@@ -9,7 +9,7 @@ use crate::actors::project_tracker::{ListProjects, ProjectRecords};
 use crate::error::GatewayError;
 use crate::ledger::report::{self, rfc3339};
 use crate::ledger::store::{RecordFilter, Window};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 const DEFAULT_LIMIT: u64 = 100;
 const MAX_LIMIT: u64 = 1000;

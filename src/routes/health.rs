@@ -1,10 +1,11 @@
-//! Service health and the OpenAPI document.
+//! Service health and the Prometheus metrics.
 
 use actix_web::{get, web, HttpRequest, HttpResponse};
 use serde::Serialize;
-use utoipa::OpenApi;
 
-use crate::startup::AppState;
+use crate::access::AdminGate;
+use crate::api::ApiFormat;
+use crate::state::AppState;
 
 /// The answer of `GET /health`.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -26,7 +27,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         version: env!("CARGO_PKG_VERSION"),
         uptime_secs: state.started_at.elapsed().as_secs(),
         port: state.port,
-        providers: state.registry_snapshot.load().enabled_ids(),
+        providers: state.pipeline.providers.load().enabled_ids(),
     })
 }
 
@@ -34,26 +35,23 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
 /// upstream errors; failovers; tokens and cost; the ledger's queue and writes.
 #[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 #[get("/metrics")]
-pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+pub async fn metrics(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    gate: web::Data<AdminGate>,
+) -> HttpResponse {
     if !state.metrics_public {
-        if let Err(refused) = state.admin.check(req.headers()) {
-            return refused.to_response(crate::providers::ApiFormat::OpenAi);
+        if let Err(refused) = gate.check(req.headers()) {
+            return refused.to_response(ApiFormat::OpenAi);
         }
     }
-    match state.metrics.render() {
+    match state.pipeline.recorder.metrics.render() {
         Ok(text) => HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4; charset=utf-8")
             .body(text),
         Err(e) => crate::error::GatewayError::Internal {
             message: format!("failed to render metrics: {e}"),
         }
-        .to_response(crate::providers::ApiFormat::OpenAi),
+        .to_response(ApiFormat::OpenAi),
     }
-}
-
-/// The OpenAPI 3.1 description of this service.
-#[utoipa::path(get, path = "/openapi.json", tag = "health", responses((status = 200, description = "OpenAPI 3.1 document")))]
-#[get("/openapi.json")]
-pub async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().json(crate::openapi::ApiDoc::openapi())
 }

@@ -1,40 +1,30 @@
 //! The proxy endpoints: OpenAI chat completions, Anthropic messages and token counting, and the model list.
 
-use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use actix_web::{get, post, web, HttpMessage, HttpRequest, HttpResponse};
 
 use crate::actors::provider_registry::ListModels;
+use crate::api::Operation;
 use crate::error::{ApiError, GatewayError};
-use crate::providers::Operation;
-use crate::proxy::{self, upstream::UpstreamClients, RequestMeta};
+use crate::pipeline::call::RequestMeta;
+use crate::pipeline::{http, upstream::UpstreamClients};
 use crate::request_context::{ArrivedAt, RequestId};
-use crate::startup::AppState;
-use actix_web::http::header::HeaderName;
-use actix_web::HttpMessage;
+use crate::state::AppState;
 
-fn meta(req: &HttpRequest, request_id: RequestId) -> RequestMeta {
-    // At most 200 characters of each tracking header are kept.
-    let header = |name: &'static str| {
-        let value = req
-            .headers()
-            .get(HeaderName::from_static(name))
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty())?;
-        let end = value
-            .char_indices()
-            .nth(200)
-            .map_or(value.len(), |(at, _)| at);
-        Some(value[..end].to_owned())
-    };
-    RequestMeta {
-        request_id: request_id.text(),
-        source: header("x-source"),
-        project: header("x-project"),
-        route_profile: header("x-route-profile"),
-        arrived: req
-            .extensions()
-            .get::<ArrivedAt>()
-            .map_or_else(std::time::Instant::now, |a| a.0),
-    }
+/// Extracts what a proxy endpoint takes and serves it through the pipeline.
+async fn proxied(
+    op: Operation,
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    clients: web::Data<UpstreamClients>,
+    request_id: RequestId,
+) -> Result<HttpResponse, ApiError> {
+    let arrived = req
+        .extensions()
+        .get::<ArrivedAt>()
+        .map_or_else(std::time::Instant::now, |a| a.0);
+    let meta = RequestMeta::from_headers(req.headers(), request_id.text(), arrived);
+    http::serve(&state.pipeline, op, &req, payload, &clients, meta).await
 }
 
 /// Forwards an OpenAI Chat Completions request to OpenAI, Azure OpenAI or a local server.
@@ -59,14 +49,13 @@ pub async fn chat_completions(
     clients: web::Data<UpstreamClients>,
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
-    let meta = meta(&req, request_id);
-    proxy::handle(
+    proxied(
         Operation::ChatCompletions,
         req,
         payload,
         state,
         clients,
-        meta,
+        request_id,
     )
     .await
 }
@@ -94,8 +83,15 @@ pub async fn messages(
     clients: web::Data<UpstreamClients>,
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
-    let meta = meta(&req, request_id);
-    proxy::handle(Operation::Messages, req, payload, state, clients, meta).await
+    proxied(
+        Operation::Messages,
+        req,
+        payload,
+        state,
+        clients,
+        request_id,
+    )
+    .await
 }
 
 /// Forwards an Anthropic token-counting request to Anthropic.
@@ -113,8 +109,15 @@ pub async fn count_tokens(
     clients: web::Data<UpstreamClients>,
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
-    let meta = meta(&req, request_id);
-    proxy::handle(Operation::CountTokens, req, payload, state, clients, meta).await
+    proxied(
+        Operation::CountTokens,
+        req,
+        payload,
+        state,
+        clients,
+        request_id,
+    )
+    .await
 }
 
 /// The models of every enabled provider: well-known ids for cloud providers, and what each
@@ -126,6 +129,7 @@ pub async fn count_tokens(
 #[get("/v1/models")]
 pub async fn list_models(state: web::Data<AppState>) -> Result<HttpResponse, GatewayError> {
     let data = state
+        .pipeline
         .registry
         .send(ListModels)
         .await

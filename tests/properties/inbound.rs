@@ -4,9 +4,11 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use llm_gateway::actors::provider_registry::Target;
-use llm_gateway::providers::{tls, Operation, Provider, ProviderKind};
-use llm_gateway::proxy::inbound::{body_for_target, parse};
+use llm_gateway::api::Operation;
+use llm_gateway::pipeline::inbound::{body_for_target, parse};
+use llm_gateway::pipeline::plan::{Target, Why};
+use llm_gateway::providers::{tls, ProviderKind};
+use llm_gateway::runtime::build_provider;
 use llm_gateway::settings::{ProviderDefaults, ProviderSettings};
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -42,6 +44,7 @@ fn target(kind: ProviderKind, model: &str) -> Target {
         read_timeout_ms: None,
         max_connections: None,
         ca_file: None,
+        ca_certs: None,
     };
     let defaults = ProviderDefaults {
         connect_timeout_ms: 1000,
@@ -50,8 +53,9 @@ fn target(kind: ProviderKind, model: &str) -> Target {
     };
     let tls = tls::default_client_config().unwrap();
     Target {
-        provider: Arc::new(Provider::from_settings(&settings, &defaults, &tls).unwrap()),
+        provider: Arc::new(build_provider(&settings, &defaults, &tls).unwrap()),
         model: model.to_string(),
+        why: Why::Catalog,
     }
 }
 

@@ -1,7 +1,7 @@
 //! The SSE readers: any bytes, split anywhere, come out as the same events, byte for byte, and
 //! every event ends at its first blank line.
 
-use llm_gateway::ledger::sse::{event_data, SseSplitter};
+use llm_gateway::api::sse::{event_data, SseSplitter};
 use proptest::prelude::*;
 use proptest::sample::select;
 

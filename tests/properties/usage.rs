@@ -3,8 +3,8 @@
 //! the usage a provider reports is the usage recorded.
 
 use bytes::Bytes;
-use llm_gateway::ledger::usage::{Usage, UsageMeter};
-use llm_gateway::providers::ApiFormat;
+use llm_gateway::api::usage::UsageMeter;
+use llm_gateway::api::{ApiFormat, Usage};
 use proptest::prelude::*;
 use proptest::sample::select;
 use serde_json::{json, Value};
@@ -33,9 +33,9 @@ fn read(api: ApiFormat, streaming: bool, strip: bool, pieces: &[&[u8]]) -> Readi
     Reading {
         delivered,
         usage: meter.usage,
-        model: meter.model,
+        model: meter.model.clone(),
         delivered_chars: meter.delivered_chars,
-        error: meter.error,
+        error: meter.error.clone(),
     }
 }
 

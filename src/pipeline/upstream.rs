@@ -5,14 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::header::{self, HeaderName, HeaderValue};
-use actix_web::HttpRequest;
 use awc::error::SendRequestError;
 use awc::ClientResponse;
 use bytes::Bytes;
 
-use crate::actors::provider_registry::Target;
+use super::call::ProxyCall;
+use super::plan::Target;
 use crate::error::GatewayError;
-use crate::providers::{anthropic, Credential, Operation, Provider, ProviderKind};
+use crate::providers::{Credential, Provider};
 
 /// The awc clients of one HTTP worker, one per (TLS configuration, connect timeout), so
 /// every upstream's connections are pooled and reused across requests.
@@ -99,13 +99,12 @@ fn is_forwarded(name: &HeaderName) -> bool {
 pub async fn send(
     clients: &UpstreamClients,
     target: &Target,
-    op: Operation,
-    req: &HttpRequest,
+    call: &ProxyCall<'_>,
     body: Bytes,
     credential: &Credential,
 ) -> Result<ClientResponse, GatewayError> {
     let provider = &target.provider;
-    let url = provider.upstream_url(op, req.query_string());
+    let url = provider.upstream_url(call.op, call.query);
     let client = clients.for_provider(provider);
     let mut request = client
         .post(url)
@@ -115,13 +114,13 @@ pub async fn send(
             HeaderValue::from_static("application/json"),
         ));
     // Connection-scoped headers the client named in `Connection: …` are hop-by-hop too.
-    let connection_scoped: Vec<String> = req
-        .headers()
+    let connection_scoped: Vec<String> = call
+        .headers
         .get_all(header::CONNECTION)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
         .collect();
-    for (name, value) in req.headers() {
+    for (name, value) in call.headers {
         if is_forwarded(name)
             && name != header::CONTENT_TYPE
             && !connection_scoped.iter().any(|c| c == name.as_str())
@@ -129,9 +128,8 @@ pub async fn send(
             request = request.append_header((name.clone(), value.clone()));
         }
     }
-    if provider.kind == ProviderKind::Anthropic && !req.headers().contains_key("anthropic-version")
-    {
-        request = request.insert_header(("anthropic-version", anthropic::DEFAULT_VERSION));
+    if let Some(default) = provider.default_header(call.headers) {
+        request = request.insert_header(default);
     }
     let auth =
         provider

@@ -18,8 +18,8 @@ use tokio::time::{sleep, Instant, Sleep};
 
 use super::mask::KeyMask;
 
+use super::meter::RequestMeter;
 use crate::error::GatewayError;
-use crate::ledger::meter::RequestMeter;
 
 /// Response headers the gateway does not pass on: hop-by-hop headers, the length (the
 /// body is re-framed), and cookies set for the provider's own domain.

@@ -1,5 +1,6 @@
 //! The meter of one proxied request: follows it through the pipeline and the response body, and
-//! sends exactly one ledger record when it ends, however it ends (success, error, or the client leaving).
+//! sends exactly one ledger record when it ends, however it ends (success, error, or the client
+//! leaving). Outcomes and error kinds stay enums ([`Outcome`], [`ErrorKind`]) until the record is written.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -8,15 +9,16 @@ use bytes::Bytes;
 use entities::{attempts, requests};
 use secrecy::ExposeSecret;
 
-use super::pricing::Pricing;
-use super::usage::{Usage, UsageMeter};
-use super::{now_ms, LedgerRecord, Outcome};
+use super::call::RequestMeta;
+use super::plan::Target;
 use crate::actors::cost_ledger::LedgerInbox;
-use crate::actors::provider_registry::Target;
-use crate::error::GatewayError;
+use crate::api::usage::UsageMeter;
+use crate::api::{Operation, Usage};
+use crate::error::{ErrorKind, GatewayError};
+use crate::ledger::pricing::Pricing;
+use crate::ledger::{now_ms, LedgerRecord, Outcome};
 use crate::metrics::Metrics;
-use crate::providers::{Credential, Operation, ProviderKind};
-use crate::proxy::RequestMeta;
+use crate::providers::{Credential, ProviderKind};
 
 /// Characters per token, for estimates where a provider reports no usage.
 const CHARS_PER_TOKEN: u64 = 4;
@@ -45,6 +47,8 @@ pub struct RequestMeter {
     credential: Option<Credential>,
     recorder: Recorder,
     head_sent: bool,
+    /// The client left before the answer ended.
+    abandoned: bool,
     done: bool,
 }
 
@@ -72,6 +76,7 @@ impl RequestMeter {
             credential: None,
             recorder,
             head_sent: false,
+            abandoned: false,
             done: false,
         }
     }
@@ -111,9 +116,9 @@ impl RequestMeter {
         let metrics = &self.recorder.metrics;
         metrics
             .upstream_errors
-            .with_label_values(&[target.provider.id.as_str(), error.kind()])
+            .with_label_values(&[target.provider.id.as_str(), error.code()])
             .inc();
-        let error = (error.kind().to_string(), self.scrub(&error.to_string()));
+        let error = (error.kind(), self.scrub(&error.to_string()));
         self.push_attempt(target, started, status, Some(error));
     }
 
@@ -127,7 +132,7 @@ impl RequestMeter {
         strip_usage_chunk: bool,
     ) {
         self.credential = Some(credential);
-        let error = (status >= 400).then(|| (format!("upstream_http_{status}"), String::new()));
+        let error = (status >= 400).then(|| (ErrorKind::UpstreamStatus(status), String::new()));
         self.push_attempt(target, started, Some(status), error);
         self.record.status = i32::from(status);
         self.head_sent = true;
@@ -144,10 +149,11 @@ impl RequestMeter {
         target: &Target,
         started: Instant,
         status: Option<u16>,
-        error: Option<(String, String)>,
+        error: Option<(ErrorKind, String)>,
     ) {
         self.set_target(target);
         let (error_kind, error_message) = error.unzip();
+        let error_kind = error_kind.map(|kind| kind.as_str().into_owned());
         self.attempts.push(attempts::Model {
             id: 0,
             request_id: self.record.id.clone(),
@@ -193,10 +199,7 @@ impl RequestMeter {
         if !self.head_sent {
             self.record.status = i32::from(error.status().as_u16());
         }
-        self.finish(Some((
-            error.kind().to_string(),
-            self.scrub(&error.to_string()),
-        )));
+        self.finish(Some((error.kind(), self.scrub(&error.to_string()))));
     }
 
     fn scrub(&self, text: &str) -> String {
@@ -211,7 +214,7 @@ impl RequestMeter {
         }
     }
 
-    fn finish(&mut self, error: Option<(String, String)>) {
+    fn finish(&mut self, error: Option<(ErrorKind, String)>) {
         if self.done {
             return;
         }
@@ -224,29 +227,45 @@ impl RequestMeter {
             .or_else(|| {
                 (status >= 400).then(|| {
                     let message = upstream_error.clone().map(|(_, m)| m).unwrap_or_default();
-                    (format!("upstream_http_{status}"), message)
+                    let status = u16::try_from(status).unwrap_or_default();
+                    (ErrorKind::UpstreamStatus(status), message)
                 })
             })
-            .or_else(|| upstream_error.filter(|_| self.record.streamed));
-        match error {
-            Some((kind, message)) => {
+            .or_else(|| {
+                upstream_error
+                    .filter(|_| self.record.streamed)
+                    .map(|(kind, message)| (ErrorKind::UpstreamReported(kind), message))
+            });
+        let outcome = match &error {
+            Some(_) => Outcome::Error,
+            None if self.attempts.len() > 1 => Outcome::Mitigated,
+            None => Outcome::Ok,
+        };
+        // A client that left mid-answer is an error only if something else failed too.
+        let kind = match &error {
+            Some((kind, _)) => Some(kind.clone()),
+            None => self.abandoned.then_some(ErrorKind::ClientDisconnected),
+        };
+        let abandoned = kind == Some(ErrorKind::ClientDisconnected);
+        self.record.outcome = outcome.as_str().to_string();
+        self.record.error_kind = kind.map(|k| k.as_str().into_owned());
+        match (outcome, error) {
+            (Outcome::Error, Some((_, message))) => {
                 let message = self.scrub(&message).chars().take(500).collect::<String>();
-                self.record.outcome = Outcome::Error.as_str().to_string();
                 if let Some(last) = self.attempts.last_mut() {
-                    last.error_kind.get_or_insert_with(|| kind.clone());
+                    last.error_kind
+                        .get_or_insert_with(|| self.record.error_kind.clone().unwrap_or_default());
                     last.error_message.get_or_insert_with(|| message.clone());
                 }
-                self.record.error_kind = Some(kind);
                 self.record.error_message = Some(message);
             }
-            None if self.attempts.len() > 1 => {
-                self.record.outcome = Outcome::Mitigated.as_str().to_string();
+            (Outcome::Mitigated, _) => {
                 let last = self.attempts.len() - 1;
                 for attempt in &mut self.attempts[..last] {
                     attempt.mitigated = true;
                 }
             }
-            None => {}
+            _ => {}
         }
 
         let meter = self.usage.as_ref();
@@ -260,7 +279,6 @@ impl RequestMeter {
             .map_or(0, |m| m.delivered_chars)
             .div_ceil(CHARS_PER_TOKEN);
         let answered_ok = self.head_sent && r.status < 400 && self.op != Operation::CountTokens;
-        let abandoned = r.error_kind.as_deref() == Some("client_disconnected");
         let usage = match meter.and_then(|m| m.usage) {
             // A stream cut short bills at least the text it delivered.
             Some(mut usage) if abandoned && usage.output < delivered => {
@@ -383,17 +401,17 @@ impl Drop for RequestMeter {
         if self.done {
             return;
         }
+        self.abandoned = true;
         if !self.head_sent {
             self.record.status = CLIENT_CLOSED;
             self.finish(Some((
-                "client_disconnected".into(),
+                ErrorKind::ClientDisconnected,
                 "the client closed the connection before the answer".into(),
             )));
         } else {
             if let Some(meter) = self.usage.as_mut() {
                 let _ = meter.on_end();
             }
-            self.record.error_kind = Some("client_disconnected".into());
             self.finish(None);
         }
     }

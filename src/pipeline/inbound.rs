@@ -4,16 +4,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::http::header::CONTENT_TYPE;
-use actix_web::{web, HttpRequest};
+use actix_web::http::header::{HeaderMap, CONTENT_TYPE};
 use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
-use crate::actors::provider_registry::Target;
+use super::plan::Target;
+use crate::api::{openai, Operation};
 use crate::error::GatewayError;
-use crate::providers::{Operation, ProviderKind};
 
 /// What the gateway reads from a request body; everything else is forwarded untouched.
 #[derive(Debug, Clone)]
@@ -114,12 +113,16 @@ impl Drop for BodyReservation {
 /// Reads the body, refusing non-JSON content types, bodies over `max_bytes`, bodies that do
 /// not arrive within `timeout`, and bodies that would take the gateway past its budget. The
 /// reservation holds the body's share of the budget; keep it while the body is kept.
-pub async fn read_body(
-    req: &HttpRequest,
-    mut payload: web::Payload,
+pub async fn read_body<S, E>(
+    headers: &HeaderMap,
+    mut payload: S,
     limits: &BodyLimits,
-) -> Result<(Bytes, BodyReservation), GatewayError> {
-    if let Some(value) = req.headers().get(CONTENT_TYPE) {
+) -> Result<(Bytes, BodyReservation), GatewayError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    if let Some(value) = headers.get(CONTENT_TYPE) {
         let text = value.to_str().unwrap_or("");
         let mime = text
             .split(';')
@@ -134,8 +137,7 @@ pub async fn read_body(
         }
     }
     let limit = limits.max_bytes;
-    let declared = req
-        .headers()
+    let declared = headers
         .get(actix_web::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
@@ -311,7 +313,7 @@ pub fn parse(op: Operation, body: &[u8]) -> Result<ParsedRequest, GatewayError> 
     }
     Ok(ParsedRequest {
         model,
-        stream: op != Operation::CountTokens && envelope.stream.unwrap_or(false),
+        stream: op.can_stream() && envelope.stream.unwrap_or(false),
         has_stream_options: envelope.stream_options.is_some(),
         include_usage: envelope
             .stream_options
@@ -337,13 +339,8 @@ pub fn body_for_target(
     parsed: &ParsedRequest,
     target: &Target,
 ) -> Result<UpstreamBody, GatewayError> {
-    let ask_usage = op == Operation::ChatCompletions
-        && parsed.stream
-        && !parsed.include_usage
-        && matches!(
-            target.provider.kind,
-            ProviderKind::OpenAi | ProviderKind::AzureOpenAi
-        );
+    let ask_usage =
+        parsed.stream && !parsed.include_usage && target.provider.kind.asks_stream_usage(op);
     let same_model = target.model == parsed.model;
     if same_model && !ask_usage {
         return Ok(UpstreamBody {
@@ -353,15 +350,7 @@ pub fn body_for_target(
     }
     if same_model && !parsed.has_stream_options {
         // The cheap way: add the member after the opening brace; the rest stays byte for byte.
-        if let Some(open) = body
-            .iter()
-            .position(|b| !b.is_ascii_whitespace())
-            .filter(|&i| body[i] == b'{')
-        {
-            let mut out = Vec::with_capacity(body.len() + INCLUDE_USAGE.len());
-            out.extend_from_slice(&body[..=open]);
-            out.extend_from_slice(INCLUDE_USAGE);
-            out.extend_from_slice(&body[open + 1..]);
+        if let Some(out) = openai::with_include_usage(body) {
             return Ok(UpstreamBody {
                 body: Bytes::from(out),
                 strip_usage_chunk: true,
@@ -379,15 +368,7 @@ pub fn body_for_target(
             serde_json::Value::String(target.model.clone()),
         );
         if ask_usage {
-            let options = object
-                .entry("stream_options")
-                .or_insert(serde_json::Value::Null);
-            if options.is_null() {
-                *options = serde_json::json!({});
-            }
-            if let Some(options) = options.as_object_mut() {
-                options.insert("include_usage".into(), serde_json::Value::Bool(true));
-            }
+            openai::set_include_usage(object);
         }
     }
     serde_json::to_vec(&value)
@@ -399,6 +380,3 @@ pub fn body_for_target(
             message: format!("failed to encode the request body: {e}"),
         })
 }
-
-/// The member added to OpenAI stream requests so that usage is reported.
-const INCLUDE_USAGE: &[u8] = br#""stream_options":{"include_usage":true},"#;

@@ -1,0 +1,128 @@
+//! The two wire APIs the gateway speaks, one file each (`openai`, `anthropic`): the request and
+//! answer shapes as far as the gateway reads them, their error shapes, their usage readers; SSE
+//! framing (`sse`) and the usage meter that drives the readers (`usage`). This file holds the
+//! types they share and calls none of them. Nothing in `api` knows providers, the pipeline or HTTP.
+
+pub mod anthropic;
+pub mod openai;
+pub mod sse;
+pub mod usage;
+
+/// The two wire APIs: what a client speaks and what a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ApiFormat {
+    /// OpenAI Chat Completions (also Azure OpenAI and local servers).
+    OpenAi,
+    /// Anthropic Messages.
+    Anthropic,
+}
+
+impl ApiFormat {
+    /// The API whose error shape a caller of `path` expects: Anthropic's under `/v1/messages`,
+    /// OpenAI's elsewhere (the admin and analytics endpoints answer in OpenAI's shape too).
+    pub fn for_path(path: &str) -> Self {
+        if path.starts_with("/v1/messages") {
+            Self::Anthropic
+        } else {
+            Self::OpenAi
+        }
+    }
+
+    /// The API's name, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::OpenAi => "OpenAI Chat Completions",
+            Self::Anthropic => "Anthropic Messages",
+        }
+    }
+
+    /// The endpoint a client of this API calls, for messages.
+    pub fn endpoint(self) -> &'static str {
+        match self {
+            Self::OpenAi => "POST /v1/chat/completions",
+            Self::Anthropic => "POST /v1/messages",
+        }
+    }
+}
+
+/// The upstream operation a proxied call maps to: one per proxied endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    ChatCompletions,
+    Messages,
+    CountTokens,
+}
+
+impl Operation {
+    /// The API whose shape the client expects, for answers and errors.
+    pub fn api(self) -> ApiFormat {
+        match self {
+            Self::ChatCompletions => ApiFormat::OpenAi,
+            Self::Messages | Self::CountTokens => ApiFormat::Anthropic,
+        }
+    }
+
+    /// The name recorded for this kind of endpoint.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ChatCompletions => "chat_completions",
+            Self::Messages => "messages",
+            Self::CountTokens => "count_tokens",
+        }
+    }
+
+    /// Whether the answer can be a stream (count_tokens never is).
+    pub fn can_stream(self) -> bool {
+        self != Self::CountTokens
+    }
+}
+
+/// Tokens of one call. `input` counts every prompt token, including `cached_input` (cache
+/// reads) and `cache_write` (cache creation), which are priced at their own rates.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    pub input: u64,
+    pub output: u64,
+    pub cached_input: u64,
+    pub cache_write: u64,
+}
+
+/// What the readers have learnt of an answer so far.
+#[derive(Debug, Default)]
+pub struct Reading {
+    pub usage: Option<Usage>,
+    /// The model that answered, as the answer names it.
+    pub model: Option<String>,
+    /// Characters of generated text passed to the client, for estimates.
+    pub delivered_chars: u64,
+    /// `(kind, message)` of an error the upstream reported in its body.
+    pub error: Option<(String, String)>,
+}
+
+/// Longest upstream error message kept.
+pub const MAX_ERROR_MESSAGE: usize = 500;
+
+/// The `{type, message}` error object both APIs use (OpenAI's `error`, Anthropic's inner `error`).
+#[derive(serde::Deserialize)]
+pub struct ErrorObject {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+impl ErrorObject {
+    /// `(kind, message)`, the message cut to [`MAX_ERROR_MESSAGE`] characters.
+    pub fn into_kind_message(self, default_kind: &str) -> (String, String) {
+        let message: String = self
+            .message
+            .unwrap_or_default()
+            .chars()
+            .take(MAX_ERROR_MESSAGE)
+            .collect();
+        (
+            self.kind.unwrap_or_else(|| default_kind.to_string()),
+            message,
+        )
+    }
+}

@@ -1,0 +1,340 @@
+//! The request pipeline of the proxy endpoints, stage by stage:
+//! parse → identify the caller → sanitize → plan the route → forward (walking the plan,
+//! failing over) → the answer, with a meter following the call from start to end so that it
+//! leaves exactly one ledger record. [`Pipeline::call`] takes plain values ([`Inbound`]), so
+//! it serves the HTTP endpoints (`http::serve`) and callers inside the gateway alike.
+
+pub mod call;
+pub mod http;
+pub mod inbound;
+pub mod mask;
+pub mod meter;
+pub mod plan;
+pub mod response;
+pub mod upstream;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::Addr;
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+
+use crate::actors::provider_registry::{ProviderRegistry, RefreshLocalModels, RegistrySnapshot};
+use crate::actors::sanitizer::SanitizerHandle;
+use crate::api::Operation;
+use crate::catalog::Catalog;
+use crate::error::{GatewayError, TargetFailure};
+use crate::keys::KeyMap;
+use crate::providers::Credential;
+use call::{Inbound, ProxyCall, RequestMeta};
+use inbound::BodyLimits;
+use meter::{Recorder, RequestMeter};
+use plan::{moves_on, Failure, RoutePlan, Target};
+use upstream::UpstreamClients;
+
+/// How fresh a local server's model list must be before a model it does not list is refused.
+const MISS_REFRESH_AGE: Duration = Duration::from_secs(5);
+
+/// What the stages need, shared by every call.
+pub struct Pipeline {
+    pub keys: KeyMap,
+    /// Present when `[sanitization] enabled`.
+    pub sanitizer: Option<SanitizerHandle>,
+    /// The registry, asked to refresh local servers' models on a miss.
+    pub registry: Addr<ProviderRegistry>,
+    /// The registry's providers, read without a round-trip.
+    pub providers: Arc<ArcSwap<RegistrySnapshot>>,
+    pub catalog: Arc<Catalog>,
+    /// Size, time and memory bounds of request bodies.
+    pub body_limits: BodyLimits,
+    /// Where finished calls go (ledger, prices, metrics).
+    pub recorder: Recorder,
+}
+
+/// An upstream answer ready to be passed on.
+pub struct Answer {
+    pub response: awc::ClientResponse,
+    /// The provider's connection slot, held until the answer has been passed on.
+    pub permit: tokio::sync::OwnedSemaphorePermit,
+    pub read_timeout: Duration,
+    pub provider_id: String,
+    /// The key the gateway sent, if it holds it (never shown back to the client).
+    pub secret: Option<Arc<crate::secret::HeldKey>>,
+    /// Time spent in the gateway so far, excluding waits for upstreams.
+    pub overhead: Duration,
+}
+
+impl Pipeline {
+    /// The meter of a new call.
+    pub fn meter(&self, op: Operation, meta: &RequestMeta) -> RequestMeter {
+        RequestMeter::start(op, meta, self.recorder.clone())
+    }
+
+    /// Runs a call through every stage up to the upstream's response head. An error is
+    /// returned as it is; the caller fails the meter with it (or, on success, passes the
+    /// meter on with the answer's body).
+    pub async fn call(
+        &self,
+        inbound: Inbound<'_>,
+        clients: &UpstreamClients,
+        meter: &mut RequestMeter,
+    ) -> Result<Answer, GatewayError> {
+        let Inbound {
+            op,
+            meta,
+            headers,
+            query,
+            body,
+            // Held until the answer's head: the body's share of the memory budget.
+            reservation: _reservation,
+        } = inbound;
+        let parsed = inbound::parse(op, &body)?;
+        meter.request(&parsed.model, parsed.stream, body.len());
+        let caller = self.keys.identify(headers)?;
+        meter.caller(caller.label());
+        let mut call = ProxyCall {
+            op,
+            meta,
+            headers,
+            query,
+            body,
+            parsed,
+            caller,
+        };
+        if let Some(sanitizer) = &self.sanitizer {
+            call.body = sanitize(sanitizer, call.body.clone(), &call.meta, meter).await?;
+        }
+        let plan = self.plan(op, &call.parsed.model).await?;
+        self.forward(&call, plan, clients, meter).await
+    }
+
+    /// The route plan of a model; a miss asks local servers for their current models once.
+    async fn plan(&self, op: Operation, model: &str) -> Result<RoutePlan, GatewayError> {
+        let snapshot = self.providers.load();
+        match RoutePlan::resolve(&snapshot, &self.catalog, op, model) {
+            Err(GatewayError::ModelNotFound { .. }) if snapshot.has_local_providers() => {
+                self.registry
+                    .send(RefreshLocalModels {
+                        max_age: MISS_REFRESH_AGE,
+                    })
+                    .await
+                    .map_err(|e| GatewayError::Internal {
+                        message: format!("failed to ask the provider registry: {e}"),
+                    })?;
+                RoutePlan::resolve(&self.providers.load(), &self.catalog, op, model)
+            }
+            other => other,
+        }
+    }
+
+    /// Walks the plan: each target in turn until one answers with something to pass on, or
+    /// a failure that another target would not help ([`moves_on`]).
+    async fn forward(
+        &self,
+        call: &ProxyCall<'_>,
+        plan: RoutePlan,
+        clients: &UpstreamClients,
+        meter: &mut RequestMeter,
+    ) -> Result<Answer, GatewayError> {
+        let metrics = &self.recorder.metrics;
+        let mut upstream_wait = Duration::ZERO;
+        let mut failures: Vec<TargetFailure> = Vec::new();
+        let count = plan.targets.len();
+        let mut last_error = None;
+        for (attempt, target) in plan.targets.into_iter().enumerate() {
+            let has_next = attempt + 1 < count;
+            let attempt_started = Instant::now();
+            let credential = call.caller.credential_for(&target.provider)?;
+            let upstream_body =
+                inbound::body_for_target(call.op, &call.body, &call.parsed, &target)?;
+            let waited = Instant::now();
+            let sent = match self.connection_permit(&target).await {
+                Ok(permit) => {
+                    upstream::send(clients, &target, call, upstream_body.body, &credential)
+                        .await
+                        .map(|response| (response, permit))
+                }
+                Err(error) => Err(error),
+            };
+            upstream_wait += waited.elapsed();
+            let failure = match sent {
+                Ok((response, permit)) => {
+                    let status = response.status().as_u16();
+                    let failure = Failure::Status(status);
+                    if !(has_next && moves_on(&failure)) {
+                        return Ok(self.answered(
+                            call,
+                            &target,
+                            attempt_started,
+                            (response, permit),
+                            credential,
+                            upstream_body.strip_usage_chunk,
+                            upstream_wait,
+                            meter,
+                        ));
+                    }
+                    tracing::warn!(provider = %target.provider.id, status, "upstream failed, failing over");
+                    failure
+                }
+                Err(error) => {
+                    tracing::warn!(provider = %target.provider.id, error = %error, "upstream attempt failed");
+                    Failure::Error(error)
+                }
+            };
+            let moving = has_next && moves_on(&failure);
+            let (status, error) = match failure {
+                Failure::Status(status) => (
+                    Some(status),
+                    GatewayError::UpstreamBroken {
+                        provider: target.provider.id.clone(),
+                        message: format!("status {status}"),
+                    },
+                ),
+                Failure::Error(error) => (None, error),
+            };
+            meter.attempt_failed(&target, attempt_started, status, &error);
+            failures.push(TargetFailure {
+                provider: target.provider.id.clone(),
+                failure: match status {
+                    Some(status) => format!("status {status}"),
+                    None => error.to_string(),
+                },
+            });
+            last_error = Some(error);
+            if !moving {
+                break;
+            }
+            metrics
+                .failovers
+                .with_label_values(&[target.provider.id.as_str()])
+                .inc();
+        }
+        let last = last_error.unwrap_or_else(|| GatewayError::Internal {
+            message: "no upstream attempt was made".into(),
+        });
+        Err(if failures.len() > 1 {
+            GatewayError::AllTargetsFailed {
+                failures,
+                last: Box::new(last),
+            }
+        } else {
+            last
+        })
+    }
+
+    /// The target that answered: logged, metered, and its answer made ready to pass on.
+    #[allow(clippy::too_many_arguments)]
+    fn answered(
+        &self,
+        call: &ProxyCall<'_>,
+        target: &Target,
+        attempt_started: Instant,
+        (response, permit): (awc::ClientResponse, tokio::sync::OwnedSemaphorePermit),
+        credential: Credential,
+        strip_usage_chunk: bool,
+        upstream_wait: Duration,
+        meter: &mut RequestMeter,
+    ) -> Answer {
+        let status = response.status().as_u16();
+        let meta = &call.meta;
+        tracing::info!(
+            request_id = %meta.request_id,
+            provider = %target.provider.id,
+            model = %target.model,
+            label = call.caller.label().unwrap_or(""),
+            source = meta.source.as_deref().unwrap_or(""),
+            project = meta.project.as_deref().unwrap_or(""),
+            status,
+            stream = call.parsed.stream,
+            head_ms = meta.arrived.elapsed().as_millis() as u64,
+            "proxied"
+        );
+        let secret = match &credential {
+            Credential::Key(key) => Some(key.clone()),
+            _ => None,
+        };
+        meter.answered(
+            target,
+            attempt_started,
+            status,
+            credential,
+            strip_usage_chunk,
+        );
+        Answer {
+            response,
+            permit,
+            read_timeout: target.provider.read_timeout,
+            provider_id: target.provider.id.clone(),
+            secret,
+            overhead: meta.arrived.elapsed().saturating_sub(upstream_wait),
+        }
+    }
+
+    /// One of the target provider's `max_connections` slots: at once when one is free; else
+    /// after a wait (measured), which gives up after the connect timeout so that failover can help.
+    async fn connection_permit(
+        &self,
+        target: &Target,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, GatewayError> {
+        let provider = &target.provider;
+        if let Ok(permit) = provider.connections.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        let waited = Instant::now();
+        let permit = tokio::time::timeout(
+            provider.connect_timeout,
+            provider.connections.clone().acquire_owned(),
+        )
+        .await;
+        self.recorder
+            .metrics
+            .connection_wait
+            .with_label_values(&[provider.id.as_str()])
+            .observe(waited.elapsed().as_secs_f64());
+        match permit {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(GatewayError::Internal {
+                message: format!(
+                    "the connection slots of provider `{}` were closed",
+                    provider.id
+                ),
+            }),
+            Err(_) => {
+                tracing::warn!(provider = %provider.id, max_connections = provider.max_connections, "no free upstream connection within the connect timeout");
+                Err(GatewayError::UpstreamTimeout {
+                    provider: provider.id.clone(),
+                    timeout_ms: provider.connect_timeout.as_millis() as u64,
+                })
+            }
+        }
+    }
+}
+
+/// Scans the body: records the findings, refuses the request when one blocks, and returns
+/// the body to forward (redacted where redaction applies).
+async fn sanitize(
+    sanitizer: &SanitizerHandle,
+    body: Bytes,
+    meta: &RequestMeta,
+    meter: &mut RequestMeter,
+) -> Result<Bytes, GatewayError> {
+    let scan = sanitizer.scan(body.clone()).await?;
+    if scan.findings.is_empty() {
+        return Ok(body);
+    }
+    tracing::warn!(
+        request_id = %meta.request_id,
+        findings = ?scan.findings,
+        redacted = scan.redacted.is_some(),
+        blocked = !scan.blocking.is_empty(),
+        "sanitizer findings"
+    );
+    meter.findings(&scan.findings);
+    if !scan.blocking.is_empty() {
+        return Err(GatewayError::ComplianceBlocked {
+            kinds: scan.blocking,
+        });
+    }
+    Ok(scan.redacted.map_or(body, Bytes::from))
+}

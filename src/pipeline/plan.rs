@@ -1,0 +1,141 @@
+//! The route plan: where a request may go, in order, each target with the reason it is there;
+//! and the one rule that decides whether a failed attempt moves on to the next target.
+//! The Router's ranking (issue 14) replaces [`RoutePlan::resolve`]'s ordering and adds its
+//! own [`Why`]; the failover loop in `pipeline::forward` walks whatever plan it is given.
+
+use std::sync::Arc;
+
+use crate::actors::provider_registry::RegistrySnapshot;
+use crate::api::Operation;
+use crate::catalog::Catalog;
+use crate::error::GatewayError;
+use crate::providers::Provider;
+
+/// One place a request can go: a provider and the model id to ask it for.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub provider: Arc<Provider>,
+    pub model: String,
+    /// Why the target is in the plan.
+    pub why: Why,
+}
+
+/// Why a target is in a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// The client pinned the provider (`provider_id/model`).
+    Pinned,
+    /// The provider lists the model (its `models`, its Azure deployment, or what a local
+    /// server reported).
+    Listed,
+    /// The catalog gives the model (by id or by family) to the provider's type.
+    Catalog,
+}
+
+impl Why {
+    /// The reason as a word, for logs and traces.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pinned => "pinned",
+            Self::Listed => "listed",
+            Self::Catalog => "catalog",
+        }
+    }
+}
+
+/// The ordered targets of one request: the first is tried first, the rest are failover
+/// candidates in order.
+#[derive(Debug, Clone)]
+pub struct RoutePlan {
+    pub targets: Vec<Target>,
+}
+
+impl RoutePlan {
+    /// The enabled providers able to serve `model` for `op`, in configuration order.
+    /// `provider/model` pins one provider.
+    pub fn resolve(
+        snapshot: &RegistrySnapshot,
+        catalog: &Catalog,
+        op: Operation,
+        model: &str,
+    ) -> Result<Self, GatewayError> {
+        if let Some((id, rest)) = model.split_once('/') {
+            if let Some(provider) = snapshot.providers.iter().find(|p| p.id == id) {
+                if !provider.enabled {
+                    return Err(GatewayError::ProviderDisabled { id: id.to_string() });
+                }
+                if provider.kind.api() != op.api() {
+                    return Err(GatewayError::WrongApi {
+                        model: model.to_string(),
+                        provider: provider.id.clone(),
+                        provider_type: provider.kind,
+                    });
+                }
+                return Ok(Self {
+                    targets: vec![Target {
+                        provider: provider.clone(),
+                        model: rest.to_string(),
+                        why: Why::Pinned,
+                    }],
+                });
+            }
+        }
+        let catalog_kind = catalog.provider_kind_of(model);
+        let serving: Vec<&Arc<Provider>> = snapshot
+            .providers
+            .iter()
+            .filter(|p| {
+                let discovered = snapshot.discovered.get(&p.id).map(|m| m.as_slice());
+                p.enabled && p.serves(model, catalog_kind, discovered)
+            })
+            .collect();
+        let targets: Vec<Target> = serving
+            .iter()
+            .filter(|p| p.kind.api() == op.api())
+            .map(|p| Target {
+                provider: (*p).clone(),
+                model: model.to_string(),
+                why: if p.configured_models().any(|m| m == model)
+                    || snapshot.discovered.contains_key(&p.id)
+                {
+                    Why::Listed
+                } else {
+                    Why::Catalog
+                },
+            })
+            .collect();
+        if !targets.is_empty() {
+            return Ok(Self { targets });
+        }
+        match serving.first() {
+            Some(other) => Err(GatewayError::WrongApi {
+                model: model.to_string(),
+                provider: other.id.clone(),
+                provider_type: other.kind,
+            }),
+            None => Err(GatewayError::ModelNotFound {
+                model: model.to_string(),
+            }),
+        }
+    }
+}
+
+/// How an attempt failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// The upstream answered, with an error status.
+    Status(u16),
+    /// No answer: the gateway's error for the attempt.
+    Error(GatewayError),
+}
+
+/// Whether a failed attempt moves on to the next target of the plan (when there is one):
+/// a 429 or a 5xx from one provider, or an upstream that could not be reached or did not
+/// answer in time, is worth another provider's try. Anything else (a 4xx, an error of the
+/// client's request or of the gateway) would fail the same way elsewhere.
+pub fn moves_on(failure: &Failure) -> bool {
+    match failure {
+        Failure::Status(status) => *status == 429 || (500..600).contains(status),
+        Failure::Error(error) => error.may_help_elsewhere(),
+    }
+}

@@ -1,0 +1,99 @@
+//! The runtime types, built once from the validated settings: the catalog, the providers with
+//! their keys and TLS, the key map and the prices. The settings have already read every
+//! environment key and CA file they name (`settings::load`); nothing here reads either again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::catalog::Catalog;
+use crate::keys::KeyMap;
+use crate::ledger::pricing::Pricing;
+use crate::providers::{tls, Provider};
+use crate::secret::HeldKey;
+use crate::settings::{ProviderDefaults, ProviderSettings, Settings};
+
+/// What the settings describe, ready to serve.
+pub struct Runtime {
+    pub catalog: Arc<Catalog>,
+    pub providers: Vec<Arc<Provider>>,
+    /// The TLS configuration of providers without a `ca_file`.
+    pub default_tls: Arc<rustls::ClientConfig>,
+    pub keys: KeyMap,
+    pub pricing: Arc<Pricing>,
+}
+
+impl Runtime {
+    /// Builds every runtime type; the error names the setting at fault.
+    pub fn build(settings: &Settings) -> Result<Self, String> {
+        let catalog = Arc::new(Catalog::embedded()?);
+        let default_tls = tls::default_client_config()?;
+        let providers = settings
+            .providers()
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                build_provider(p, &settings.provider_defaults, &default_tls)
+                    .map(Arc::new)
+                    .map_err(|e| format!("providers[{i}] (`{}`): {e}", p.id))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let pricing = Arc::new(Pricing::new(&catalog, &settings.pricing));
+        Ok(Self {
+            catalog,
+            providers,
+            default_tls,
+            keys: KeyMap::new(&settings.key_map, settings.auth.require_key),
+            pricing,
+        })
+    }
+}
+
+/// A provider from its validated entry (from the config file, or `POST /v1/providers`).
+pub fn build_provider(
+    settings: &ProviderSettings,
+    defaults: &ProviderDefaults,
+    default_tls: &Arc<rustls::ClientConfig>,
+) -> Result<Provider, String> {
+    let kind = settings.provider_type;
+    let raw = settings
+        .endpoint
+        .as_deref()
+        .or(kind.default_endpoint())
+        .ok_or_else(|| format!("provider `{}` needs an endpoint", settings.id))?;
+    let max_connections = settings
+        .max_connections
+        .unwrap_or(defaults.max_connections)
+        .min(tokio::sync::Semaphore::MAX_PERMITS);
+    let tls = match &settings.ca_certs {
+        Some(certs) => tls::client_config_with_certs(certs).map_err(|e| {
+            let file = settings
+                .ca_file
+                .as_ref()
+                .map_or_else(String::new, |p| p.display().to_string());
+            format!("CA file {file}: {e}")
+        })?,
+        None => default_tls.clone(),
+    };
+    Ok(Provider {
+        id: settings.id.clone(),
+        kind,
+        endpoint: Provider::normalise_endpoint(kind, raw),
+        api_key: settings.api_key.clone().and_then(HeldKey::new),
+        deployment: settings.deployment.clone(),
+        api_version: settings.api_version.clone(),
+        enabled: settings.enabled,
+        models: settings.models.clone(),
+        connect_timeout: Duration::from_millis(
+            settings
+                .connect_timeout_ms
+                .unwrap_or(defaults.connect_timeout_ms),
+        ),
+        read_timeout: Duration::from_millis(
+            settings.read_timeout_ms.unwrap_or(defaults.read_timeout_ms),
+        ),
+        ca_file: settings.ca_file.clone(),
+        tls,
+        connections: Arc::new(tokio::sync::Semaphore::new(max_connections)),
+        max_connections,
+    })
+}
