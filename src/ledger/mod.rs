@@ -1,5 +1,6 @@
 //! The cost ledger: one record per proxied request (built by `pipeline::meter`), prices, the crash-safe spool, storage and reports.
 
+pub mod inbox;
 pub mod pricing;
 pub mod priority;
 pub mod replay;

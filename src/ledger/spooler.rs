@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 use actix::{Message, Recipient};
 use tokio::sync::oneshot;
 
+use super::inbox::LedgerInbox;
 use super::spool::Spool;
 use super::LedgerRecord;
-use crate::actors::cost_ledger::LedgerInbox;
 use crate::metrics::Metrics;
 
 /// How often the inbox is moved to the spool while records arrive: the most a crash can lose

@@ -11,10 +11,10 @@ use secrecy::ExposeSecret;
 
 use super::call::RequestMeta;
 use super::plan::Target;
-use crate::actors::cost_ledger::LedgerInbox;
 use crate::api::usage::UsageMeter;
 use crate::api::{Operation, Usage};
 use crate::error::{ErrorKind, GatewayError};
+use crate::ledger::inbox::LedgerInbox;
 use crate::ledger::pricing::Pricing;
 use crate::ledger::{now_ms, LedgerRecord, Outcome};
 use crate::metrics::Metrics;
