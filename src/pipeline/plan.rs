@@ -9,7 +9,7 @@ use crate::actors::provider_registry::RegistrySnapshot;
 use crate::api::Operation;
 use crate::catalog::Catalog;
 use crate::error::GatewayError;
-use crate::providers::Provider;
+use crate::providers::{Provider, ProviderKind};
 
 /// One place a request can go: a provider and the model id to ask it for.
 #[derive(Debug, Clone)]
@@ -85,7 +85,10 @@ impl RoutePlan {
             .providers
             .iter()
             .filter(|p| {
-                let discovered = snapshot.discovered.get(&p.id).map(|m| m.as_slice());
+                // Only a local server has a reported list (a lookup cloud providers skip).
+                let discovered = (p.kind == ProviderKind::Local)
+                    .then(|| snapshot.discovered.get(&p.id).map(|m| m.as_slice()))
+                    .flatten();
                 p.enabled && p.serves(model, catalog_kind, discovered)
             })
             .collect();
@@ -95,9 +98,7 @@ impl RoutePlan {
             .map(|p| Target {
                 provider: (*p).clone(),
                 model: model.to_string(),
-                why: if p.configured_models().any(|m| m == model)
-                    || snapshot.discovered.contains_key(&p.id)
-                {
+                why: if p.kind == ProviderKind::Local || p.configured_models().any(|m| m == model) {
                     Why::Listed
                 } else {
                     Why::Catalog
