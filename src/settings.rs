@@ -1,4 +1,4 @@
-//! Typed configuration: embedded defaults, the user's TOML file, `LLM_GATEWAY__…` environment overrides, validated loudly.
+//! Typed configuration (the raw serde types): embedded defaults, the user's TOML file, `LLM_GATEWAY__…` environment overrides, validated loudly; the env keys and CA files it names are read once, here.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

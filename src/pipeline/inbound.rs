@@ -1,4 +1,5 @@
-//! Reading the client's request: content type, size limit, and the few fields the gateway must know.
+//! Reading the client's request: content type, size limit, and the few fields the gateway must
+//! know; and the body sent to a target (the model pin, the usage request its provider type needs).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

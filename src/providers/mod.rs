@@ -1,4 +1,5 @@
-//! Provider types behind a closed enum: where each one's API lives and how it is authenticated.
+//! Provider types behind a closed enum: where each one's API lives, how it is authenticated, and
+//! its quirks (each in the type's own file); `Provider` is the runtime type `runtime` builds.
 
 pub mod anthropic;
 pub mod azure_openai;
