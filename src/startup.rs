@@ -59,6 +59,7 @@ pub struct Application {
     port: u16,
     server: Server,
     ledger: Addr<CostLedger>,
+    state: web::Data<AppState>,
 }
 
 /// How long shutdown waits for the ledger to write what it holds. Not longer: what the
@@ -178,6 +179,7 @@ impl Application {
         let admin = web::Data::new(admin);
 
         let max_header_bytes = settings.server.max_header_bytes;
+        let shared = state.clone();
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap_fn(move |req, service| {
@@ -212,6 +214,7 @@ impl Application {
             port,
             server: server.run(),
             ledger,
+            state: shared,
         })
     }
 
@@ -242,6 +245,12 @@ impl Application {
             Err(e) => return Err(ShutdownError::Ledger(e.to_string())),
         }
         Ok(served?)
+    }
+
+    /// The shared state, with the pipeline: callers inside the process (and tests) can run a
+    /// call through `state().pipeline.call(…)` without the HTTP server.
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
     }
 
     /// The ledger actor (tests use it to wait for records).

@@ -13,6 +13,7 @@ mod key_map;
 mod ledger;
 mod metrics;
 mod models;
+mod pipeline;
 mod provider_types;
 mod sanitizer;
 mod secrets;
