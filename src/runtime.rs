@@ -25,7 +25,10 @@ pub struct Runtime {
 impl Runtime {
     /// Builds every runtime type; the error names the setting at fault.
     pub fn build(settings: &Settings) -> Result<Self, String> {
-        let catalog = Arc::new(Catalog::embedded()?);
+        let catalog = Arc::new(
+            Catalog::with_patches(&settings.models)
+                .map_err(|(key, message)| format!("{key}: {message}"))?,
+        );
         let default_tls = tls::default_client_config()?;
         let providers = settings
             .providers()

@@ -33,6 +33,9 @@ pub struct Settings {
     pub database: DatabaseSettings,
     #[serde(default)]
     pub pricing: Vec<PricingSettings>,
+    /// `[[models]]`: cards added to the catalog, or changes to a catalog card of the same id.
+    #[serde(default)]
+    pub models: Vec<crate::catalog::CardPatch>,
     pub log: LogSettings,
     /// Where this configuration was read from (the file, the environment, the defaults), for
     /// the start-up log.
@@ -471,6 +474,7 @@ fn validate(settings: &Settings) -> Result<(), (String, String)> {
             "must name a directory (default llm-gateway-spool, in the working directory)".into(),
         ));
     }
+    crate::catalog::Catalog::with_patches(&settings.models)?;
     for (i, p) in settings.pricing.iter().enumerate() {
         let rates = [
             Some(p.input_per_mtok),

@@ -6,6 +6,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use crate::api::Usage;
+use crate::catalog::card::LongContextPrice;
 use crate::catalog::Catalog;
 use crate::providers::ProviderKind;
 use crate::settings::PricingSettings;
@@ -17,6 +18,8 @@ pub struct Price {
     pub output_per_mtok: f64,
     pub cached_input_per_mtok: Option<f64>,
     pub cache_write_per_mtok: Option<f64>,
+    /// Rates for the whole request once its input passes a size, where published.
+    pub long_context: Option<LongContextPrice>,
 }
 
 /// A trailing release date: `-2024-08-06` or `-20250514`.
@@ -32,25 +35,24 @@ pub struct Pricing {
 impl Pricing {
     /// The catalog's prices with the configuration's added or overriding them.
     pub fn new(catalog: &Catalog, overrides: &[PricingSettings]) -> Self {
-        let mut by_model: HashMap<String, Price> = catalog
-            .models()
-            .iter()
-            .map(|m| {
-                let price = Price {
-                    input_per_mtok: m.input_per_mtok,
-                    output_per_mtok: m.output_per_mtok,
-                    cached_input_per_mtok: m.cached_input_per_mtok,
-                    cache_write_per_mtok: m.cache_write_per_mtok,
-                };
-                (m.id.clone(), price)
-            })
-            .collect();
+        let mut by_model: HashMap<String, Price> = HashMap::new();
+        for card in catalog.models() {
+            let price = Price {
+                input_per_mtok: card.input_per_mtok,
+                output_per_mtok: card.output_per_mtok,
+                cached_input_per_mtok: card.cached_input_per_mtok,
+                cache_write_per_mtok: card.cache_write_per_mtok,
+                long_context: card.long_context,
+            };
+            by_model.extend(card.ids().map(|id| (id.to_string(), price)));
+        }
         for o in overrides {
             let price = Price {
                 input_per_mtok: o.input_per_mtok,
                 output_per_mtok: o.output_per_mtok,
                 cached_input_per_mtok: o.cached_input_per_mtok,
                 cache_write_per_mtok: o.cache_write_per_mtok,
+                long_context: None,
             };
             by_model.insert(o.model.clone(), price);
         }
@@ -76,6 +78,7 @@ impl Pricing {
                 output_per_mtok: 0.0,
                 cached_input_per_mtok: None,
                 cache_write_per_mtok: None,
+                long_context: None,
             })
         })
     }
@@ -83,7 +86,22 @@ impl Pricing {
 
 impl Price {
     /// The cost in USD of `usage`; cached reads and cache writes at their own rates, never twice.
+    /// A request whose input (cached and cache-written tokens included) passes the long-context
+    /// threshold is billed entirely at the long-context rates.
     pub fn cost(&self, usage: &Usage) -> f64 {
+        if let Some(tier) = self
+            .long_context
+            .filter(|tier| usage.input > tier.above_input_tokens)
+        {
+            let long = Price {
+                input_per_mtok: tier.input_per_mtok,
+                output_per_mtok: tier.output_per_mtok,
+                cached_input_per_mtok: tier.cached_input_per_mtok,
+                cache_write_per_mtok: tier.cache_write_per_mtok,
+                long_context: None,
+            };
+            return long.cost(usage);
+        }
         let uncached = usage
             .input
             .saturating_sub(usage.cached_input)
@@ -117,14 +135,39 @@ mod tests {
             .price(&["claude-sonnet-4-20250514"], ProviderKind::Anthropic)
             .unwrap_or_else(|| panic!("priced"));
         let usage = Usage {
-            input: 1_000_000 + 2_000_000 + 100_000,
+            input: 100_000 + 80_000 + 10_000,
             output: 10_000,
-            cached_input: 2_000_000,
-            cache_write: 100_000,
+            cached_input: 80_000,
+            cache_write: 10_000,
         };
-        // 1M uncached at $3, 2M cache reads at $0.30, 100k cache writes at $3.75, 10k output at $15.
-        let expected = 3.0 + 0.6 + 0.375 + 0.15;
+        // 100k uncached at $3, 80k cache reads at $0.30, 10k cache writes at $3.75, 10k output at $15.
+        let expected = 0.3 + 0.024 + 0.0375 + 0.15;
         assert!((price.cost(&usage) - expected).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_prompt_past_the_long_context_threshold_bills_the_whole_request_at_the_long_rates() {
+        let price = Price {
+            input_per_mtok: 3.0,
+            output_per_mtok: 15.0,
+            cached_input_per_mtok: None,
+            cache_write_per_mtok: None,
+            long_context: Some(LongContextPrice {
+                above_input_tokens: 200_000,
+                input_per_mtok: 6.0,
+                output_per_mtok: 22.5,
+                cached_input_per_mtok: None,
+                cache_write_per_mtok: None,
+            }),
+        };
+        let at = |input| Usage {
+            input,
+            output: 1_000_000,
+            cached_input: 0,
+            cache_write: 0,
+        };
+        assert!((price.cost(&at(200_000)) - (0.6 + 15.0)).abs() < 1e-9);
+        assert!((price.cost(&at(1_000_000)) - (6.0 + 22.5)).abs() < 1e-9);
     }
 
     #[test]

@@ -1,0 +1,250 @@
+//! The model catalog (`settings/catalog.toml`, with the configuration's `[[models]]` on top):
+//! which provider type serves a model id, by name or by family, and the card of each model it
+//! knows (its prices are read by `ledger::pricing`, the rest by the router).
+
+pub mod card;
+
+use std::collections::HashMap;
+
+use regex::RegexSet;
+use serde::Deserialize;
+
+use crate::providers::ProviderKind;
+pub use card::{Capabilities, Capability, CardOrigin, CardPatch, ModelCard, TaskKind};
+
+const CATALOG_TOML: &str = include_str!("../../settings/catalog.toml");
+
+/// The known models and the family rules, loaded once at start-up.
+#[derive(Debug)]
+pub struct Catalog {
+    /// Every id and alias → its card's index in `models`.
+    by_id: HashMap<String, usize>,
+    models: Vec<ModelCard>,
+    families: Vec<(ProviderKind, RegexSet)>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogFile {
+    families: HashMap<ProviderKind, Vec<String>>,
+    models: Vec<ModelCard>,
+}
+
+impl Catalog {
+    /// The catalog shipped in the binary.
+    pub fn embedded() -> Result<Self, String> {
+        Self::parse(CATALOG_TOML)
+    }
+
+    /// The shipped catalog with the configuration's cards added or changed; the error names
+    /// the `models[i].field` at fault.
+    pub fn with_patches(patches: &[CardPatch]) -> Result<Self, (String, String)> {
+        let mut catalog = Self::embedded().map_err(|e| ("models".to_string(), e))?;
+        for (i, patch) in patches.iter().enumerate() {
+            let at = |(field, message): (String, String)| (format!("models[{i}].{field}"), message);
+            patch.validate().map_err(at)?;
+            match catalog.by_id.get(&patch.id).copied() {
+                Some(index) => patch.apply(&mut catalog.models[index]),
+                None => catalog.models.push(patch.to_card().map_err(at)?),
+            }
+            catalog.index();
+        }
+        Ok(catalog)
+    }
+
+    fn parse(text: &str) -> Result<Self, String> {
+        let file: CatalogFile =
+            toml::from_str(text).map_err(|e| format!("invalid settings/catalog.toml: {e}"))?;
+        let mut families = Vec::new();
+        for (kind, patterns) in file.families {
+            let set = RegexSet::new(&patterns)
+                .map_err(|e| format!("invalid family pattern in settings/catalog.toml: {e}"))?;
+            families.push((kind, set));
+        }
+        let mut catalog = Self {
+            by_id: HashMap::new(),
+            models: file.models,
+            families,
+        };
+        catalog.index();
+        Ok(catalog)
+    }
+
+    /// Rebuilds the id index; a later card's id wins over an earlier card's alias.
+    fn index(&mut self) {
+        self.by_id.clear();
+        for (i, card) in self.models.iter().enumerate() {
+            for alias in &card.aliases {
+                self.by_id.entry(alias.clone()).or_insert(i);
+            }
+        }
+        for (i, card) in self.models.iter().enumerate() {
+            self.by_id.insert(card.id.clone(), i);
+        }
+    }
+
+    /// The card of a model id or alias.
+    pub fn card(&self, model: &str) -> Option<&ModelCard> {
+        self.by_id.get(model).map(|&i| &self.models[i])
+    }
+
+    /// The card of a model a local server reported: by its id, else by its name without a
+    /// `:latest` tag or an organisation prefix, case-insensitively (`Qwen/Qwen2.5-7B-Instruct`).
+    pub fn local_card(&self, model: &str) -> Option<&ModelCard> {
+        if let Some(card) = self
+            .card(model)
+            .filter(|c| c.provider_type == ProviderKind::Local)
+        {
+            return Some(card);
+        }
+        let lower = model.to_ascii_lowercase();
+        let bare = lower.strip_suffix(":latest").unwrap_or(&lower);
+        self.models
+            .iter()
+            .filter(|c| c.provider_type == ProviderKind::Local)
+            .find(|c| {
+                c.ids().any(|id| {
+                    let id = id.to_ascii_lowercase();
+                    id == bare || id.rsplit('/').next() == Some(bare)
+                })
+            })
+    }
+
+    /// The provider type that serves `model`: by its catalog entry, else by its family.
+    pub fn provider_kind_of(&self, model: &str) -> Option<ProviderKind> {
+        self.card(model).map(|c| c.provider_type).or_else(|| {
+            self.families
+                .iter()
+                .find(|(_, set)| set.is_match(model))
+                .map(|(kind, _)| *kind)
+        })
+    }
+
+    /// The catalog's model ids (with their aliases) for a provider type, in file order.
+    pub fn ids_for(&self, kind: ProviderKind) -> impl Iterator<Item = &str> {
+        self.models
+            .iter()
+            .filter(move |m| m.provider_type == kind)
+            .flat_map(ModelCard::ids)
+    }
+
+    /// Every model card, in file order (the configuration's new cards last).
+    pub fn models(&self) -> &[ModelCard] {
+        &self.models
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_catalog_loads_and_knows_the_description_models() -> Result<(), String> {
+        let catalog = Catalog::embedded()?;
+        assert_eq!(
+            catalog.provider_kind_of("gpt-4o"),
+            Some(ProviderKind::OpenAi)
+        );
+        assert_eq!(
+            catalog.provider_kind_of("claude-sonnet-4-20250514"),
+            Some(ProviderKind::Anthropic)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn every_shipped_card_is_valid_and_says_where_its_figures_come_from() -> Result<(), String> {
+        let catalog = Catalog::embedded()?;
+        let mut seen = std::collections::HashSet::new();
+        for card in catalog.models() {
+            for id in card.ids() {
+                assert!(seen.insert(id.to_string()), "{id} is on two cards");
+            }
+            let patch = CardPatch {
+                id: card.id.clone(),
+                context_window: Some(card.context_window),
+                max_output_tokens: Some(card.max_output_tokens),
+                input_per_mtok: Some(card.input_per_mtok),
+                output_per_mtok: Some(card.output_per_mtok),
+                cached_input_per_mtok: card.cached_input_per_mtok,
+                cache_write_per_mtok: card.cache_write_per_mtok,
+                latency: Some(card.latency),
+                quality: Some(card.quality),
+                released: card.released.clone(),
+                retires: card.retires.clone(),
+                ..CardPatch::default()
+            };
+            patch
+                .validate()
+                .map_err(|(field, message)| format!("{}: {field} {message}", card.id))?;
+            assert!(card.max_output_tokens <= card.context_window, "{}", card.id);
+            for (what, source) in [
+                ("prices", &card.sources.prices),
+                ("limits", &card.sources.limits),
+                ("latency", &card.sources.latency),
+                ("quality", &card.sources.quality),
+                ("checked", &card.sources.checked),
+            ] {
+                assert!(!source.trim().is_empty(), "{}: no {what} source", card.id);
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_patch_changes_only_what_it_sets_and_a_new_card_needs_its_prices() {
+        let mut catalog = Catalog::embedded().unwrap_or_else(|e| panic!("{e}"));
+        let before = catalog
+            .card("gpt-4o")
+            .cloned()
+            .unwrap_or_else(|| panic!("gpt-4o"));
+        catalog = Catalog::with_patches(&[CardPatch {
+            id: "gpt-4o".into(),
+            context_window: Some(64_000),
+            ..CardPatch::default()
+        }])
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let after = catalog.card("gpt-4o").unwrap_or_else(|| panic!("gpt-4o"));
+        assert_eq!(after.context_window, 64_000);
+        assert_eq!(after.input_per_mtok, before.input_per_mtok);
+        assert_eq!(after.origin, CardOrigin::Config);
+        let err = Catalog::with_patches(&[CardPatch {
+            id: "my-model".into(),
+            provider_type: Some(ProviderKind::OpenAi),
+            ..CardPatch::default()
+        }])
+        .err();
+        assert_eq!(
+            err.map(|e| e.0),
+            Some("models[0].input_per_mtok".to_string())
+        );
+        let local = Catalog::with_patches(&[CardPatch {
+            id: "my-llama".into(),
+            provider_type: Some(ProviderKind::Local),
+            context_window: Some(32_768),
+            ..CardPatch::default()
+        }])
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            local.card("my-llama").map(|c| c.context_window),
+            Some(32_768)
+        );
+    }
+
+    #[test]
+    fn unknown_models_of_a_plain_family_still_have_a_provider_type() -> Result<(), String> {
+        let catalog = Catalog::embedded()?;
+        for (model, kind) in [
+            ("gpt-7-turbo", Some(ProviderKind::OpenAi)),
+            ("o9-mini", Some(ProviderKind::OpenAi)),
+            ("o3", Some(ProviderKind::OpenAi)),
+            ("chatgpt-5-latest", Some(ProviderKind::OpenAi)),
+            ("claude-opus-9", Some(ProviderKind::Anthropic)),
+            ("oasis", None),
+            ("o1x", None),
+        ] {
+            assert_eq!(catalog.provider_kind_of(model), kind, "{model}");
+        }
+        Ok(())
+    }
+}
