@@ -68,6 +68,15 @@ pub enum GatewayError {
         provider: String,
         provider_type: ProviderKind,
     },
+    #[error("{message}")]
+    UnknownProfile { message: String },
+    #[error("no model fits this request under routing profile `{profile}`: {summary}. POST /v1/route with the same body shows each layer's drops")]
+    NoRoute { profile: String, summary: String },
+    #[error("the circuit breakers of {} are open after repeated failures; a probe is let through in {retry_in_ms} ms", providers.join(", "))]
+    CircuitOpen {
+        providers: Vec<String>,
+        retry_in_ms: u64,
+    },
     #[error("no route for {method} {path}; GET /openapi.json lists the endpoints")]
     RouteNotFound { method: String, path: String },
     #[error("no project `{id}` has sent requests; GET /v1/projects lists them")]
@@ -124,7 +133,11 @@ impl GatewayError {
     /// The HTTP status this error answers with.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidRequest { .. } | Self::WrongApi { .. } => StatusCode::BAD_REQUEST,
+            Self::InvalidRequest { .. }
+            | Self::WrongApi { .. }
+            | Self::UnknownProfile { .. }
+            | Self::NoRoute { .. } => StatusCode::BAD_REQUEST,
+            Self::CircuitOpen { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
@@ -161,6 +174,8 @@ impl GatewayError {
             | Self::ComplianceBlocked { .. }
             | Self::ModelNotFound { .. }
             | Self::WrongApi { .. }
+            | Self::UnknownProfile { .. }
+            | Self::NoRoute { .. }
             | Self::RouteNotFound { .. }
             | Self::ProjectNotFound { .. }
             | Self::ProviderNotFound { .. }
@@ -173,6 +188,7 @@ impl GatewayError {
             Self::UpstreamConnect { .. }
             | Self::UpstreamTimeout { .. }
             | Self::UpstreamBroken { .. }
+            | Self::CircuitOpen { .. }
             | Self::AllTargetsFailed { .. } => Origin::Upstream,
         }
     }
@@ -203,6 +219,9 @@ impl GatewayError {
             Self::ComplianceBlocked { .. } => "compliance_blocked",
             Self::ModelNotFound { .. } => "model_not_found",
             Self::RouteNotFound { .. } => "route_not_found",
+            Self::UnknownProfile { .. } => "unknown_profile",
+            Self::NoRoute { .. } => "no_route",
+            Self::CircuitOpen { .. } => "circuit_open",
             Self::ProjectNotFound { .. } => "project_not_found",
             Self::WrongApi { .. } => "wrong_api",
             Self::ProviderNotFound { .. } => "provider_not_found",
@@ -238,9 +257,22 @@ impl GatewayError {
         }
     }
 
-    /// The full HTTP answer in the given API's shape.
+    /// The full HTTP answer in the given API's shape (with `Retry-After` where waiting helps).
     pub fn to_response(&self, api: ApiFormat) -> HttpResponse {
-        HttpResponse::build(self.status()).json(self.body(api))
+        let mut response = HttpResponse::build(self.status());
+        if let Some(seconds) = self.retry_after_secs() {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, seconds.to_string()));
+        }
+        response.json(self.body(api))
+    }
+
+    /// Seconds to wait before a retry can succeed, where the gateway knows.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::CircuitOpen { retry_in_ms, .. } => Some(retry_in_ms.div_ceil(1000).max(1)),
+            Self::AllTargetsFailed { last, .. } => last.retry_after_secs(),
+            _ => None,
+        }
     }
 
     /// Attaches the API whose shape the caller expects.

@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod pipeline;
 pub mod providers;
 pub mod request_context;
+pub mod router;
 pub mod routes;
 pub mod runtime;
 pub mod sanitizer;

@@ -3,7 +3,7 @@
 
 use prometheus::{
     CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGauge, Opts, Registry, TextEncoder,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Latency buckets in seconds, from 50 µs (gateway overhead) to 10 minutes (long generations).
@@ -22,6 +22,9 @@ pub struct Metrics {
     pub overhead: Histogram,
     pub upstream_errors: IntCounterVec,
     pub failovers: IntCounterVec,
+    pub breaker_skips: IntCounterVec,
+    pub breaker_state: IntGaugeVec,
+    pub routed: IntCounterVec,
     pub connection_wait: HistogramVec,
     pub tokens: IntCounterVec,
     pub cost_usd: CounterVec,
@@ -73,6 +76,18 @@ impl Metrics {
                 Opts::new("failovers_total", "Requests moved to another provider after a failed attempt, by the provider that failed"),
                 &["provider"],
             )?,
+            breaker_skips: IntCounterVec::new(
+                Opts::new("breaker_skips_total", "Targets skipped because their circuit breaker was open, by provider"),
+                &["provider"],
+            )?,
+            breaker_state: IntGaugeVec::new(
+                Opts::new("breaker_state", "Circuit breaker state (0 closed, 1 half-open, 2 open) by provider, and by model where a model's own breaker exists (model \"\" is the provider's)"),
+                &["provider", "model"],
+            )?,
+            routed: IntCounterVec::new(
+                Opts::new("routed_requests_total", "Requests the router routed, by profile and the rank of the target that answered (0: the primary)"),
+                &["profile", "rank"],
+            )?,
             connection_wait: HistogramVec::new(
                 histogram("upstream_connection_wait_seconds", "Time requests waited for one of a provider's max_connections (only requests that had to wait are counted)"),
                 &["provider"],
@@ -107,6 +122,9 @@ impl Metrics {
         r.register(Box::new(metrics.overhead.clone()))?;
         r.register(Box::new(metrics.upstream_errors.clone()))?;
         r.register(Box::new(metrics.failovers.clone()))?;
+        r.register(Box::new(metrics.breaker_skips.clone()))?;
+        r.register(Box::new(metrics.breaker_state.clone()))?;
+        r.register(Box::new(metrics.routed.clone()))?;
         r.register(Box::new(metrics.connection_wait.clone()))?;
         r.register(Box::new(metrics.tokens.clone()))?;
         r.register(Box::new(metrics.cost_usd.clone()))?;

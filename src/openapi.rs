@@ -24,6 +24,9 @@ use crate::error::GatewayError;
         crate::routes::proxy::messages,
         crate::routes::proxy::count_tokens,
         crate::routes::proxy::list_models,
+        crate::routes::routing::route,
+        crate::routes::routing::profiles,
+        crate::routes::routing::catalog,
         crate::routes::admin::list_providers,
         crate::routes::admin::add_provider,
         crate::routes::admin::remove_provider,
@@ -45,6 +48,7 @@ use crate::error::GatewayError;
     modifiers(&AdminGateDoc, &ErrorsDoc),
     tags(
         (name = "proxy", description = "Calls forwarded to providers"),
+        (name = "routing", description = "The model catalog, routing profiles and routing decisions (POST /v1/route follows the proxy's virtual-key rules; the catalog's live figures need the admin token)"),
         (name = "admin", description = "Provider administration (admin token)"),
         (name = "analytics", description = "Usage and cost from the ledger (admin token)"),
         (name = "health", description = "Health and service description"),

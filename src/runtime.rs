@@ -9,6 +9,8 @@ use crate::catalog::Catalog;
 use crate::keys::KeyMap;
 use crate::ledger::pricing::Pricing;
 use crate::providers::{tls, Provider};
+use crate::router::profile::Profiles;
+use crate::router::Routing;
 use crate::secret::HeldKey;
 use crate::settings::{ProviderDefaults, ProviderSettings, Settings};
 
@@ -20,6 +22,7 @@ pub struct Runtime {
     pub default_tls: Arc<rustls::ClientConfig>,
     pub keys: KeyMap,
     pub pricing: Arc<Pricing>,
+    pub routing: Arc<Routing>,
 }
 
 impl Runtime {
@@ -41,12 +44,17 @@ impl Runtime {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let pricing = Arc::new(Pricing::new(&catalog, &settings.pricing));
+        let routing = &settings.routing;
+        let profiles = Profiles::load(&routing.profiles, &routing.default_profile)
+            .map_err(|(key, message)| format!("{key}: {message}"))?;
+        let routing = Arc::new(Routing::new(profiles, routing.tuning()));
         Ok(Self {
             catalog,
             providers,
             default_tls,
             keys: KeyMap::new(&settings.key_map, settings.auth.require_key),
             pricing,
+            routing,
         })
     }
 }

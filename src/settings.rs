@@ -36,11 +36,41 @@ pub struct Settings {
     /// `[[models]]`: cards added to the catalog, or changes to a catalog card of the same id.
     #[serde(default)]
     pub models: Vec<crate::catalog::CardPatch>,
+    pub routing: RoutingSettings,
     pub log: LogSettings,
     /// Where this configuration was read from (the file, the environment, the defaults), for
     /// the start-up log.
     #[serde(skip)]
     pub origin: String,
+}
+
+/// `[routing]`: the router's profiles, its default, live figures and circuit breakers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingSettings {
+    /// The profile of `model: "auto"` requests without an `x-route-profile` header.
+    pub default_profile: String,
+    pub min_live_samples: u32,
+    pub max_targets: usize,
+    pub expected_output_tokens: u64,
+    pub live_refresh_ms: u64,
+    pub breaker: crate::router::breaker::BreakerPolicy,
+    /// `[routing.profiles.<id>]`: profiles added, or replacing a shipped one of the same id.
+    #[serde(default)]
+    pub profiles: BTreeMap<String, crate::router::profile::ProfileSpec>,
+}
+
+impl RoutingSettings {
+    /// The router's tuning.
+    pub fn tuning(&self) -> crate::router::RouterTuning {
+        crate::router::RouterTuning {
+            min_live_samples: self.min_live_samples,
+            max_targets: self.max_targets,
+            expected_output_tokens: self.expected_output_tokens,
+            live_refresh_ms: self.live_refresh_ms,
+            breaker: self.breaker,
+        }
+    }
 }
 
 /// `[log]`: how log lines are written (to stderr; `RUST_LOG` filters them).
@@ -475,6 +505,29 @@ fn validate(settings: &Settings) -> Result<(), (String, String)> {
         ));
     }
     crate::catalog::Catalog::with_patches(&settings.models)?;
+    let routing = &settings.routing;
+    crate::router::profile::Profiles::load(&routing.profiles, &routing.default_profile)?;
+    for (field, value) in [
+        ("max_targets", routing.max_targets as u64),
+        ("expected_output_tokens", routing.expected_output_tokens),
+        ("live_refresh_ms", routing.live_refresh_ms),
+        (
+            "breaker.consecutive_failures",
+            u64::from(routing.breaker.consecutive_failures),
+        ),
+        ("breaker.window_ms", routing.breaker.window_ms),
+        ("breaker.cooldown_ms", routing.breaker.cooldown_ms),
+    ] {
+        if value == 0 {
+            return Err((format!("routing.{field}"), "must be greater than 0".into()));
+        }
+    }
+    if !(routing.breaker.error_rate > 0.0 && routing.breaker.error_rate <= 1.0) {
+        return Err((
+            "routing.breaker.error_rate".into(),
+            "must lie above 0 and at most 1 (a share of the attempts)".into(),
+        ));
+    }
     for (i, p) in settings.pricing.iter().enumerate() {
         let rates = [
             Some(p.input_per_mtok),

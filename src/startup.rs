@@ -152,6 +152,11 @@ impl Application {
             runtime.catalog.clone(),
         );
         let providers = registry.snapshot_handle();
+        let router = crate::actors::router::Router::new(
+            runtime.routing.live.clone(),
+            Duration::from_millis(settings.routing.live_refresh_ms),
+        )
+        .start();
         let state = web::Data::new(AppState {
             pipeline: Pipeline {
                 keys: runtime.keys,
@@ -159,6 +164,7 @@ impl Application {
                 registry: registry.start(),
                 providers,
                 catalog: runtime.catalog,
+                routing: runtime.routing,
                 body_limits: BodyLimits {
                     max_bytes: settings.server.max_body_bytes,
                     timeout: Duration::from_millis(settings.server.body_timeout_ms),
@@ -168,6 +174,7 @@ impl Application {
                     ledger: inbox,
                     pricing: runtime.pricing,
                     metrics,
+                    router,
                 },
             },
             ledger: ledger.clone(),

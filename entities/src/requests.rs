@@ -42,6 +42,10 @@ pub struct Model {
     /// Sanitizer finding kinds and counts as a JSON object; never the matched text.
     pub sanitizer_findings: Option<String>,
     pub route_profile: Option<String>,
+    /// The place in the router's ranking of the target that served it (0: the primary);
+    /// None for an explicit model.
+    #[serde(default)]
+    pub route_rank: Option<i32>,
     pub attempts: i32,
 }
 

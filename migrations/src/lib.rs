@@ -3,6 +3,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_create_ledger;
+mod m20261202_000001_route_rank;
 
 /// All migrations of the gateway's database.
 pub struct Migrator;
@@ -10,6 +11,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261125_000001_create_ledger::Migration)]
+        vec![
+            Box::new(m20261125_000001_create_ledger::Migration),
+            Box::new(m20261202_000001_route_rank::Migration),
+        ]
     }
 }

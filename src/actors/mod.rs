@@ -3,4 +3,5 @@
 pub mod cost_ledger;
 pub mod project_tracker;
 pub mod provider_registry;
+pub mod router;
 pub mod sanitizer;

@@ -59,6 +59,8 @@ pub(super) fn write(out: &mut Vec<u8>, seq: u64, record: &LedgerRecord) {
     j.key(key!("sanitizer_findings"))
         .opt_str(&r.sanitizer_findings);
     j.key(key!("route_profile")).opt_str(&r.route_profile);
+    j.key(key!("route_rank"))
+        .opt_int(r.route_rank.map(i64::from));
     j.key(key!("attempts")).int(i64::from(r.attempts));
     j.raw(b"},\"attempts\":[");
     for (i, a) in record.attempts_kept().iter().enumerate() {

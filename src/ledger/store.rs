@@ -177,7 +177,7 @@ fn model_of(r: &requests::Model) -> &str {
 }
 
 /// The columns of `requests`, in the order `push_request_values` gives their values.
-const REQUEST_COLUMNS: [&str; 27] = [
+const REQUEST_COLUMNS: [&str; 28] = [
     "id",
     "ts_ms",
     "project",
@@ -204,6 +204,7 @@ const REQUEST_COLUMNS: [&str; 27] = [
     "usage_estimated",
     "sanitizer_findings",
     "route_profile",
+    "route_rank",
     "attempts",
 ];
 
@@ -236,6 +237,7 @@ fn push_request_values(r: &requests::Model, values: &mut Vec<Value>) {
         r.usage_estimated.into(),
         r.sanitizer_findings.clone().into(),
         r.route_profile.clone().into(),
+        r.route_rank.into(),
         r.attempts.into(),
     ]);
 }

@@ -57,6 +57,7 @@ async fn respond(pipeline: &Pipeline, answer: Answer, meter: RequestMeter) -> Ht
         .overhead
         .observe(answer.overhead.as_secs_f64());
     let mask = KeyMask::new(answer.secret.as_ref());
+    let routed = answer.routed;
     let mut response = if answer.response.status().as_u16() >= 400 {
         response::error_answer(answer.response, mask, meter).await
     } else {
@@ -69,10 +70,18 @@ async fn respond(pipeline: &Pipeline, answer: Answer, meter: RequestMeter) -> Ht
             meter,
         )
     };
-    response.headers_mut().insert(
+    let headers = response.headers_mut();
+    headers.insert(
         HeaderName::from_static("x-gateway-overhead-ms"),
         millis_header(answer.overhead),
     );
+    if let Some((profile, model)) = &routed {
+        for (name, value) in [("x-route-profile", profile), ("x-route-model", model)] {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                headers.insert(HeaderName::from_static(name), value);
+            }
+        }
+    }
     response
 }
 

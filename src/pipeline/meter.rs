@@ -10,7 +10,7 @@ use entities::{attempts, requests};
 use secrecy::ExposeSecret;
 
 use super::call::RequestMeta;
-use super::plan::Target;
+use super::plan::{error_counts_against_provider, Failure, Target, Why};
 use crate::api::usage::UsageMeter;
 use crate::api::{Operation, Usage};
 use crate::error::{ErrorKind, GatewayError};
@@ -19,6 +19,7 @@ use crate::ledger::pricing::Pricing;
 use crate::ledger::{now_ms, LedgerRecord, Outcome};
 use crate::metrics::Metrics;
 use crate::providers::{Credential, ProviderKind};
+use crate::router::live::Observation;
 
 /// Characters per token, for estimates where a provider reports no usage.
 const CHARS_PER_TOKEN: u64 = 4;
@@ -31,6 +32,8 @@ pub struct Recorder {
     pub ledger: LedgerInbox,
     pub pricing: Arc<Pricing>,
     pub metrics: Arc<Metrics>,
+    /// Where each attempt's outcome goes for the live figures (the Router actor).
+    pub router: actix::Addr<crate::actors::router::Router>,
 }
 
 /// Follows one request and records it once.
@@ -63,7 +66,6 @@ impl RequestMeter {
                 source: meta.source.clone(),
                 endpoint: op.as_str().to_string(),
                 outcome: Outcome::Ok.as_str().to_string(),
-                route_profile: meta.route_profile.clone(),
                 ..requests::Model::default()
             },
             attempts: Vec::new(),
@@ -100,6 +102,11 @@ impl RequestMeter {
         self.record.sanitizer_findings = serde_json::to_string(findings).ok();
     }
 
+    /// The routing profile of a routed request.
+    pub fn routed(&mut self, profile: Option<&str>) {
+        self.record.route_profile = profile.map(str::to_string);
+    }
+
     /// The caller's key-map label.
     pub fn caller(&mut self, label: Option<&str>) {
         self.record.key_label = label.map(str::to_string);
@@ -118,6 +125,16 @@ impl RequestMeter {
             .upstream_errors
             .with_label_values(&[target.provider.id.as_str(), error.code()])
             .inc();
+        self.recorder.router.do_send(Observation {
+            provider: target.provider.id.clone(),
+            model: target.model.clone(),
+            failed: match status {
+                Some(status) => Failure::Status(status).counts_against_provider(),
+                None => error_counts_against_provider(error),
+            },
+            ttft_ms: None,
+            output_tokens_per_s: None,
+        });
         let error = (error.kind(), self.scrub(&error.to_string()));
         self.push_attempt(target, started, status, Some(error));
     }
@@ -132,6 +149,9 @@ impl RequestMeter {
         strip_usage_chunk: bool,
     ) {
         self.credential = Some(credential);
+        if let Why::Routed { rank } = target.why {
+            self.record.route_rank = Some(i32::from(rank));
+        }
         let error = (status >= 400).then(|| (ErrorKind::UpstreamStatus(status), String::new()));
         self.push_attempt(target, started, Some(status), error);
         self.record.status = i32::from(status);
@@ -316,6 +336,7 @@ impl RequestMeter {
             (false, None) => (None, false),
         };
         self.observe();
+        self.report_live();
         self.recorder.ledger.record(LedgerRecord {
             // Sent once (`done` is set): the record moves out instead of being copied; what
             // stays behind is an empty record, which allocates nothing.
@@ -343,6 +364,42 @@ impl RequestMeter {
         .flatten()
         .find(|m| self.recorder.pricing.price(&[m], kind).is_some())
         .unwrap_or(OTHER_MODEL_LABEL)
+    }
+
+    /// Reports the answered attempt to the Router's live figures: its health, and for a
+    /// streamed answer its time to first token and its output rate (output tokens over the
+    /// time from the first byte to the last).
+    fn report_live(&self) {
+        let r = &self.record;
+        let (Some(provider), Some(model), true) = (
+            r.provider_id.as_ref(),
+            self.target_model.as_ref(),
+            self.head_sent,
+        ) else {
+            return;
+        };
+        let status = u16::try_from(r.status).unwrap_or(500);
+        let ok = status < 400 && r.outcome != Outcome::Error.as_str();
+        let streamed = r.streamed && ok && !r.usage_estimated;
+        let ttft = r.ttfb_ms.filter(|_| streamed);
+        let tps = ttft.and_then(|ttft| {
+            let seconds = (r.latency_ms - ttft) as f64 / 1000.0;
+            (r.output_tokens >= 8 && seconds > 0.0).then(|| r.output_tokens as f64 / seconds)
+        });
+        if let Some(rank) = r.route_rank {
+            self.recorder
+                .metrics
+                .routed
+                .with_label_values(&[r.route_profile.as_deref().unwrap_or(""), &rank.to_string()])
+                .inc();
+        }
+        self.recorder.router.do_send(Observation {
+            provider: provider.clone(),
+            model: model.clone(),
+            failed: Failure::Status(status).counts_against_provider(),
+            ttft_ms: ttft.map(|t| t as f64),
+            output_tokens_per_s: tps,
+        });
     }
 
     /// Exports the finished request to the metrics.

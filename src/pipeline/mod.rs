@@ -27,6 +27,9 @@ use crate::catalog::Catalog;
 use crate::error::{GatewayError, TargetFailure};
 use crate::keys::KeyMap;
 use crate::providers::Credential;
+use crate::router::breaker::Admission;
+use crate::router::needs::Needs;
+use crate::router::{RouteQuery, Routing};
 use call::{Inbound, ProxyCall, RequestMeta};
 use inbound::BodyLimits;
 use meter::{Recorder, RequestMeter};
@@ -46,6 +49,8 @@ pub struct Pipeline {
     /// The registry's providers, read without a round-trip.
     pub providers: Arc<ArcSwap<RegistrySnapshot>>,
     pub catalog: Arc<Catalog>,
+    /// Profiles, circuit breakers and live figures.
+    pub routing: Arc<Routing>,
     /// Size, time and memory bounds of request bodies.
     pub body_limits: BodyLimits,
     /// Where finished calls go (ledger, prices, metrics).
@@ -63,6 +68,8 @@ pub struct Answer {
     pub secret: Option<Arc<crate::secret::HeldKey>>,
     /// Time spent in the gateway so far, excluding waits for upstreams.
     pub overhead: Duration,
+    /// The routing profile and the model it chose, for a routed request.
+    pub routed: Option<(String, String)>,
 }
 
 impl Pipeline {
@@ -105,8 +112,60 @@ impl Pipeline {
         if let Some(sanitizer) = &self.sanitizer {
             call.body = sanitize(sanitizer, call.body.clone(), &call.meta, meter).await?;
         }
-        let plan = self.plan(op, &call.parsed.model).await?;
+        let routed = call.parsed.model == "auto" || call.meta.route_profile.is_some();
+        let plan = if routed {
+            self.route(&call)?
+        } else {
+            self.plan(op, &call.parsed.model).await?
+        };
+        meter.routed(plan.profile.as_deref());
         self.forward(&call, plan, clients, meter).await
+    }
+
+    /// The Router's plan for `model: "auto"` or an `x-route-profile` header: the header's
+    /// profile, else `[routing] default_profile`, over what the request needs.
+    fn route(&self, call: &ProxyCall<'_>) -> Result<RoutePlan, GatewayError> {
+        let routing = &self.routing;
+        let id = call
+            .meta
+            .route_profile
+            .as_deref()
+            .unwrap_or(&routing.profiles.default);
+        let profile = routing
+            .profile(id)
+            .map_err(|message| GatewayError::UnknownProfile { message })?;
+        let body: serde_json::Value =
+            serde_json::from_slice(&call.body).map_err(|e| GatewayError::InvalidRequest {
+                message: format!("the request body is not valid JSON: {e}"),
+                param: None,
+            })?;
+        let query = RouteQuery {
+            api: Some(call.op.api()),
+            profile,
+            needs: Needs::of_body(&body),
+            today: crate::router::today(),
+            explain: false,
+        };
+        let snapshot = self.providers.load();
+        match routing.route(&snapshot, &self.catalog, &query) {
+            Ok(decision) => Ok(RoutePlan::routed(decision)),
+            Err(none) if none.only_breakers => Err(GatewayError::CircuitOpen {
+                providers: none
+                    .trace
+                    .layers
+                    .iter()
+                    .flat_map(|l| &l.dropped)
+                    .filter(|d| d.reason.starts_with("circuit breaker"))
+                    .map(|d| format!("{}/{}", d.provider, d.model))
+                    .take(5)
+                    .collect(),
+                retry_in_ms: none.retry_in_ms.unwrap_or(0),
+            }),
+            Err(none) => Err(GatewayError::NoRoute {
+                summary: none.summary(),
+                profile: none.profile,
+            }),
+        }
     }
 
     /// The route plan of a model; a miss asks local servers for their current models once.
@@ -138,20 +197,40 @@ impl Pipeline {
         meter: &mut RequestMeter,
     ) -> Result<Answer, GatewayError> {
         let metrics = &self.recorder.metrics;
+        let breakers = &self.routing.breakers;
         let mut upstream_wait = Duration::ZERO;
         let mut failures: Vec<TargetFailure> = Vec::new();
-        let count = plan.targets.len();
         let mut last_error = None;
-        for (attempt, target) in plan.targets.into_iter().enumerate() {
-            let has_next = attempt + 1 < count;
+        // Targets skipped because their breaker is open, and the soonest one reopens.
+        let mut refused: Vec<String> = Vec::new();
+        let mut retry_in_ms = u64::MAX;
+        let targets = &plan.targets;
+        for (index, target) in targets.iter().enumerate() {
+            let provider = target.provider.id.as_str();
+            if let Admission::Refuse { retry_in_ms: wait } =
+                breakers.admit(provider, &target.model, breakers.now(), true)
+            {
+                tracing::debug!(provider, model = %target.model, "circuit breaker open: target skipped");
+                metrics.breaker_skips.with_label_values(&[provider]).inc();
+                refused.push(format!("{provider}/{}", target.model));
+                retry_in_ms = retry_in_ms.min(wait);
+                continue;
+            }
+            // A later target its breaker would let through.
+            let has_next = targets[index + 1..].iter().any(|t| {
+                !matches!(
+                    breakers.admit(&t.provider.id, &t.model, breakers.now(), false),
+                    Admission::Refuse { .. }
+                )
+            });
             let attempt_started = Instant::now();
             let credential = call.caller.credential_for(&target.provider)?;
             let upstream_body =
-                inbound::body_for_target(call.op, &call.body, &call.parsed, &target)?;
+                inbound::body_for_target(call.op, &call.body, &call.parsed, target)?;
             let waited = Instant::now();
-            let sent = match self.connection_permit(&target).await {
+            let sent = match self.connection_permit(target).await {
                 Ok(permit) => {
-                    upstream::send(clients, &target, call, upstream_body.body, &credential)
+                    upstream::send(clients, target, call, upstream_body.body, &credential)
                         .await
                         .map(|response| (response, permit))
                 }
@@ -162,10 +241,17 @@ impl Pipeline {
                 Ok((response, permit)) => {
                     let status = response.status().as_u16();
                     let failure = Failure::Status(status);
+                    breakers.record(
+                        provider,
+                        &target.model,
+                        failure.counts_against_provider(),
+                        breakers.now(),
+                    );
                     if !(has_next && moves_on(&failure)) {
                         return Ok(self.answered(
                             call,
-                            &target,
+                            target,
+                            plan.profile.as_deref(),
                             attempt_started,
                             (response, permit),
                             credential,
@@ -174,12 +260,19 @@ impl Pipeline {
                             meter,
                         ));
                     }
-                    tracing::warn!(provider = %target.provider.id, status, "upstream failed, failing over");
+                    tracing::warn!(provider, status, "upstream failed, failing over");
                     failure
                 }
                 Err(error) => {
-                    tracing::warn!(provider = %target.provider.id, error = %error, "upstream attempt failed");
-                    Failure::Error(error)
+                    tracing::warn!(provider, error = %error, "upstream attempt failed");
+                    let failure = Failure::Error(error);
+                    breakers.record(
+                        provider,
+                        &target.model,
+                        failure.counts_against_provider(),
+                        breakers.now(),
+                    );
+                    failure
                 }
             };
             let moving = has_next && moves_on(&failure);
@@ -187,15 +280,15 @@ impl Pipeline {
                 Failure::Status(status) => (
                     Some(status),
                     GatewayError::UpstreamBroken {
-                        provider: target.provider.id.clone(),
+                        provider: provider.to_string(),
                         message: format!("status {status}"),
                     },
                 ),
                 Failure::Error(error) => (None, error),
             };
-            meter.attempt_failed(&target, attempt_started, status, &error);
+            meter.attempt_failed(target, attempt_started, status, &error);
             failures.push(TargetFailure {
-                provider: target.provider.id.clone(),
+                provider: provider.to_string(),
                 failure: match status {
                     Some(status) => format!("status {status}"),
                     None => error.to_string(),
@@ -205,10 +298,17 @@ impl Pipeline {
             if !moving {
                 break;
             }
-            metrics
-                .failovers
-                .with_label_values(&[target.provider.id.as_str()])
-                .inc();
+            metrics.failovers.with_label_values(&[provider]).inc();
+        }
+        if last_error.is_none() && !refused.is_empty() {
+            return Err(GatewayError::CircuitOpen {
+                providers: refused,
+                retry_in_ms: if retry_in_ms == u64::MAX {
+                    0
+                } else {
+                    retry_in_ms
+                },
+            });
         }
         let last = last_error.unwrap_or_else(|| GatewayError::Internal {
             message: "no upstream attempt was made".into(),
@@ -229,6 +329,7 @@ impl Pipeline {
         &self,
         call: &ProxyCall<'_>,
         target: &Target,
+        profile: Option<&str>,
         attempt_started: Instant,
         (response, permit): (awc::ClientResponse, tokio::sync::OwnedSemaphorePermit),
         credential: Credential,
@@ -268,6 +369,7 @@ impl Pipeline {
             provider_id: target.provider.id.clone(),
             secret,
             overhead: meta.arrived.elapsed().saturating_sub(upstream_wait),
+            routed: profile.map(|p| (p.to_string(), target.model.clone())),
         }
     }
 

@@ -1,7 +1,8 @@
 //! The route plan: where a request may go, in order, each target with the reason it is there;
 //! and the one rule that decides whether a failed attempt moves on to the next target.
-//! The Router's ranking (issue 14) replaces [`RoutePlan::resolve`]'s ordering and adds its
-//! own [`Why`]; the failover loop in `pipeline::forward` walks whatever plan it is given.
+//! An explicit model resolves here ([`RoutePlan::resolve`]); `model: "auto"` or a routing
+//! profile goes through the Router ([`RoutePlan::routed`]). The failover loop in
+//! `pipeline::forward` walks whatever plan it is given, past open circuit breakers.
 
 use std::sync::Arc;
 
@@ -30,6 +31,8 @@ pub enum Why {
     Listed,
     /// The catalog gives the model (by id or by family) to the provider's type.
     Catalog,
+    /// The Router ranked it (0: its primary choice).
+    Routed { rank: u8 },
 }
 
 impl Why {
@@ -39,6 +42,7 @@ impl Why {
             Self::Pinned => "pinned",
             Self::Listed => "listed",
             Self::Catalog => "catalog",
+            Self::Routed { .. } => "routed",
         }
     }
 }
@@ -48,9 +52,30 @@ impl Why {
 #[derive(Debug, Clone)]
 pub struct RoutePlan {
     pub targets: Vec<Target>,
+    /// The routing profile that ranked the targets (None for an explicit model).
+    pub profile: Option<String>,
 }
 
 impl RoutePlan {
+    /// The plan of a Router decision, in its ranking's order.
+    pub fn routed(decision: crate::router::Decision) -> Self {
+        Self {
+            targets: decision
+                .targets
+                .into_iter()
+                .enumerate()
+                .map(|(rank, t)| Target {
+                    provider: t.provider,
+                    model: t.model,
+                    why: Why::Routed {
+                        rank: u8::try_from(rank).unwrap_or(u8::MAX),
+                    },
+                })
+                .collect(),
+            profile: Some(decision.profile),
+        }
+    }
+
     /// The enabled providers able to serve `model` for `op`, in configuration order.
     /// `provider/model` pins one provider.
     pub fn resolve(
@@ -77,6 +102,7 @@ impl RoutePlan {
                         model: rest.to_string(),
                         why: Why::Pinned,
                     }],
+                    profile: None,
                 });
             }
         }
@@ -106,7 +132,10 @@ impl RoutePlan {
             })
             .collect();
         if !targets.is_empty() {
-            return Ok(Self { targets });
+            return Ok(Self {
+                targets,
+                profile: None,
+            });
         }
         match serving.first() {
             Some(other) => Err(GatewayError::WrongApi {
@@ -128,6 +157,28 @@ pub enum Failure {
     Status(u16),
     /// No answer: the gateway's error for the attempt.
     Error(GatewayError),
+}
+
+impl Failure {
+    /// Whether the failure counts against the provider's health (its circuit breaker and its
+    /// error rate): a 429 or a 5xx, or an upstream that could not be reached or did not
+    /// answer in time. A 4xx is the request's fault, not the provider's.
+    pub fn counts_against_provider(&self) -> bool {
+        match self {
+            Failure::Status(status) => *status == 429 || (500..600).contains(status),
+            Failure::Error(error) => error_counts_against_provider(error),
+        }
+    }
+}
+
+/// Whether a gateway error of an attempt counts against the provider's health.
+pub fn error_counts_against_provider(error: &GatewayError) -> bool {
+    matches!(
+        error,
+        GatewayError::UpstreamConnect { .. }
+            | GatewayError::UpstreamTimeout { .. }
+            | GatewayError::UpstreamBroken { .. }
+    )
 }
 
 /// Whether a failed attempt moves on to the next target of the plan (when there is one):

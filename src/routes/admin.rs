@@ -41,6 +41,15 @@ pub struct ProviderRequest {
     max_connections: Option<u64>,
 }
 
+/// A provider as `GET /v1/providers` shows it: its settings (never its key) and its
+/// circuit breakers.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ProviderStatus {
+    #[serde(flatten)]
+    pub view: ProviderView,
+    pub breaker: crate::router::breaker::ProviderBreakerView,
+}
+
 /// The address of the client that made an admin change, for the log.
 fn client_address(req: &HttpRequest) -> String {
     req.peer_addr()
@@ -56,7 +65,7 @@ fn mailbox_error(e: actix::MailboxError) -> GatewayError {
 /// All configured providers. API keys are never included.
 #[utoipa::path(
     get, path = "/v1/providers", tag = "admin",
-    responses((status = 200, description = "The providers, in configuration order", body = [ProviderView]))
+    responses((status = 200, description = "The providers, in configuration order", body = [ProviderStatus]))
 )]
 #[get("/v1/providers")]
 pub async fn list_providers(
@@ -69,7 +78,18 @@ pub async fn list_providers(
         .send(ListProviders)
         .await
         .map_err(mailbox_error)?;
-    Ok(HttpResponse::Ok().json(providers))
+    let breakers = &state.pipeline.routing.breakers;
+    let mut views = breakers.views(breakers.now());
+    let list: Vec<ProviderStatus> = providers
+        .into_iter()
+        .map(|view| ProviderStatus {
+            breaker: views
+                .remove(&view.id)
+                .unwrap_or_else(|| breakers.closed_view()),
+            view,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(list))
 }
 
 /// Registers a provider. Kept in memory: add it to config.toml to keep it across restarts.
@@ -148,6 +168,8 @@ pub async fn remove_provider(
         .send(RemoveProvider(id.clone()))
         .await
         .map_err(mailbox_error)??;
+    // A provider added again under this id starts with closed breakers.
+    state.pipeline.routing.breakers.forget(&id);
     tracing::warn!(client = %client_address(&req), provider = %id, %endpoint, "admin: provider removed");
     Ok(HttpResponse::NoContent().finish())
 }

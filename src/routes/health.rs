@@ -32,7 +32,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Prometheus metrics: requests and latency by provider, model and status; gateway overhead;
-/// upstream errors; failovers; tokens and cost; the ledger's queue and writes.
+/// upstream errors; failovers; circuit breakers; routing; tokens and cost; the ledger's queue and writes.
 #[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 #[get("/metrics")]
 pub async fn metrics(
@@ -45,7 +45,26 @@ pub async fn metrics(
             return refused.to_response(ApiFormat::OpenAi);
         }
     }
-    match state.pipeline.recorder.metrics.render() {
+    let pipeline = &state.pipeline;
+    let breakers = &pipeline.routing.breakers;
+    let gauge = &pipeline.recorder.metrics.breaker_state;
+    gauge.reset();
+    for (provider, view) in breakers.views(breakers.now()) {
+        gauge
+            .with_label_values(&[provider.as_str(), ""])
+            .set(view.provider.state.gauge());
+        for (model, breaker) in &view.models {
+            // Only a model the catalog knows becomes a label (the series stay bounded).
+            let model = if pipeline.catalog.card(model).is_some() {
+                model.as_str()
+            } else {
+                crate::pipeline::meter::OTHER_MODEL_LABEL
+            };
+            let series = gauge.with_label_values(&[provider.as_str(), model]);
+            series.set(series.get().max(breaker.state.gauge()));
+        }
+    }
+    match pipeline.recorder.metrics.render() {
         Ok(text) => HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4; charset=utf-8")
             .body(text),

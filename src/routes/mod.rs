@@ -6,6 +6,7 @@ pub mod analytics;
 pub mod health;
 pub mod portal;
 pub mod proxy;
+pub mod routing;
 
 use actix_web::{web, HttpRequest};
 
@@ -18,6 +19,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(proxy::messages)
         .service(proxy::count_tokens)
         .service(proxy::list_models)
+        .service(routing::route)
+        .service(routing::profiles)
+        .service(routing::catalog)
         .service(admin::list_providers)
         .service(admin::add_provider)
         .service(admin::remove_provider)
