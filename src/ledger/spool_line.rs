@@ -246,6 +246,7 @@ mod tests {
                 cost_usd: Some(0.000_137_5),
                 priced: true,
                 usage_estimated: true,
+                route_rank: Some(1),
                 sanitizer_findings: Some("{\"email\":2}".into()),
                 route_profile: Some("cheap".into()),
                 attempts: 2,

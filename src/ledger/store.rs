@@ -65,11 +65,11 @@ mod tests {
     #[test]
     fn insert_statements_number_their_parameters_per_backend() {
         let sqlite = super::requests_insert_sql(sea_orm::DbBackend::Sqlite, 2);
-        assert_eq!(sqlite.matches('?').count(), 54);
+        assert_eq!(sqlite.matches('?').count(), 56);
         assert!(sqlite.ends_with("ON CONFLICT (id) DO NOTHING"));
         let pg = super::requests_insert_sql(sea_orm::DbBackend::Postgres, 2);
-        assert!(pg.contains("($1, $2,") && pg.contains("$54)"));
-        assert!(!pg.contains("$55"));
+        assert!(pg.contains("($1, $2,") && pg.contains("$56)"));
+        assert!(!pg.contains("$57"));
     }
 }
 

@@ -462,13 +462,13 @@ mod tests {
     fn the_error_rate_over_the_window_opens_it_without_a_run_of_failures() {
         let b = Breakers::new(policy());
         b.record("p", "m", true, 0);
-        for t in 1..10 {
-            // Alternating: never three in a row, but half of ten fail.
+        for t in 1..11 {
+            // Alternating: never three in a row, but six of eleven fail.
             b.record("p", "m", t % 2 == 0, t);
         }
-        assert_eq!(b.state("p", Some("m"), 10), BreakerState::Open);
+        assert_eq!(b.state("p", Some("m"), 11), BreakerState::Open);
         // The provider's own breaker counts runs only.
-        assert_eq!(b.views(10)["p"].provider.state, BreakerState::Closed);
+        assert_eq!(b.views(11)["p"].provider.state, BreakerState::Closed);
         // A new window starts clean.
         let c = Breakers::new(policy());
         for t in 0..4 {

@@ -10,6 +10,8 @@
 //! `x-mock-no-usage` (report no usage at all, like some local servers), `x-mock-echo-key`
 //! (an error message that repeats the credential received, as careless servers do),
 //! `x-mock-location` (a `Location` header on the `x-mock-status` answer, for redirects).
+//! [`MockUpstream::set_failing`] makes one mock answer every chat and messages request with an
+//! error status (a provider that is down while another is up).
 //! With `x-mock-echo-key`, the credential received is also repeated in a `www-authenticate`
 //! header of error answers, in an `x-mock-echo` header and the text of JSON chat answers,
 //! and in a chat stream's text, split across two writes in the middle of the key.
@@ -66,6 +68,8 @@ pub struct MockState {
     released: AtomicBool,
     aborted_streams: AtomicUsize,
     completed_streams: AtomicUsize,
+    /// When not 0: every chat and messages request answers with this status.
+    failing: std::sync::atomic::AtomicU16,
 }
 
 /// A running mock provider.
@@ -140,6 +144,13 @@ impl MockUpstream {
         }
     }
 
+    /// Makes every chat and messages request answer `status` (None: answer normally again).
+    pub fn set_failing(&self, status: Option<u16>) {
+        self.state
+            .failing
+            .store(status.unwrap_or(0), Ordering::SeqCst);
+    }
+
     /// Streamed chunks written so far (all streams).
     pub fn chunks_sent(&self) -> usize {
         self.state.chunks_sent.load(Ordering::SeqCst)
@@ -203,6 +214,9 @@ struct Steering {
 
 impl Steering {
     fn from(req: &HttpRequest) -> Self {
+        let failing = req
+            .app_data::<web::Data<MockState>>()
+            .map_or(0, |s| s.failing.load(Ordering::SeqCst));
         let number = |name: &str| {
             req.headers()
                 .get(name)
@@ -210,7 +224,9 @@ impl Steering {
                 .and_then(|v| v.parse::<u64>().ok())
         };
         Self {
-            status: number("x-mock-status").map(|s| s as u16),
+            status: number("x-mock-status")
+                .map(|s| s as u16)
+                .or((failing != 0).then_some(failing)),
             delay: Duration::from_millis(number("x-mock-delay-ms").unwrap_or(0)),
             chunks: number("x-mock-chunks").unwrap_or(3).max(1) as usize,
             chunk_delay: Duration::from_millis(number("x-mock-chunk-delay-ms").unwrap_or(0)),
