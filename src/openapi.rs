@@ -32,6 +32,7 @@ use crate::error::GatewayError;
         crate::routes::analytics::sources,
         crate::routes::analytics::projects,
         crate::routes::analytics::project_records,
+        crate::routes::analytics::errors,
         crate::routes::health::health,
         crate::openapi::openapi_json,
         crate::routes::health::metrics,
@@ -46,7 +47,7 @@ use crate::error::GatewayError;
     tags(
         (name = "proxy", description = "Calls forwarded to providers"),
         (name = "admin", description = "Provider administration (admin token)"),
-        (name = "analytics", description = "Usage and cost from the ledger (admin token)"),
+        (name = "analytics", description = "Usage, cost and errors from the ledger (admin token)"),
         (name = "health", description = "Health and service description"),
     )
 )]
