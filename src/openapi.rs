@@ -35,6 +35,7 @@ use crate::error::GatewayError;
         crate::routes::analytics::sources,
         crate::routes::analytics::projects,
         crate::routes::analytics::project_records,
+        crate::routes::analytics::errors,
         crate::routes::health::health,
         crate::openapi::openapi_json,
         crate::routes::health::metrics,
@@ -50,7 +51,7 @@ use crate::error::GatewayError;
         (name = "proxy", description = "Calls forwarded to providers"),
         (name = "routing", description = "The model catalog, routing profiles and routing decisions (POST /v1/route follows the proxy's virtual-key rules; the catalog's live figures need the admin token)"),
         (name = "admin", description = "Provider administration (admin token)"),
-        (name = "analytics", description = "Usage and cost from the ledger (admin token)"),
+        (name = "analytics", description = "Usage, cost and errors from the ledger (admin token)"),
         (name = "health", description = "Health and service description"),
     )
 )]

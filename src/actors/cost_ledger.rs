@@ -14,6 +14,7 @@ use entities::requests;
 use sea_orm::DatabaseConnection;
 use tokio::sync::oneshot;
 
+use crate::ledger::errors::{self, ErrorFilter, ErrorsPage};
 use crate::ledger::inbox::LedgerInbox;
 use crate::ledger::spool::{self, Cursor, Spool};
 use crate::ledger::spooler::{Spooled, SpoolerHandle};
@@ -472,5 +473,19 @@ impl Handler<ListRecords> for CostLedger {
     fn handle(&mut self, msg: ListRecords, _: &mut Self::Context) -> Self::Result {
         let db = self.db.clone();
         Box::pin(async move { store::records(&db, &msg.0).await })
+    }
+}
+
+/// Lists failed upstream attempts matching a filter, newest first, with their counts.
+#[derive(Message)]
+#[rtype(result = "Result<ErrorsPage, sea_orm::DbErr>")]
+pub struct ListErrors(pub ErrorFilter);
+
+impl Handler<ListErrors> for CostLedger {
+    type Result = ResponseFuture<Result<ErrorsPage, sea_orm::DbErr>>;
+
+    fn handle(&mut self, msg: ListErrors, _: &mut Self::Context) -> Self::Result {
+        let db = self.db.clone();
+        Box::pin(async move { errors::page(&db, &msg.0).await })
     }
 }

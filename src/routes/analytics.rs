@@ -1,12 +1,13 @@
-//! Usage analytics: stats, records, requesters and projects, all computed from the ledger database.
+//! Usage analytics: stats, records, requesters, projects and errors, all computed from the ledger database.
 
 use actix_web::{get, web, HttpResponse};
 use serde::Deserialize;
 
 use crate::access::Admin;
-use crate::actors::cost_ledger::{ListRecords, SumUsage};
+use crate::actors::cost_ledger::{ListErrors, ListRecords, SumUsage};
 use crate::actors::project_tracker::{ListProjects, ProjectRecords};
 use crate::error::GatewayError;
+use crate::ledger::errors::{ErrorFilter, ErrorsPage, Impact};
 use crate::ledger::report::{self, rfc3339};
 use crate::ledger::store::{RecordFilter, Window};
 use crate::state::AppState;
@@ -164,12 +165,42 @@ pub struct RecordsQuery {
         example = "2026-11-25T12:00:00Z"
     )]
     until: Option<String>,
-    /// 1 to 1000, default 100.
-    #[param(value_type = Option<u64>, minimum = 1, maximum = 1000)]
+    /// Documented by [`PageParams`].
+    #[param(ignore)]
     limit: Option<String>,
-    /// Records to skip, default 0.
-    #[param(value_type = Option<u64>, minimum = 0, maximum = 9223372036854775807_u64)]
+    #[param(ignore)]
     offset: Option<String>,
+}
+
+/// The paging parameters of the list endpoints, for the document (each endpoint's own query
+/// type reads them, as text, so that a bad value gets a 400 naming it: see [`paging`]).
+#[derive(utoipa::IntoParams)]
+pub struct PageParams {
+    /// 1 to 1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u64>,
+    /// Rows to skip, default 0.
+    #[param(minimum = 0, maximum = 9223372036854775807_u64)]
+    pub offset: Option<u64>,
+}
+
+/// Reads `limit` (1 to 1000, default 100) and `offset` (0 to 2^63-1, default 0).
+fn paging(limit: Option<&str>, offset: Option<&str>) -> Result<(u64, u64), GatewayError> {
+    let limit = parse_number::<u64>("limit", limit)?.unwrap_or(DEFAULT_LIMIT);
+    let offset = parse_number::<u64>("offset", offset)?.unwrap_or(0);
+    if offset > MAX_OFFSET {
+        return Err(bad(
+            "offset",
+            format!("`offset` must be between 0 and {MAX_OFFSET}"),
+        ));
+    }
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(bad(
+            "limit",
+            format!("`limit` must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    Ok((limit, offset))
 }
 
 impl RecordsQuery {
@@ -179,20 +210,7 @@ impl RecordsQuery {
             until: self.until,
         }
         .window()?;
-        let limit = parse_number::<u64>("limit", self.limit.as_deref())?.unwrap_or(DEFAULT_LIMIT);
-        let offset = parse_number::<u64>("offset", self.offset.as_deref())?.unwrap_or(0);
-        if offset > MAX_OFFSET {
-            return Err(bad(
-                "offset",
-                format!("`offset` must be between 0 and {MAX_OFFSET}"),
-            ));
-        }
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(bad(
-                "limit",
-                format!("`limit` must be between 1 and {MAX_LIMIT}"),
-            ));
-        }
+        let (limit, offset) = paging(self.limit.as_deref(), self.offset.as_deref())?;
         let (outcome, status) = match self.status.as_deref() {
             None => (None, None),
             Some(s @ ("ok" | "error" | "mitigated")) => (Some(s.to_string()), None),
@@ -225,7 +243,7 @@ impl RecordsQuery {
 }
 
 /// Every recorded proxy call, most recent first: provider, model, tokens, cost, latency, status.
-#[utoipa::path(get, path = "/v1/records", tag = "analytics", params(RecordsQuery),
+#[utoipa::path(get, path = "/v1/records", tag = "analytics", params(RecordsQuery, PageParams),
     responses((status = 200, body = report::RecordPage), (status = 400, description = "Bad query parameter", body = crate::error::OpenAiErrorBody)))]
 #[get("/v1/records")]
 pub async fn records(
@@ -301,7 +319,7 @@ pub async fn projects(
 
 /// A project's records, most recent first (same filters and paging as `/v1/records`).
 #[utoipa::path(get, path = "/v1/projects/{id}/records", tag = "analytics",
-    params(("id" = String, Path, description = "Project id (x-project)"), RecordsQuery),
+    params(("id" = String, Path, description = "Project id (x-project)"), RecordsQuery, PageParams),
     responses((status = 200, body = report::RecordPage), (status = 400, description = "Bad query parameter", body = crate::error::OpenAiErrorBody), (status = 404, description = "No such project", body = crate::error::OpenAiErrorBody)))]
 #[get("/v1/projects/{id}/records")]
 pub async fn project_records(
@@ -321,4 +339,77 @@ pub async fn project_records(
         .map_err(internal("read the ledger"))?
         .ok_or(GatewayError::ProjectNotFound { id })?;
     Ok(HttpResponse::Ok().json(report::record_page(rows, limit, offset)))
+}
+
+/// Filters and paging of `GET /v1/errors`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorsQuery {
+    /// Documented by [`WindowQuery`]: when the attempt ended.
+    #[param(ignore)]
+    since: Option<String>,
+    #[param(ignore)]
+    until: Option<String>,
+    /// Provider id.
+    provider: Option<String>,
+    /// The model asked of the provider.
+    model: Option<String>,
+    /// `customer_impacting` (no later attempt helped) or `mitigated` (failover did).
+    #[param(value_type = Option<Impact>)]
+    impact: Option<String>,
+    /// Documented by [`PageParams`].
+    #[param(ignore)]
+    limit: Option<String>,
+    #[param(ignore)]
+    offset: Option<String>,
+}
+
+impl ErrorsQuery {
+    fn filter(self) -> Result<ErrorFilter, GatewayError> {
+        let window = WindowQuery {
+            since: self.since,
+            until: self.until,
+        }
+        .window()?;
+        let (limit, offset) = paging(self.limit.as_deref(), self.offset.as_deref())?;
+        let impact = self
+            .impact
+            .map(|v| {
+                Impact::parse(&v).ok_or_else(|| {
+                    bad(
+                        "impact",
+                        format!("`impact` must be customer_impacting or mitigated, not `{v}`"),
+                    )
+                })
+            })
+            .transpose()?;
+        Ok(ErrorFilter {
+            provider: self.provider,
+            model: self.model,
+            impact,
+            window,
+            limit,
+            offset,
+        })
+    }
+}
+
+/// Failed upstream attempts, newest first, each marked customer-impacting or mitigated by
+/// failover, with counts by error kind and impact over every attempt the filters match.
+#[utoipa::path(get, path = "/v1/errors", tag = "analytics", params(WindowQuery, ErrorsQuery, PageParams),
+    responses((status = 200, body = ErrorsPage), (status = 400, description = "Bad query parameter", body = crate::error::OpenAiErrorBody)))]
+#[get("/v1/errors")]
+pub async fn errors(
+    _: Admin,
+    state: web::Data<AppState>,
+    query: web::Query<ErrorsQuery>,
+) -> Result<HttpResponse, GatewayError> {
+    let filter = query.into_inner().filter()?;
+    let page = state
+        .ledger
+        .send(ListErrors(filter))
+        .await
+        .map_err(internal("ask the ledger"))?
+        .map_err(internal("read the ledger"))?;
+    Ok(HttpResponse::Ok().json(page))
 }

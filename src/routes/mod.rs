@@ -30,6 +30,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(analytics::sources)
         .service(analytics::projects)
         .service(analytics::project_records)
+        .service(analytics::errors)
         .service(health::health)
         .service(health::metrics)
         .service(portal::index);

@@ -6,6 +6,7 @@ mod bad_input;
 mod bounds;
 mod config;
 mod durability;
+mod errors;
 mod exposure;
 mod hardening;
 mod helpers;
