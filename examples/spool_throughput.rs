@@ -45,6 +45,7 @@ fn record(i: usize) -> LedgerRecord {
             usage_estimated: false,
             sanitizer_findings: None,
             route_profile: None,
+            route_rank: None,
             attempts: 1,
         },
         attempts: vec![attempts::Model {

@@ -168,14 +168,15 @@ pub struct NoRoute {
 impl NoRoute {
     /// A short account of why nothing was left, for the error message.
     pub fn summary(&self) -> String {
-        let mut reasons: Vec<(String, usize)> = Vec::new();
+        // Alike drops group together by the reason's words before its figures (the first
+        // one's figures shown as an example).
+        let mut reasons: Vec<(&str, &str, usize)> = Vec::new();
         for layer in &self.trace.layers {
             for d in &layer.dropped {
-                // The reason without its figures, so that alike drops group together.
-                let key = d.reason.split(':').next().unwrap_or(&d.reason).to_string();
-                match reasons.iter_mut().find(|(r, _)| *r == key) {
-                    Some((_, n)) => *n += 1,
-                    None => reasons.push((key, 1)),
+                let (key, detail) = d.reason.split_once(": ").unwrap_or((&d.reason, ""));
+                match reasons.iter_mut().find(|(r, _, _)| *r == key) {
+                    Some((_, _, n)) => *n += 1,
+                    None => reasons.push((key, detail, 1)),
                 }
             }
         }
@@ -185,7 +186,10 @@ impl NoRoute {
         reasons
             .iter()
             .take(6)
-            .map(|(r, n)| format!("{n} × {r}"))
+            .map(|(r, detail, n)| match detail {
+                &"" => format!("{n} × {r}"),
+                detail => format!("{n} × {r} (e.g. {detail})"),
+            })
             .collect::<Vec<_>>()
             .join("; ")
     }
