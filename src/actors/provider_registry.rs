@@ -20,30 +20,7 @@ const DISCOVERY_TTL: Duration = Duration::from_secs(30);
 /// How long a local server may take to list its models; a slow one does not hold up `/v1/models`.
 const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// What the request path sees: the providers in configuration order and the models local servers reported.
-#[derive(Debug, Default)]
-pub struct RegistrySnapshot {
-    pub providers: Vec<Arc<Provider>>,
-    pub discovered: HashMap<String, Arc<Vec<String>>>,
-}
-
-impl RegistrySnapshot {
-    /// Whether any enabled local provider could report new models on a refresh.
-    pub fn has_local_providers(&self) -> bool {
-        self.providers
-            .iter()
-            .any(|p| p.enabled && p.kind == ProviderKind::Local)
-    }
-
-    /// The ids of the enabled providers, for `/health`.
-    pub fn enabled_ids(&self) -> Vec<String> {
-        self.providers
-            .iter()
-            .filter(|p| p.enabled)
-            .map(|p| p.id.clone())
-            .collect()
-    }
-}
+pub use crate::providers::snapshot::RegistrySnapshot;
 
 /// One entry of `GET /v1/models`.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

@@ -135,7 +135,18 @@ impl RequestMeter {
             ttft_ms: None,
             output_tokens_per_s: None,
         });
-        let error = (error.kind(), self.scrub(&error.to_string()));
+        // An error status is recorded as what it is (`upstream_http_503`), as it would be had
+        // it reached the client.
+        let error = match status {
+            Some(status) => (
+                ErrorKind::UpstreamStatus(status),
+                format!(
+                    "provider `{}` answered {status}; the next target was tried",
+                    target.provider.id
+                ),
+            ),
+            None => (error.kind(), self.scrub(&error.to_string())),
+        };
         self.push_attempt(target, started, status, Some(error));
     }
 

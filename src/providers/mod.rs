@@ -5,6 +5,7 @@ pub mod anthropic;
 pub mod azure_openai;
 pub mod local;
 pub mod openai;
+pub mod snapshot;
 pub mod tls;
 
 use std::path::PathBuf;

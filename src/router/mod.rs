@@ -26,9 +26,9 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
-use crate::actors::provider_registry::RegistrySnapshot;
 use crate::api::ApiFormat;
 use crate::catalog::{Catalog, ModelCard};
+use crate::providers::snapshot::RegistrySnapshot;
 use crate::providers::{Provider, ProviderKind};
 use breaker::{Admission, BreakerPolicy, Breakers};
 use live::LiveFigures;
