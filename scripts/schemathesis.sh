@@ -5,7 +5,7 @@
 # Builds and starts target/debug/mock-upstream and target/debug/llm-gateway on
 # free ports, the four provider types all on the mock and an admin token set, and stops both
 # however the run ends. Installs the pinned schemathesis (tests/schemathesis/requirements.txt)
-# into target/schemathesis-venv. Leaves the gateway's log and the reports (JUnit, NDJSON) in
+# into target/schemathesis-venv-<python version>. Leaves the gateway's log and the reports (JUnit, NDJSON) in
 # target/schemathesis/. Exits non-zero on any failure.
 #
 # Bounded: SCHEMATHESIS_MAX_EXAMPLES cases per operation and phase (default 100), and
@@ -20,11 +20,22 @@ budget="${SCHEMATHESIS_TIMEOUT:-150}"
 gateway=target/debug/llm-gateway
 mock=target/debug/mock-upstream
 out=target/schemathesis
-venv=target/schemathesis-venv
+# Python 3.11 fails inside hypothesis with "AST constructor recursion depth mismatch" while
+# describing a lambda of schemathesis' coverage phase (seen on 3.11.2 and 3.11.7, on the
+# errors and catalog operations); 3.13 does not. So: SCHEMATHESIS_PYTHON, else a Python 3.13
+# (on PATH or pyenv's), else python3.
+python="${SCHEMATHESIS_PYTHON:-}"
+if [ -z "$python" ]; then
+  python=python3
+  for candidate in "$(command -v python3.13 || true)" "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.13*/bin/python3; do
+    if [ -n "$candidate" ] && "$candidate" -c "import sys" >/dev/null 2>&1; then python=$candidate; break; fi
+  done
+fi
+venv="target/schemathesis-venv-$("$python" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')"
 
 cargo build --workspace --bins
 if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
+  "$python" -m venv "$venv"
 fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/schemathesis/requirements.txt
 

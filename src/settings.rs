@@ -716,8 +716,30 @@ pub fn validate_provider(provider: &ProviderSettings) -> Result<(), (String, Str
             return Err((field.into(), "must be greater than 0".into()));
         }
     }
+    for (field, value, max) in [
+        (
+            "connect_timeout_ms",
+            provider.connect_timeout_ms,
+            MAX_TIMEOUT_MS,
+        ),
+        ("read_timeout_ms", provider.read_timeout_ms, MAX_TIMEOUT_MS),
+        (
+            "max_connections",
+            provider.max_connections.map(|n| n as u64),
+            MAX_PROVIDER_CONNECTIONS,
+        ),
+    ] {
+        if value.is_some_and(|v| v > max) {
+            return Err((field.into(), format!("must be at most {max}")));
+        }
+    }
     Ok(())
 }
+
+/// The longest connect or read timeout a provider may have: a day, in milliseconds.
+pub const MAX_TIMEOUT_MS: u64 = 86_400_000;
+/// The most connections a provider may hold.
+pub const MAX_PROVIDER_CONNECTIONS: u64 = 1_000_000;
 
 /// Reads, once, what a config-file entry names outside the file: the key in `api_key_env`
 /// (into `api_key`) and the certificates of `ca_file` (into `ca_certs`). The error is

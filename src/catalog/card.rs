@@ -209,9 +209,10 @@ pub enum CardOrigin {
     Defaults,
 }
 
-/// What the catalog knows of one model.
+/// What the catalog knows of one model. (No `deny_unknown_fields`: `GET /v1/catalog` adds
+/// members beside a card's own. The shipped file's keys are checked by a test, and the
+/// configuration's cards are read as [`CardPatch`], which refuses unknown keys.)
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct ModelCard {
     pub id: String,
     pub provider_type: ProviderKind,

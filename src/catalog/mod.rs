@@ -192,6 +192,28 @@ mod tests {
     }
 
     #[test]
+    fn every_key_of_the_shipped_cards_is_a_field_of_the_card() {
+        let file: toml::Table = toml::from_str(CATALOG_TOML).unwrap_or_else(|e| panic!("{e}"));
+        let models = file["models"].as_array().cloned().unwrap_or_default();
+        for model in models {
+            let card: ModelCard = model.clone().try_into().unwrap_or_else(|e| panic!("{e}"));
+            let back = toml::Value::try_from(&card).unwrap_or_else(|e| panic!("{e}"));
+            for (key, value) in model.as_table().into_iter().flatten() {
+                assert!(back.get(key).is_some(), "{}: unknown key `{key}`", card.id);
+                if let (Some(inner), Some(back_inner)) = (value.as_table(), back[key].as_table()) {
+                    for nested in inner.keys() {
+                        assert!(
+                            back_inner.contains_key(nested),
+                            "{}: unknown key `{key}.{nested}`",
+                            card.id
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn a_patch_changes_only_what_it_sets_and_a_new_card_needs_its_prices() {
         let mut catalog = Catalog::embedded().unwrap_or_else(|e| panic!("{e}"));
         let before = catalog

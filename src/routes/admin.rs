@@ -33,11 +33,11 @@ pub struct ProviderRequest {
     enabled: Option<bool>,
     /// Extra model ids it serves.
     models: Option<Vec<String>>,
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 86_400_000)]
     connect_timeout_ms: Option<u64>,
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 86_400_000)]
     read_timeout_ms: Option<u64>,
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 1_000_000)]
     max_connections: Option<u64>,
 }
 

@@ -70,6 +70,7 @@ fn parse_time(param: &str, value: &str) -> Result<i64, GatewayError> {
 
 /// `since` and `until` query parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct WindowQuery {
     /// Start (inclusive): RFC 3339 or Unix seconds, 1970 to 9999.
@@ -142,6 +143,7 @@ pub async fn stats(
 
 /// Filters and paging of `GET /v1/records`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RecordsQuery {
     project: Option<String>,
@@ -175,6 +177,7 @@ pub struct RecordsQuery {
 /// The paging parameters of the list endpoints, for the document (each endpoint's own query
 /// type reads them, as text, so that a bad value gets a 400 naming it: see [`paging`]).
 #[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// 1 to 1000, default 100.
     #[param(minimum = 1, maximum = 1000)]
@@ -277,6 +280,7 @@ pub async fn sources(
 
 /// `GET /v1/projects` parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectsQuery {
     /// Only projects active within the last N minutes.
@@ -343,6 +347,7 @@ pub async fn project_records(
 
 /// Filters and paging of `GET /v1/errors`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ErrorsQuery {
     /// Documented by [`WindowQuery`]: when the attempt ended.

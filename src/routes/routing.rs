@@ -16,7 +16,6 @@ use crate::providers::ProviderKind;
 use crate::router::breaker::BreakerState;
 use crate::router::live::Live;
 use crate::router::needs::{Needs, Requirements};
-use crate::router::profile::ProfileSpec;
 use crate::router::{inventory, RankedView, RouteQuery, Trace};
 use crate::state::AppState;
 
@@ -208,8 +207,19 @@ pub struct ProfileView {
     pub id: String,
     /// Whether `model: "auto"` without a header uses it.
     pub default: bool,
-    #[serde(flatten)]
-    pub spec: ProfileSpec,
+    pub description: String,
+    /// The task kind whose quality prior scores the models.
+    pub task: crate::catalog::TaskKind,
+    pub weights: crate::router::profile::Weights,
+    /// Capabilities every candidate must have.
+    pub require: Vec<Capability>,
+    /// Provider ids or types: allow (empty: all), prefer, exclude.
+    pub providers: crate::router::profile::Lists,
+    /// Model ids or globs: allow (empty: all), prefer, exclude.
+    pub models: crate::router::profile::Lists,
+    pub caps: crate::router::profile::Caps,
+    /// What a preferred provider or model adds to its score.
+    pub prefer_bonus: f64,
 }
 
 /// The routing profiles: weights, task kind, required capabilities, provider and model lists, caps.
@@ -223,10 +233,22 @@ pub async fn profiles(state: web::Data<AppState>) -> HttpResponse {
     let list: Vec<ProfileView> = profiles
         .by_id
         .values()
-        .map(|p| ProfileView {
-            id: p.id.clone(),
-            default: p.id == profiles.default,
-            spec: p.spec.clone(),
+        .map(|p| {
+            let spec = p.spec.clone();
+            ProfileView {
+                id: p.id.clone(),
+                default: p.id == profiles.default,
+                description: spec.description,
+                task: spec.task,
+                weights: spec.weights,
+                require: spec.require,
+                providers: spec.providers,
+                models: spec.models,
+                caps: spec.caps,
+                prefer_bonus: spec
+                    .prefer_bonus
+                    .unwrap_or(crate::router::profile::DEFAULT_PREFER_BONUS),
+            }
         })
         .collect();
     HttpResponse::Ok().json(list)
@@ -258,6 +280,7 @@ pub struct CatalogEntry {
 
 /// `GET /v1/catalog`'s query.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CatalogQuery {
     /// Only cards served by a configured provider.
@@ -265,6 +288,7 @@ pub struct CatalogQuery {
     pub served: Option<bool>,
     /// Only cards of this provider type.
     #[serde(default)]
+    #[param(value_type = Option<String>, pattern = "^(anthropic|openai|azure_openai|local)$")]
     pub provider_type: Option<ProviderKind>,
 }
 
