@@ -4,7 +4,7 @@ use actix_web::{get, web, HttpResponse};
 use serde::Deserialize;
 
 use crate::access::Admin;
-use crate::actors::cost_ledger::{ListErrors, ListRecords, SumUsage};
+use crate::actors::cost_ledger::{CostLedger, ListErrors, ListRecords, SumUsage};
 use crate::actors::project_tracker::{ListProjects, ProjectRecords};
 use crate::error::GatewayError;
 use crate::ledger::errors::{ErrorFilter, ErrorsPage, Impact};
@@ -110,16 +110,26 @@ impl WindowQuery {
     }
 }
 
+/// Sends a query to the ledger actor and waits for its answer.
+async fn ask_ledger<M, T>(state: &AppState, query: M) -> Result<T, GatewayError>
+where
+    M: actix::Message<Result = Result<T, sea_orm::DbErr>> + Send + 'static,
+    T: Send + 'static,
+    CostLedger: actix::Handler<M>,
+{
+    state
+        .ledger
+        .send(query)
+        .await
+        .map_err(internal("ask the ledger"))?
+        .map_err(internal("read the ledger"))
+}
+
 async fn sums(
     state: &AppState,
     window: Window,
 ) -> Result<Vec<crate::ledger::store::GroupSums>, GatewayError> {
-    state
-        .ledger
-        .send(SumUsage(window))
-        .await
-        .map_err(internal("ask the ledger"))?
-        .map_err(internal("read the ledger"))
+    ask_ledger(state, SumUsage(window)).await
 }
 
 /// Totals across all proxied requests — tokens, cost, latency — with breakdowns by model,
@@ -256,12 +266,7 @@ pub async fn records(
 ) -> Result<HttpResponse, GatewayError> {
     let filter = query.into_inner().filter(None)?;
     let (limit, offset) = (filter.limit - 1, filter.offset);
-    let rows = state
-        .ledger
-        .send(ListRecords(filter))
-        .await
-        .map_err(internal("ask the ledger"))?
-        .map_err(internal("read the ledger"))?;
+    let rows = ask_ledger(&state, ListRecords(filter)).await?;
     Ok(HttpResponse::Ok().json(report::record_page(rows, limit, offset)))
 }
 
@@ -410,11 +415,6 @@ pub async fn errors(
     query: web::Query<ErrorsQuery>,
 ) -> Result<HttpResponse, GatewayError> {
     let filter = query.into_inner().filter()?;
-    let page = state
-        .ledger
-        .send(ListErrors(filter))
-        .await
-        .map_err(internal("ask the ledger"))?
-        .map_err(internal("read the ledger"))?;
+    let page = ask_ledger(&state, ListErrors(filter)).await?;
     Ok(HttpResponse::Ok().json(page))
 }

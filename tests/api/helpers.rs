@@ -197,6 +197,23 @@ impl TestApp {
     }
 }
 
+/// POSTs `body` to `path` and reads the whole answer; returns its `x-request-id` and status.
+pub async fn send(
+    app: &TestApp,
+    path: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> (String, u16) {
+    let response = app.post(path, body, headers).await;
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let status = response.status().as_u16();
+    response.bytes().await.unwrap();
+    (id, status)
+}
+
 /// A minimal OpenAI chat body.
 pub fn chat_body(model: &str, stream: bool) -> Value {
     json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "Hello"}]})

@@ -39,17 +39,6 @@ struct Expect {
     streamed: bool,
 }
 
-async fn send(app: &TestApp, path: &str, body: &Value, headers: &[(&str, &str)]) -> (String, u16) {
-    let response = app.post(path, body, headers).await;
-    let id = response.headers()["x-request-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
-    let status = response.status().as_u16();
-    response.bytes().await.unwrap();
-    (id, status)
-}
-
 /// The prompt tokens the mock reports for the `n`th POST it received.
 fn mock_prompt(mock: &MockUpstream, n: usize) -> u64 {
     let posts: Vec<_> = mock
