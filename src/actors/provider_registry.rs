@@ -37,6 +37,7 @@ pub struct ModelEntry {
 struct Discovered {
     at: Instant,
     models: Arc<Vec<String>>,
+    contexts: Arc<HashMap<String, u64>>,
 }
 
 /// The actor owning the providers.
@@ -60,6 +61,7 @@ impl ProviderRegistry {
         let published = Arc::new(ArcSwap::from_pointee(RegistrySnapshot {
             providers: providers.clone(),
             discovered: HashMap::new(),
+            contexts: HashMap::new(),
         }));
         Self {
             providers,
@@ -83,6 +85,11 @@ impl ProviderRegistry {
                 .discovered
                 .iter()
                 .map(|(id, d)| (id.clone(), d.models.clone()))
+                .collect(),
+            contexts: self
+                .discovered
+                .iter()
+                .map(|(id, d)| (id.clone(), d.contexts.clone()))
                 .collect(),
         }));
     }
@@ -114,12 +121,12 @@ impl ProviderRegistry {
                 .map(|results, actor, _| {
                     for (id, models) in results {
                         // A server that is down keeps the list it last gave, if any.
-                        let models = match models {
-                            Some(m) => Arc::new(m),
+                        let (models, contexts) = match models {
+                            Some((m, c)) => (Arc::new(m), Arc::new(c)),
                             None => actor
                                 .discovered
                                 .get(&id)
-                                .map(|d| d.models.clone())
+                                .map(|d| (d.models.clone(), d.contexts.clone()))
                                 .unwrap_or_default(),
                         };
                         actor.discovered.insert(
@@ -127,6 +134,7 @@ impl ProviderRegistry {
                             Discovered {
                                 at: Instant::now(),
                                 models,
+                                contexts,
                             },
                         );
                     }
@@ -168,7 +176,10 @@ impl ProviderRegistry {
     }
 }
 
-async fn fetch_local_models(provider: &Provider) -> Option<Vec<String>> {
+/// A local server's models and the context windows it reports for them.
+type Reported = (Vec<String>, HashMap<String, u64>);
+
+async fn fetch_local_models(provider: &Provider) -> Option<Reported> {
     let connector = awc::Connector::new()
         .rustls_0_23(provider.tls.clone())
         .timeout(provider.connect_timeout.min(DISCOVERY_TIMEOUT));
@@ -200,7 +211,7 @@ async fn fetch_local_models(provider: &Provider) -> Option<Vec<String>> {
     if models.is_none() {
         tracing::warn!(provider = %provider.id, "local server's /v1/models answer is not an OpenAI model list");
     }
-    models
+    models.map(|m| (m, local::parse_model_contexts(&body)))
 }
 
 impl Actor for ProviderRegistry {

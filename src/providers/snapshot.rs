@@ -11,6 +11,8 @@ use super::{Provider, ProviderKind};
 pub struct RegistrySnapshot {
     pub providers: Vec<Arc<Provider>>,
     pub discovered: HashMap<String, Arc<Vec<String>>>,
+    /// The context windows local servers reported, by provider id and model id.
+    pub contexts: HashMap<String, Arc<HashMap<String, u64>>>,
 }
 
 impl RegistrySnapshot {
@@ -19,6 +21,11 @@ impl RegistrySnapshot {
         self.providers
             .iter()
             .any(|p| p.enabled && p.kind == ProviderKind::Local)
+    }
+
+    /// The context window a local server reported for one of its models.
+    pub fn reported_context(&self, provider: &str, model: &str) -> Option<u64> {
+        self.contexts.get(provider)?.get(model).copied()
     }
 
     /// The ids of the enabled providers, for `/health`.

@@ -248,9 +248,20 @@ pub fn inventory<'a>(snapshot: &'a RegistrySnapshot, catalog: &'a Catalog) -> Ve
             ProviderKind::Local => {
                 let reported = snapshot.discovered.get(&provider.id);
                 for model in reported.iter().flat_map(|m| m.iter()) {
-                    let card = match catalog.local_card(model) {
-                        Some(card) => Cow::Borrowed(card),
-                        None => Cow::Owned(ModelCard::local_default(model, None)),
+                    // The server's own window binds: it may serve a model with less context
+                    // than the model has.
+                    let window = snapshot.reported_context(&provider.id, model);
+                    let card = match (catalog.local_card(model), window) {
+                        (Some(card), Some(w)) if w < card.context_window => {
+                            let mut card = card.clone();
+                            card.context_window = w;
+                            card.max_output_tokens = card.max_output_tokens.min(w);
+                            card.sources.limits =
+                                "context window reported by the local server".into();
+                            Cow::Owned(card)
+                        }
+                        (Some(card), _) => Cow::Borrowed(card),
+                        (None, window) => Cow::Owned(ModelCard::local_default(model, window)),
                     };
                     push(Cow::Borrowed(model.as_str()), card);
                 }

@@ -330,7 +330,7 @@ pub async fn catalog(
     let mut serving: BTreeMap<String, Vec<ServingView>> = BTreeMap::new();
     let mut defaults: Vec<ModelCard> = Vec::new();
     for c in inventory(&snapshot, &pipeline.catalog) {
-        if matches!(c.card, std::borrow::Cow::Owned(_))
+        if c.card.origin == crate::catalog::CardOrigin::Defaults
             && !defaults.iter().any(|d| d.id == c.card.id)
         {
             defaults.push(c.card.clone().into_owned());
