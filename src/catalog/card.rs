@@ -2,6 +2,8 @@
 //! quality priors, dates, and where each figure was read), the patch a config file applies to
 //! one, and the conservative card of a local model the catalog does not know.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::providers::ProviderKind;
@@ -184,16 +186,25 @@ impl QualityPrior {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CardSources {
-    pub prices: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub limits: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub latency: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub quality: String,
+    #[schema(value_type = String)]
+    pub prices: Cow<'static, str>,
+    #[serde(default, skip_serializing_if = "is_blank")]
+    #[schema(value_type = String)]
+    pub limits: Cow<'static, str>,
+    #[serde(default, skip_serializing_if = "is_blank")]
+    #[schema(value_type = String)]
+    pub latency: Cow<'static, str>,
+    #[serde(default, skip_serializing_if = "is_blank")]
+    #[schema(value_type = String)]
+    pub quality: Cow<'static, str>,
     /// The date (YYYY-MM-DD) the figures were last checked.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub checked: String,
+    #[serde(default, skip_serializing_if = "is_blank")]
+    #[schema(value_type = String)]
+    pub checked: Cow<'static, str>,
+}
+
+fn is_blank(text: &str) -> bool {
+    text.is_empty()
 }
 
 /// Where a card came from.
@@ -297,15 +308,18 @@ impl ModelCard {
             },
             released: None,
             retires: None,
+            // Static text: unknown local models get a card on every routed request.
             sources: CardSources {
-                prices: "defaults: a local model is free unless [[pricing]] says otherwise".into(),
-                limits: match reported_context {
-                    Some(_) => "reported by the local server".into(),
-                    None => format!("defaults: {DEFAULT_LOCAL_CONTEXT} tokens assumed"),
-                },
-                latency: "defaults: conservative, until live figures exist".into(),
-                quality: "defaults: conservative".into(),
-                checked: String::new(),
+                prices: Cow::Borrowed(
+                    "defaults: a local model is free unless [[pricing]] says otherwise",
+                ),
+                limits: Cow::Borrowed(match reported_context {
+                    Some(_) => "reported by the local server",
+                    None => "defaults: 8192 tokens assumed",
+                }),
+                latency: Cow::Borrowed("defaults: conservative, until live figures exist"),
+                quality: Cow::Borrowed("defaults: conservative"),
+                checked: Cow::Borrowed(""),
             },
             origin: CardOrigin::Defaults,
         }
@@ -393,18 +407,18 @@ impl CardPatch {
             .source
             .clone()
             .unwrap_or_else(|| "the configuration's [[models]]".into());
-        card.sources.checked.clear();
+        card.sources.checked = Cow::Borrowed("");
         if self.input_per_mtok.is_some() || self.output_per_mtok.is_some() {
-            card.sources.prices = source.clone();
+            card.sources.prices = source.clone().into();
         }
         if self.context_window.is_some() || self.max_output_tokens.is_some() {
-            card.sources.limits = source.clone();
+            card.sources.limits = source.clone().into();
         }
         if self.latency.is_some() {
-            card.sources.latency = source.clone();
+            card.sources.latency = source.clone().into();
         }
         if self.quality.is_some() {
-            card.sources.quality = source;
+            card.sources.quality = source.into();
         }
         card.origin = CardOrigin::Config;
     }

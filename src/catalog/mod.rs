@@ -19,6 +19,9 @@ const CATALOG_TOML: &str = include_str!("../../settings/catalog.toml");
 pub struct Catalog {
     /// Every id and alias → its card's index in `models`.
     by_id: HashMap<String, usize>,
+    /// Local cards by every id and alias lowercased, and by the part after an organisation
+    /// prefix (`qwen/qwen2.5-7b-instruct` → `qwen2.5-7b-instruct`).
+    local_by_name: HashMap<String, usize>,
     models: Vec<ModelCard>,
     families: Vec<(ProviderKind, RegexSet)>,
 }
@@ -63,6 +66,7 @@ impl Catalog {
         }
         let mut catalog = Self {
             by_id: HashMap::new(),
+            local_by_name: HashMap::new(),
             models: file.models,
             families,
         };
@@ -80,6 +84,19 @@ impl Catalog {
         }
         for (i, card) in self.models.iter().enumerate() {
             self.by_id.insert(card.id.clone(), i);
+        }
+        self.local_by_name.clear();
+        for (i, card) in self.models.iter().enumerate() {
+            if card.provider_type != ProviderKind::Local {
+                continue;
+            }
+            for id in card.ids() {
+                let lower = id.to_ascii_lowercase();
+                if let Some((_, bare)) = lower.rsplit_once('/') {
+                    self.local_by_name.entry(bare.to_string()).or_insert(i);
+                }
+                self.local_by_name.entry(lower).or_insert(i);
+            }
         }
     }
 
@@ -99,15 +116,13 @@ impl Catalog {
         }
         let lower = model.to_ascii_lowercase();
         let bare = lower.strip_suffix(":latest").unwrap_or(&lower);
-        self.models
-            .iter()
-            .filter(|c| c.provider_type == ProviderKind::Local)
-            .find(|c| {
-                c.ids().any(|id| {
-                    let id = id.to_ascii_lowercase();
-                    id == bare || id.rsplit('/').next() == Some(bare)
-                })
+        self.local_by_name
+            .get(bare)
+            .or_else(|| {
+                self.local_by_name
+                    .get(bare.rsplit('/').next().unwrap_or(bare))
             })
+            .map(|&i| &self.models[i])
     }
 
     /// The provider type that serves `model`: by its catalog entry, else by its family.
@@ -211,6 +226,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn local_models_find_their_card_by_any_servers_name() {
+        let catalog = Catalog::embedded().unwrap_or_else(|e| panic!("{e}"));
+        let id = |m: &str| catalog.local_card(m).map(|c| c.id.clone());
+        let qwen = id("qwen2.5:7b");
+        assert!(qwen.is_some());
+        assert_eq!(id("Qwen/Qwen2.5-7B-Instruct"), qwen);
+        assert_eq!(id("QWEN2.5:7B"), qwen);
+        assert_eq!(id("no-such-model:3b"), None);
+        let default = ModelCard::local_default("x", None);
+        assert!(default
+            .sources
+            .limits
+            .contains(&card::DEFAULT_LOCAL_CONTEXT.to_string()));
     }
 
     #[test]

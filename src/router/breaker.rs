@@ -261,6 +261,8 @@ pub struct Breakers {
     policy: BreakerPolicy,
     clock: Instant,
     inner: Mutex<HashMap<String, ProviderBreakers>>,
+    /// Whether any breaker exists (nothing failed yet: no lock taken on the request path).
+    any: std::sync::atomic::AtomicBool,
 }
 
 /// One provider's breakers as shown by the admin endpoints.
@@ -278,6 +280,7 @@ impl Breakers {
             policy,
             clock: Instant::now(),
             inner: Mutex::new(HashMap::new()),
+            any: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -299,6 +302,9 @@ impl Breakers {
     /// its model's breaker must let it. `take` claims a half-open probe (the request path);
     /// without it the answer only predicts (the router's explanations).
     pub fn admit(&self, provider: &str, model: &str, now: u64, take: bool) -> Admission {
+        if !self.any.load(std::sync::atomic::Ordering::Acquire) {
+            return Admission::Pass;
+        }
         let mut map = self.lock();
         let Some(entry) = map.get_mut(provider) else {
             return Admission::Pass;
@@ -331,11 +337,15 @@ impl Breakers {
 
     /// An attempt's result: `failed` for a connect error, a timeout, a 429 or a 5xx.
     pub fn record(&self, provider: &str, model: &str, failed: bool, now: u64) {
+        if !failed && !self.any.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
         let mut map = self.lock();
         if !failed && !map.contains_key(provider) {
             // Nothing has failed there yet: no breaker to keep.
             return;
         }
+        self.any.store(true, std::sync::atomic::Ordering::Release);
         let entry = map
             .entry(provider.to_string())
             .or_insert_with(|| ProviderBreakers {

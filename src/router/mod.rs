@@ -257,7 +257,7 @@ pub fn inventory<'a>(snapshot: &'a RegistrySnapshot, catalog: &'a Catalog) -> Ve
                             card.context_window = w;
                             card.max_output_tokens = card.max_output_tokens.min(w);
                             card.sources.limits =
-                                "context window reported by the local server".into();
+                                Cow::Borrowed("context window reported by the local server");
                             Cow::Owned(card)
                         }
                         (Some(card), _) => Cow::Borrowed(card),
@@ -416,52 +416,59 @@ impl Routing {
         };
         layers.filter(1, "inventory", |_| None);
 
+        // A drop's reason is written out only when the trace is asked for.
+        let explain = query.explain;
+        macro_rules! reason {
+            ($($arg:tt)*) => {
+                if explain {
+                    Cow::Owned(format!($($arg)*))
+                } else {
+                    Cow::Borrowed("")
+                }
+            };
+        }
         // Layer 2: capabilities and context.
         layers.filter(2, "capabilities and context", |c| {
             let card = &c.card;
             if let Some(api) = query.api.filter(|api| *api != c.provider.kind.api()) {
                 return Some(
-                    format!(
+                    reason!(
                         "speaks the {} API, the request the {} API: requests are not translated between APIs yet",
                         c.provider.kind.api().name(),
                         api.name()
-                    )
-                    .into(),
+                    ),
                 );
             }
             let mut missing = card.capabilities.missing(needs.capabilities).peekable();
             if missing.peek().is_some() {
                 let list: Vec<&str> = missing.map(|m| m.as_str()).collect();
-                return Some(format!("lacks a capability the request needs: {}", list.join(", ")).into());
+                return Some(reason!("lacks a capability the request needs: {}", list.join(", ")));
             }
             if needs.window() > card.context_window {
                 return Some(
-                    format!(
+                    reason!(
                         "context window too small: the request needs about {} tokens ({} prompt + {} output), the window is {}",
                         needs.window(),
                         needs.prompt_tokens,
                         needs.max_tokens.unwrap_or(0),
                         card.context_window
-                    )
-                    .into(),
+                    ),
                 );
             }
             if let Some(max) = needs.max_tokens.filter(|m| *m > card.max_output_tokens) {
                 return Some(
-                    format!(
+                    reason!(
                         "output limit too small: the request asks for {max} output tokens, the model writes at most {}",
                         card.max_output_tokens
-                    )
-                    .into(),
+                    ),
                 );
             }
             if let Some(min) = needs.min_context.filter(|m| *m > card.context_window) {
                 return Some(
-                    format!(
+                    reason!(
                         "context window too small: at least {min} tokens required, the window is {}",
                         card.context_window
-                    )
-                    .into(),
+                    ),
                 );
             }
             None
@@ -474,45 +481,59 @@ impl Routing {
         layers.filter(3, "policy and health", |c| {
             let card = &c.card;
             if !c.provider.enabled {
-                return Some(format!("provider disabled: `{}`", c.provider.id).into());
+                return Some(reason!("provider disabled: `{}`", c.provider.id));
             }
-            if let Some(reason) = profile.refuses_provider(c.provider) {
+            if let Some(reason) = profile.refuses_provider(c.provider, explain) {
                 return Some(reason.into());
             }
-            if let Some(reason) = profile.refuses_model(&[card.id.as_str(), &c.model]) {
+            if let Some(reason) = profile.refuses_model(&[card.id.as_str(), &c.model], explain) {
                 return Some(reason.into());
             }
             let mut missing = card.capabilities.missing(profile.require).peekable();
             if missing.peek().is_some() {
                 let list: Vec<&str> = missing.map(|m| m.as_str()).collect();
-                return Some(
-                    format!("lacks a capability profile `{}` requires: {}", profile.id, list.join(", ")).into(),
-                );
+                return Some(reason!(
+                    "lacks a capability profile `{}` requires: {}",
+                    profile.id,
+                    list.join(", ")
+                ));
             }
-            if let Some(date) = card.retires.as_deref().filter(|d| *d <= query.today.as_str()) {
-                return Some(format!("retired: since {date}").into());
+            if let Some(date) = card
+                .retires
+                .as_deref()
+                .filter(|d| *d <= query.today.as_str())
+            {
+                return Some(reason!("retired: since {date}"));
             }
             if let Some(max) = caps.max_input_per_mtok.filter(|m| card.input_per_mtok > *m) {
-                return Some(
-                    format!("over the profile's price cap: input {} USD/Mtok > {max}", card.input_per_mtok).into(),
-                );
+                return Some(reason!(
+                    "over the profile's price cap: input {} USD/Mtok > {max}",
+                    card.input_per_mtok
+                ));
             }
-            if let Some(max) = caps.max_output_per_mtok.filter(|m| card.output_per_mtok > *m) {
-                return Some(
-                    format!("over the profile's price cap: output {} USD/Mtok > {max}", card.output_per_mtok).into(),
-                );
+            if let Some(max) = caps
+                .max_output_per_mtok
+                .filter(|m| card.output_per_mtok > *m)
+            {
+                return Some(reason!(
+                    "over the profile's price cap: output {} USD/Mtok > {max}",
+                    card.output_per_mtok
+                ));
             }
             if let Some(min) = caps.min_context.filter(|m| card.context_window < *m) {
-                return Some(
-                    format!("under the profile's minimum context: {} < {min} tokens", card.context_window).into(),
-                );
+                return Some(reason!(
+                    "under the profile's minimum context: {} < {min} tokens",
+                    card.context_window
+                ));
             }
             if let Some(max) = caps.max_ttft_ms {
-                let ttft = self.figures(card, &c.provider.id, &c.model, needs, &live).ttft;
+                let ttft = self
+                    .figures(card, &c.provider.id, &c.model, needs, &live)
+                    .ttft;
                 if ttft > max {
-                    return Some(
-                        format!("over the profile's time-to-first-token cap: {ttft:.0} ms > {max:.0} ms").into(),
-                    );
+                    return Some(reason!(
+                        "over the profile's time-to-first-token cap: {ttft:.0} ms > {max:.0} ms"
+                    ));
                 }
             }
             if let Admission::Refuse { retry_in_ms } =
@@ -520,7 +541,9 @@ impl Routing {
             {
                 breaker_drops += 1;
                 retry_in = Some(retry_in.map_or(retry_in_ms, |r| r.min(retry_in_ms)));
-                return Some(format!("circuit breaker open: a probe is let through in {retry_in_ms} ms").into());
+                return Some(reason!(
+                    "circuit breaker open: a probe is let through in {retry_in_ms} ms"
+                ));
             }
             None
         });

@@ -136,32 +136,43 @@ impl Profile {
         })
     }
 
-    /// Why the profile does not allow this provider, if it does not.
-    pub fn refuses_provider(&self, provider: &Provider) -> Option<String> {
+    /// Why the profile does not allow this provider, if it does not (the reason written out
+    /// only when `explain`).
+    pub fn refuses_provider(&self, provider: &Provider, explain: bool) -> Option<String> {
         let lists = &self.spec.providers;
-        if names_provider(&lists.exclude, provider) {
-            return Some(format!(
-                "profile `{}` excludes provider `{}`",
-                self.id, provider.id
-            ));
+        let excluded = names_provider(&lists.exclude, provider);
+        let not_allowed = !lists.allow.is_empty() && !names_provider(&lists.allow, provider);
+        if !(excluded || not_allowed) {
+            return None;
         }
-        if !lists.allow.is_empty() && !names_provider(&lists.allow, provider) {
-            return Some(format!(
+        Some(match (explain, excluded) {
+            (false, _) => String::new(),
+            (true, true) => format!("profile `{}` excludes provider `{}`", self.id, provider.id),
+            (true, false) => format!(
                 "profile `{}` allows only providers {}",
                 self.id,
                 lists.allow.join(", ")
-            ));
-        }
-        None
+            ),
+        })
     }
 
     /// Why the profile does not allow a model known by these ids (its card's id, the id sent
     /// to the provider), if it does not: an excluded id excludes it; any allowed id allows it.
-    pub fn refuses_model(&self, ids: &[&str]) -> Option<String> {
+    pub fn refuses_model(&self, ids: &[&str], explain: bool) -> Option<String> {
+        if self.models_exclude.is_empty() && self.models_allow.is_none() {
+            return None;
+        }
         if let Some(id) = ids.iter().find(|id| self.models_exclude.is_match(id)) {
-            return Some(format!("profile `{}` excludes model `{id}`", self.id));
+            return Some(if explain {
+                format!("profile `{}` excludes model `{id}`", self.id)
+            } else {
+                String::new()
+            });
         }
         match &self.models_allow {
+            Some(allow) if !ids.iter().any(|id| allow.is_match(id)) && !explain => {
+                Some(String::new())
+            }
             Some(allow) if !ids.iter().any(|id| allow.is_match(id)) => Some(format!(
                 "profile `{}` allows only models {}",
                 self.id,
@@ -279,8 +290,8 @@ mod tests {
             Some("mine")
         );
         let mine = profiles.get("mine").unwrap_or_else(|| panic!("mine"));
-        assert!(mine.refuses_model(&["gpt-4o"]).is_none());
-        assert!(mine.refuses_model(&["claude-opus-4-5"]).is_some());
+        assert!(mine.refuses_model(&["gpt-4o"], true).is_none());
+        assert!(mine.refuses_model(&["claude-opus-4-5"], true).is_some());
         let err = Profiles::load(&BTreeMap::new(), "nope").err();
         assert_eq!(err.map(|e| e.0), Some("routing.default_profile".into()));
     }
