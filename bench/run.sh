@@ -29,9 +29,9 @@ GATEWAY_WORKERS=1   # one HTTP worker: the gateway has one core (CPU 0) to itsel
 MOCK_WORKERS=1
 CONCURRENCIES=(1 16 64)
 if [[ $QUICK == 1 ]]; then
-  MODE=quick; DURATION=3; WARMUP=1; STREAM_N=8; SOAK_SEGMENTS=(10000 40000 50000)
+  MODE=quick; DURATION=3; WARMUP=1; STREAM_N=8; SOAK_SEGMENTS=(10000 40000 50000); ROUTE_DECISIONS=50000
 else
-  MODE=full; DURATION=10; WARMUP=3; STREAM_N=30; SOAK_SEGMENTS=(100000 400000 500000)
+  MODE=full; DURATION=10; WARMUP=3; STREAM_N=30; SOAK_SEGMENTS=(100000 400000 500000); ROUTE_DECISIONS=200000
 fi
 SOAK_CONCURRENCY=64
 # Other people's builds and tests may share this machine. Before each measurement the harness
@@ -49,6 +49,8 @@ STREAM_CHUNKS=64
 STREAM_GAP_MS=20
 
 BODY='{"model":"gpt-4o","messages":[{"role":"user","content":"Hello, how are you today?"}]}'
+# The same request left to the Router (lane gateway-auto): [routing] default_profile picks the model.
+AUTO_BODY='{"model":"auto","messages":[{"role":"user","content":"Hello, how are you today?"}]}'
 STREAM_BODY_OPENAI='{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Hello, how are you today?"}]}'
 STREAM_BODY_ANTHROPIC='{"model":"claude-sonnet-4-20250514","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Hello, how are you today?"}]}'
 COMMON_HEADERS=(-H "x-project: bench" -H "x-source: wrk" -H "Content-Type: application/json")
@@ -122,8 +124,12 @@ log "building release binaries"
 log "measuring the sanitizer on a 100 KB prompt"
 (cd "$REPO" && taskset -c 0 cargo run --release --quiet --example sanitizer_throughput) \
   > "$RAW/sanitizer.json" 2>> "$RAW/logs/build.log" || log "sanitizer measurement failed (see build.log)"
+# (r) One routing decision over the whole catalog: built now, measured before the lanes (below).
+(cd "$REPO" && cargo build --release --quiet --example route_decision) >> "$RAW/logs/build.log" 2>&1 \
+  || log "examples/route_decision failed to build (see build.log)"
 # Run private copies: a concurrent rebuild of target/ must not swap binaries mid-run.
 cp "$REPO/target/release/llm-gateway" "$REPO/target/release/mock-upstream" "$WORK/bin/"
+cp "$REPO/target/release/examples/route_decision" "$WORK/bin/" 2>/dev/null || true
 GATEWAY_BIN="$WORK/bin/llm-gateway"
 sha256sum "$WORK/bin/llm-gateway" "$WORK/bin/mock-upstream" | sed "s#$WORK/bin/##" > "$RAW/binaries.sha256"
 MOCK_BIN="$WORK/bin/mock-upstream"
@@ -163,6 +169,7 @@ cat > "$RAW/settings.json" <<EOF
  "concurrencies": [$(IFS=,; echo "${CONCURRENCIES[*]}")], "stream_requests": $STREAM_N,
  "stream_chunks": $STREAM_CHUNKS, "stream_gap_ms": $STREAM_GAP_MS,
  "soak_segments": [$(IFS=,; echo "${SOAK_SEGMENTS[*]}")], "soak_concurrency": $SOAK_CONCURRENCY,
+ "route_decisions": $ROUTE_DECISIONS,
  "proxy_cpu": $PROXY_CPU, "load_cpu": $LOAD_CPU, "gateway_workers": $GATEWAY_WORKERS,
  "mock_workers": $MOCK_WORKERS, "disturbed_pct": $DISTURBED_PCT, "attempts": $ATTEMPTS, "quiet_wait_s": $QUIET_WAIT,
  "wait_budget_s": $WAIT_BUDGET, "litellm_version": "$LITELLM_VERSION", "load_tool": "wrk -t1 (Lua script harness/wrk_post.lua)"}
@@ -282,9 +289,10 @@ probe wait-http "http://127.0.0.1:$NGINX_PORT/v1/models" --timeout 10
 
 # ------------------------------------------------------------------ lanes
 
+# The body posted by http_lane / run_wrk: $LANE_BODY when set (LANE_BODY=... http_lane ...), else $BODY.
 run_wrk() { # OUT_JSON CONC SECONDS URL [wrk args...]
   local out=$1 c=$2 d=$3 url=$4; shift 4
-  BENCH_BODY="$BODY" BENCH_OUT="$out" taskset -c "$LOAD_CPU" \
+  BENCH_BODY="${LANE_BODY:-$BODY}" BENCH_OUT="$out" taskset -c "$LOAD_CPU" \
     wrk -t1 -c"$c" -d"${d}s" --timeout 10s -s "$HARNESS/wrk_post.lua" "$@" "$url" > "${out%.json}.txt" 2>&1
 }
 
@@ -337,10 +345,32 @@ print(f"  {sys.argv[2]:>20} c={sys.argv[3]:<3} {rps:9.0f} req/s  p50 {l['p50']:6
 PY
 }
 
+# again_if_disturbed PREFIX LABEL SECONDS CMD... — CMD (which runs measure PREFIX ...) after a quiet
+# wait, and again while other processes disturbed it: up to ATTEMPTS in all, within WAIT_BUDGET
+# (SECONDS: what one more attempt costs).
+again_if_disturbed() {
+  local prefix=$1 label=$2 seconds=$3 attempt rc; shift 3
+  for attempt in $(seq "$ATTEMPTS"); do
+    wait_quiet "$prefix"
+    rc=0
+    "$@" || rc=$?
+    cat "$prefix.load" >> "$prefix.attempts"
+    [[ $rc == 2 && $attempt -lt $ATTEMPTS ]] && budget_left || break
+    WAIT_BUDGET="$(awk -v b="$WAIT_BUDGET" -v d="$seconds" 'BEGIN { print b - d }')"
+    log "    $label: measuring again (attempt $((attempt + 1)) of $ATTEMPTS)"
+  done
+}
+
+wrk_cell() { # OUT CONC URL [wrk args...] — warm-up, then the measurement
+  local out=$1 c=$2 url=$3; shift 3
+  run_wrk "$WORK/warmup.json" "$c" "$WARMUP" "$url" "$@" || true
+  measure "$out" run_wrk "$out" "$c" "$DURATION" "$url" "$@"
+}
+
 http_lane() { # LANE URL [headers...] — smoke test, then warm-up + measurement at each concurrency
   local lane=$1 url=$2; shift 2
-  local c out attempt rc
-  if ! probe smoke "$url" --body "$BODY" "$@" > "$RAW/lanes/$lane.smoke" 2>&1; then
+  local c out
+  if ! probe smoke "$url" --body "${LANE_BODY:-$BODY}" "$@" > "$RAW/lanes/$lane.smoke" 2>&1; then
     lane_status "$lane" "failed smoke test: $(cat "$RAW/lanes/$lane.smoke")"
     log "$lane: smoke test failed: $(cat "$RAW/lanes/$lane.smoke")"
     return 0
@@ -348,16 +378,7 @@ http_lane() { # LANE URL [headers...] — smoke test, then warm-up + measurement
   lane_status "$lane" ok
   for c in ${LANE_CONCURRENCIES:-${CONCURRENCIES[*]}}; do
     out="$RAW/http/$lane-c$c.json"
-    for attempt in $(seq "$ATTEMPTS"); do
-      wait_quiet "$out"
-      run_wrk "$WORK/warmup.json" "$c" "$WARMUP" "$url" "$@" || true
-      rc=0
-      measure "$out" run_wrk "$out" "$c" "$DURATION" "$url" "$@" || rc=$?
-      cat "$out.load" >> "$out.attempts"
-      [[ $rc == 2 && $attempt -lt $ATTEMPTS ]] && budget_left || break
-      WAIT_BUDGET="$(awk -v b="$WAIT_BUDGET" -v d="$((DURATION + WARMUP))" 'BEGIN { print b - d }')"
-      log "    $lane c=$c: measuring again (attempt $((attempt + 1)) of $ATTEMPTS)"
-    done
+    again_if_disturbed "$out" "$lane c=$c" "$((DURATION + WARMUP))" wrk_cell "$out" "$c" "$url" "$@"
     if [[ -s $out ]]; then print_cell "$out" "$lane" "$c"; else log "$lane c=$c: no result"; fi
   done
 }
@@ -379,11 +400,30 @@ gateway_check() { # NAME PID URL — note errors and crashes of a gateway after 
   return 0
 }
 
+# (r) The router alone, on the proxy's CPU while nothing else of the benchmark runs: one routing
+# decision over the whole catalog per shipped profile (examples/route_decision.rs; JSON).
+route_decision() {
+  taskset -c "$PROXY_CPU" "$WORK/bin/route_decision" "$ROUTE_DECISIONS" > "$RAW/routing.json" 2> "$RAW/logs/route-decision.log"
+}
+if [[ -x $WORK/bin/route_decision ]]; then
+  log "(r) one routing decision over the catalog: $ROUTE_DECISIONS per shipped profile, on CPU $PROXY_CPU"
+  # One attempt takes about a second per 4,000 decisions (7 profiles, with and without the trace).
+  again_if_disturbed "$RAW/routing" "(r) routing decision" "$((ROUTE_DECISIONS / 4000))" measure "$RAW/routing" route_decision
+  [[ -s $RAW/routing.json ]] || log "routing measurement failed: $(tail -3 "$RAW/logs/route-decision.log" | tr '\n' ' ')"
+fi
+
 log "(a) non-streaming lanes, ${DURATION}s each after ${WARMUP}s warm-up, concurrency ${CONCURRENCIES[*]}"
 http_lane mock "$MOCK/v1/chat/completions" "${COMMON_HEADERS[@]}"
 http_lane nginx "http://127.0.0.1:$NGINX_PORT/v1/chat/completions" "${COMMON_HEADERS[@]}"
 http_lane gateway "$GATEWAY/v1/chat/completions" "${GATEWAY_AUTH[@]}" "${COMMON_HEADERS[@]}"
-gateway_check gateway "$GATEWAY_PID" "$GATEWAY" || lane_status gateway "crashed: $(cat "$RAW/lanes/gateway.crash")"
+LANE_BODY="$AUTO_BODY" http_lane gateway-auto "$GATEWAY/v1/chat/completions" "${GATEWAY_AUTH[@]}" "${COMMON_HEADERS[@]}"
+# Where the Router sent the auto requests (its x-route-profile / x-route-model headers).
+curl -s --max-time 10 -o /dev/null -D - "$GATEWAY/v1/chat/completions" "${GATEWAY_AUTH[@]}" "${COMMON_HEADERS[@]}" \
+  -d "$AUTO_BODY" | tr -d '\r' | grep -i '^x-route-' > "$RAW/lanes/gateway-auto.route" || true
+if ! gateway_check gateway "$GATEWAY_PID" "$GATEWAY"; then
+  lane_status gateway "crashed: $(cat "$RAW/lanes/gateway.crash")"
+  lane_status gateway-auto "crashed: $(cat "$RAW/lanes/gateway.crash")"
+fi
 echo "$(rss_kb "$GATEWAY_PID")" > "$RAW/http/gateway-rss-after-lanes.kb"
 
 log "(b) streaming lanes: $STREAM_N sequential requests each, $STREAM_CHUNKS chunks ${STREAM_GAP_MS} ms apart"

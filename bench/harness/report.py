@@ -10,13 +10,14 @@ import os
 import re
 import shutil
 
-LANES_HTTP = ["mock", "nginx", "gateway", "litellm"]
+LANES_HTTP = ["mock", "nginx", "gateway", "gateway-auto", "litellm"]
 LANES_STATIC = ["static", "nginx-static", "gateway-static"]
 LANES_1CORE = ["static-1core", "nginx-static-1core", "gateway-static-1core"]
 LANES_STREAM = ["direct-openai", "nginx-openai", "gateway-openai", "litellm-openai",
                 "direct-anthropic", "gateway-anthropic"]
 LANE_TITLES = {
     "mock": "mock (direct)", "nginx": "nginx → mock", "gateway": "llm-gateway → mock",
+    "gateway-auto": "llm-gateway auto → mock",
     "litellm": "LiteLLM → mock", "static": "static nginx (direct)",
     "nginx-static": "nginx → static", "gateway-static": "llm-gateway → static",
     "static-1core": "static nginx (direct), 1 core", "nginx-static-1core": "nginx → static, 1 core",
@@ -25,7 +26,8 @@ LANE_TITLES = {
     "gateway-openai": "llm-gateway, OpenAI shape", "litellm-openai": "LiteLLM, OpenAI shape",
     "direct-anthropic": "direct, Anthropic shape", "gateway-anthropic": "llm-gateway, Anthropic shape",
 }
-COLORS = {"mock": "#7f8c8d", "nginx": "#2e86c1", "gateway": "#e67e22", "litellm": "#8e44ad"}
+COLORS = {"mock": "#7f8c8d", "nginx": "#2e86c1", "gateway": "#e67e22", "gateway-auto": "#f4d03f",
+          "litellm": "#8e44ad"}
 
 
 def pct(values, p):
@@ -226,6 +228,12 @@ def soak_results(raw, settings):
     }
 
 
+def route_headers(path):
+    """The x-route-* headers of one model-auto answer (curl -D), by lower-case name."""
+    pairs = (line.split(":", 1) for line in read(path).splitlines() if ":" in line)
+    return {k.strip().lower(): v.strip() for k, v in pairs}
+
+
 def log_findings(raw):
     out = {}
     for name in ["gateway", "gateway-static", "gateway-soak"]:
@@ -314,6 +322,18 @@ def disturbed_note(data, cells):
     return ("disturbed by other processes (" + ", ".join(bad) + " of a core)") if bad else ""
 
 
+def routing_profiles(data):
+    """route_decision's figures by profile (the example's JSON), those that were measured."""
+    return {k: v for k, v in (data.get("routing") or {}).items() if isinstance(v, dict) and v.get("p99_us") is not None}
+
+
+def routing_disturbed(data):
+    """'; disturbed by other processes (N% of a core)' when they disturbed the (r) measurement."""
+    f = (data.get("routing_load") or {}).get("foreign_cpu_pct")
+    limit = data["settings"].get("disturbed_pct", 10)
+    return f"; disturbed by other processes ({f:.0f}% of a core)" if f is not None and f > limit else ""
+
+
 def evaluate(data):
     s = data["settings"]
     targets = []
@@ -341,6 +361,26 @@ def evaluate(data):
 
     T, S = "target", "supplementary"
     http_targets(T, data["ratios_mock"], "gateway", "mock", "nginx", "")
+    for c in s["concurrencies"]:
+        auto = data["http"].get("gateway-auto", {}).get("by_concurrency", {}).get(str(c))
+        explicit = data["http"].get("gateway", {}).get("by_concurrency", {}).get(str(c))
+        v = auto["ok_rps"] / explicit["ok_rps"] if auto and explicit and explicit["ok_rps"] else None
+        add(T, f"auto/explicit throughput ≥ 0.95 at c={c}", "–" if v is None else f"{v:.3f}",
+            None if v is None else v >= 0.95,
+            "" if v is None else "; ".join(x for x in [
+                f"{auto['ok_rps']:,.0f} vs {explicit['ok_rps']:,.0f} req/s, p50 "
+                f"{auto['latency_us']['p50'] - explicit['latency_us']['p50']:+,} µs",
+                disturbed_note(data, [("gateway-auto", c), ("gateway", c)])] if x))
+    rt = routing_profiles(data)
+    if rt:
+        worst = max(rt, key=lambda k: rt[k]["p99_us"])
+        add(T, "routing decision p99 ≤ 20 µs (each shipped profile, the whole catalog)", f"{rt[worst]['p99_us']:.1f} µs",
+            rt[worst]["p99_us"] <= 20,
+            f"slowest: {worst}; p50 {min(r['p50_us'] for r in rt.values()):.1f}–{max(r['p50_us'] for r in rt.values()):.1f} µs "
+            f"over {len(rt)} profiles; with the trace (POST /v1/route) p99 up to "
+            f"{max(r['explain_p99_us'] for r in rt.values()):.1f} µs" + routing_disturbed(data))
+    else:
+        add(T, "routing decision p99 ≤ 20 µs", "–", None, "not measured (see logs/route-decision.log)")
 
     st = data["streaming"]
     for shape in ("openai", "anthropic"):
@@ -412,7 +452,7 @@ def evaluate(data):
         add(S, "ledger total_requests ≈ requests sent", f"{tr:,} vs {lo:,} completed", lo <= tr <= hi,
             f"expected {lo:,}–{hi:,}: requests still in flight when wrk stops a segment are recorded too")
     errs = []
-    for lane in ("gateway", "gateway-static", "gateway-static-1core"):
+    for lane in ("gateway", "gateway-auto", "gateway-static", "gateway-static-1core"):
         for c, r in data["http"].get(lane, {}).get("by_concurrency", {}).items():
             e = {k: v for k, v in r["errors"].items() if v}
             if e:
@@ -514,7 +554,7 @@ def svg_chart(data):
         return f"{v:+,}"
 
     ser_a = []
-    for l in ("nginx", "gateway", "litellm"):
+    for l in ("nginx", "gateway", "gateway-auto", "litellm"):
         ser_a += [(f"{l}:p50", COLORS[l], 1), (f"{l}:p99", COLORS[l], 0.35)]
     svg_bars(out, 70, 400, 470, 250, "(a) added latency over the mock, µs (log; p50 solid, p99 light)", concs, ser_a,
              added(data["ratios_mock"]), log_scale=True, label_fmt=signed)
@@ -526,8 +566,9 @@ def svg_chart(data):
 
     lx, ly = 70, H - 50
     for i, (lane, title) in enumerate([("mock", "direct (mock / static)"), ("nginx", "nginx reverse proxy"),
-                                       ("gateway", "llm-gateway"), ("litellm", "LiteLLM proxy")]):
-        x = lx + i * 250
+                                       ("gateway", "llm-gateway"), ("gateway-auto", "llm-gateway, model auto"),
+                                       ("litellm", "LiteLLM proxy")]):
+        x = lx + i * 205
         out.append(f'<rect x="{x}" y="{ly - 10}" width="14" height="14" fill="{COLORS[lane]}"/>')
         measured = bool(http.get(lane, {}).get("by_concurrency"))
         out.append(f'<text x="{x + 20}" y="{ly + 2}">{esc(title + ("" if measured else " (not measured)"))}</text>')
@@ -597,7 +638,8 @@ def markdown(data):
     L.append("")
     L.append(f"Non-streaming lanes: {s['duration_s']} s per cell after a {s['warmup_s']} s warm-up, body "
              "`{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello, how are you today?\"}]}`, "
-             "keep-alive connections, latency measured by wrk from request write to response end.")
+             "keep-alive connections, latency measured by wrk from request write to response end. The lane "
+             "*llm-gateway, model auto* sends the same body with `\"model\":\"auto\"`: the Router picks the model.")
     L.append("")
 
     L.append("## Targets")
@@ -663,7 +705,13 @@ def markdown(data):
              f"above {s.get('disturbed_pct', 10)}% is measured again (up to {s.get('attempts', 3)} attempts, after "
              "waiting for a quiet second), and the last attempt is kept.")
     L.append("")
-    http_table("## (a) Non-streaming throughput and latency — upstream: mock-upstream", LANES_HTTP, data["ratios_mock"], "")
+    ar = data.get("auto_route") or {}
+    http_table("## (a) Non-streaming throughput and latency — upstream: mock-upstream", LANES_HTTP, data["ratios_mock"],
+               "*llm-gateway, model auto*: the gateway of the lane above (same process, config and headers), the body "
+               "with `\"model\":\"auto\"` instead of `gpt-4o`, so each request goes through the Router "
+               "(`[routing] default_profile`, one decision per request) before it is forwarded"
+               + (f"; it was routed by profile `{md(ar.get('x-route-profile', '?'))}` to "
+                  f"`{md(ar.get('x-route-model', '?'))}` (the answer's `x-route-*` headers)." if ar else "."))
     http_table("## (a2) Supplementary: timer-free upstream (static nginx answer)", LANES_STATIC, data["ratios_static"],
                "mock-upstream's POST handlers always await a tokio timer (even with `x-mock-delay-ms: 0`), and tokio "
                "rounds timers up to its next 1 ms tick: the mock's latency is quantized to ~1 ms (its GET /v1/models, "
@@ -790,6 +838,31 @@ def markdown(data):
         L.append("Not measured (the example failed; see logs/build.log).")
     L.append("")
 
+    rt = routing_profiles(data)
+    L.append("## (r) The router: one routing decision")
+    L.append("")
+    if rt:
+        first = next(iter(rt.values()))
+        L.append(f"`cargo run --release --example route_decision` on CPU 0: `Routing::route` (the five layers) over an "
+                 f"inventory of {first['inventory']} models — providers openai, anthropic, an azure_openai deployment "
+                 "`gpt-4o` and a local server that reported every local model of the catalog and a few without a card — "
+                 "for the chat body of (a) with `model: auto` (OpenAI API). Each decision timed on its own "
+                 f"(`Instant`): {first['decisions']:,} per profile after a warm-up with `explain: false` (what a "
+                 f"`model: auto` request pays), {first['explained']:,} with `explain: true` (the layer-by-layer trace "
+                 "`POST /v1/route` returns). *candidates* = the models left to score after layers 2–3. Other "
+                 f"processes used {fmt_pct(data['routing_load']['foreign_cpu_pct'])} of a core meanwhile"
+                 + (f" (attempts: {', '.join(f'{x:.0f}%' for x in data['routing_load']['attempts'])})"
+                    if len(data["routing_load"]["attempts"] or []) > 1 else "") + ".")
+        L.append("")
+        L.append("| profile | candidates | primary | p50 µs | p99 µs | mean µs | explain p50 µs | explain p99 µs |")
+        L.append("|---|---:|---|---:|---:|---:|---:|---:|")
+        for profile, r in rt.items():
+            L.append(f"| {md(profile)} | {r['candidates']} | {md(r.get('primary', ''))} | {r['p50_us']:.1f} | "
+                     f"**{r['p99_us']:.1f}** | {r['mean_us']:.1f} | {r['explain_p50_us']:.1f} | {r['explain_p99_us']:.1f} |")
+    else:
+        L.append("Not measured (the example failed; see logs/route-decision.log).")
+    L.append("")
+
     L.append("## Observations")
     L.append("")
     for o in data["observations"]:
@@ -818,7 +891,7 @@ def observations(data):
     if data["litellm_status"] != "ok":
         obs.append(f"**LiteLLM not measured: {md(data['litellm_status'])}**")
     # CPU saturation hints
-    for lane in ("nginx", "gateway", "nginx-static", "gateway-static"):
+    for lane in ("nginx", "gateway", "gateway-auto", "nginx-static", "gateway-static"):
         r = data["http"].get(lane, {}).get("by_concurrency", {}).get("64")
         if r:
             cpu = r["cpu_busy_pct"]
@@ -837,6 +910,9 @@ def observations(data):
     f = data["soak"]["other_load"]["foreign_cpu_pct"]
     if f is not None and f > limit:
         bad.append(f"soak ({f:.0f}%)")
+    f = data["routing_load"]["foreign_cpu_pct"]
+    if f is not None and f > limit:
+        bad.append(f"routing decision ({f:.0f}%)")
     if bad:
         obs.append("**Measurements disturbed by other processes on the machine** (CPU they used, in % of one core; "
                    "these figures are less reliable): " + ", ".join(bad))
@@ -884,12 +960,15 @@ def main():
         "http": http,
         "gateway_rss_kib_lanes": {"idle": int(read(f"{raw}/http/gateway-rss-idle.kb", "0") or 0),
                                   "after_a_lanes": int(read(f"{raw}/http/gateway-rss-after-lanes.kb", "0") or 0)},
-        "ratios_mock": ratio_rows(http, "mock", settings["concurrencies"], ["nginx", "gateway", "litellm"]),
+        "ratios_mock": ratio_rows(http, "mock", settings["concurrencies"], ["nginx", "gateway", "gateway-auto", "litellm"]),
         "ratios_static": ratio_rows(http, "static", settings["concurrencies"], ["nginx-static", "gateway-static"]),
         "ratios_1core": ratio_rows(http, "static-1core", [1], ["nginx-static-1core", "gateway-static-1core"]),
         "streaming": stream_results(raw, settings["stream_gap_ms"]),
         "soak": soak_results(raw, settings),
         "sanitizer": load(f"{raw}/sanitizer.json", {}),
+        "routing": load(f"{raw}/routing.json", {}),
+        "routing_load": load_info(f"{raw}/routing"),
+        "auto_route": route_headers(f"{raw}/lanes/gateway-auto.route"),
         "logs": log_findings(raw),
     }
     git = load(f"{raw}/git-at-build.json")
@@ -928,6 +1007,9 @@ def main():
               f"|gap-20ms| p99 {fmt_ms(r['gap_deviation_us']['p99'])} ms")
     for c in data["soak"]["checkpoints"]:
         print(f"RSS {c['label']:<28} {c['rss_kib'] / 1024:7.1f} MiB")
+    for profile, r in routing_profiles(data).items():
+        print(f"routing decision {profile:<16} {r['candidates']:>3} candidates  p50 {r['p50_us']:6.1f} us  "
+              f"p99 {r['p99_us']:6.1f} us  (explain p99 {r['explain_p99_us']:6.1f} us)")
     print()
     for group in ("target", "supplementary"):
         print("Targets:" if group == "target" else "Supplementary:")

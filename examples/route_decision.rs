@@ -1,0 +1,232 @@
+//! Measures one routing decision (`Routing::route`, the five layers over the whole catalog) for
+//! each shipped profile: p50, p99 and mean, per decision, as the request path of a
+//! `model: "auto"` chat completion pays it (`explain: false`), and with the layer-by-layer
+//! trace that `POST /v1/route` builds (`explain: true`). Run by `bench/run.sh`:
+//! `cargo run --release --example route_decision [DECISIONS]`. Prints JSON on stdout,
+//! `{profile: {p50_us, p99_us, mean_us, candidates, …}}`, and a summary on stderr.
+//!
+//! The inventory is built as the gateway builds it (`Runtime::build` over a configuration
+//! file: the embedded catalog, the shipped profiles, the default `[routing]` tuning): OpenAI,
+//! Anthropic, an Azure OpenAI deployment `gpt-4o`, and a local server that reported every local
+//! model of the catalog and a few it has no card for. The body is the benchmark's chat body.
+#![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use llm_gateway::api::ApiFormat;
+use llm_gateway::catalog::Catalog;
+use llm_gateway::providers::snapshot::RegistrySnapshot;
+use llm_gateway::providers::ProviderKind;
+use llm_gateway::router::needs::Needs;
+use llm_gateway::router::profile::Profile;
+use llm_gateway::router::{RouteQuery, Routing};
+use llm_gateway::runtime::Runtime;
+use llm_gateway::settings::{self, ConfigSource};
+
+// The gateway's allocator (src/main.rs): the router allocates on every decision.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Decisions timed per profile without the trace (the first argument overrides it), after a
+/// tenth as many untimed; a tenth as many are timed with the trace (each builds a few hundred
+/// strings).
+const DECISIONS: usize = 200_000;
+
+const CONFIG: &str = r#"
+[[providers]]
+id = "openai"
+provider_type = "openai"
+api_key = "sk-bench"
+
+[[providers]]
+id = "anthropic"
+provider_type = "anthropic"
+api_key = "sk-ant-bench"
+
+[[providers]]
+id = "azure"
+provider_type = "azure_openai"
+endpoint = "https://bench.openai.azure.com"
+deployment = "gpt-4o"
+api_version = "2024-10-21"
+api_key = "azure-bench"
+
+[[providers]]
+id = "local"
+provider_type = "local"
+endpoint = "http://127.0.0.1:11434"
+"#;
+
+/// Models a local server reports that the catalog has no card for (they get default cards).
+const UNKNOWN_LOCAL: [&str; 4] = [
+    "nomic-embed-text:latest",
+    "my-team-finetune:latest",
+    "Qwen/Qwen2.5-7B-Instruct",
+    "phi4:14b-q8_0",
+];
+
+const BODY: &str =
+    r#"{"model":"auto","messages":[{"role":"user","content":"Hello, how are you today?"}]}"#;
+
+/// Per-decision times, sorted.
+struct Timings(Vec<Duration>);
+
+impl Timings {
+    fn us(d: Duration) -> f64 {
+        (d.as_nanos() as f64 / 1e3 * 100.0).round() / 100.0
+    }
+    fn percentile(&self, p: usize) -> f64 {
+        Self::us(self.0[(self.0.len() * p / 100).min(self.0.len() - 1)])
+    }
+    fn mean(&self) -> f64 {
+        Self::us(self.0.iter().sum::<Duration>() / self.0.len() as u32)
+    }
+}
+
+fn time(
+    routing: &Routing,
+    snapshot: &RegistrySnapshot,
+    catalog: &Catalog,
+    query: &RouteQuery<'_>,
+    warmup: usize,
+    runs: usize,
+) -> Timings {
+    for _ in 0..warmup {
+        std::hint::black_box(routing.route(snapshot, catalog, query).ok());
+    }
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let start = Instant::now();
+        let decision = routing.route(snapshot, catalog, std::hint::black_box(query));
+        drop(std::hint::black_box(decision));
+        times.push(start.elapsed());
+    }
+    times.sort();
+    Timings(times)
+}
+
+/// What the request path asks for a chat completion (`api` OpenAI) of these needs.
+fn chat_query<'p>(
+    profile: &'p Profile,
+    needs: Needs,
+    today: &str,
+    explain: bool,
+) -> RouteQuery<'p> {
+    RouteQuery {
+        api: Some(ApiFormat::OpenAi),
+        profile,
+        needs,
+        today: today.to_string(),
+        explain,
+    }
+}
+
+fn main() {
+    let decisions: usize = std::env::args()
+        .nth(1)
+        .map_or(DECISIONS, |n| n.parse().expect("DECISIONS: a number"));
+    let (warmup, explained_runs) = (decisions / 10, (decisions / 10).max(1));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, CONFIG).unwrap();
+    let source = ConfigSource {
+        path,
+        explicit: true,
+    };
+    let settings = settings::load_with_env(&source, Vec::new()).expect("settings");
+    let runtime = Runtime::build(&settings).expect("runtime");
+    let catalog = &runtime.catalog;
+    let routing = &runtime.routing;
+
+    let mut reported: Vec<String> = catalog
+        .models()
+        .iter()
+        .filter(|c| c.provider_type == ProviderKind::Local)
+        .map(|c| c.id.clone())
+        .collect();
+    let known_local = reported.len();
+    reported.extend(UNKNOWN_LOCAL.iter().map(|m| m.to_string()));
+    let snapshot = RegistrySnapshot {
+        providers: runtime.providers.clone(),
+        discovered: HashMap::from([("local".to_string(), Arc::new(reported))]),
+        // Ollama reports no context windows: the cards' windows stand.
+        contexts: HashMap::new(),
+    };
+    let inventory = llm_gateway::router::inventory(&snapshot, catalog).len();
+
+    let body: serde_json::Value = serde_json::from_str(BODY).unwrap();
+    let needs = Needs::of_body(&body);
+    let today = llm_gateway::router::today();
+    let query = |profile, explain| chat_query(profile, needs, &today, explain);
+
+    let mut out = serde_json::Map::new();
+    eprintln!(
+        "route_decision: {} providers, {inventory} models in the inventory ({known_local} local with a card, {} without); \
+         {decisions} decisions per profile, {explained_runs} with the trace",
+        snapshot.providers.len(),
+        UNKNOWN_LOCAL.len()
+    );
+    for (id, profile) in &routing.profiles.by_id {
+        // What the decision looks like, from one traced run: layer 4 scores the candidates.
+        let traced = routing
+            .route(&snapshot, catalog, &query(profile, true))
+            .unwrap_or_else(|none| panic!("profile {id}: no route: {}", none.summary()));
+        let trace = traced.trace.as_ref().expect("trace");
+        let candidates = trace
+            .layers
+            .iter()
+            .find(|l| l.layer == 4)
+            .map_or(0, |l| l.kept);
+        let primary = traced
+            .targets
+            .first()
+            .map(|t| format!("{}/{}", t.provider.id, t.model))
+            .unwrap_or_default();
+
+        let plain = time(
+            routing,
+            &snapshot,
+            catalog,
+            &query(profile, false),
+            warmup,
+            decisions,
+        );
+        let explained = time(
+            routing,
+            &snapshot,
+            catalog,
+            &query(profile, true),
+            warmup / 10,
+            explained_runs,
+        );
+        eprintln!(
+            "  {id:<15} {candidates:>3} candidates → {primary:<32} p50 {:6.2} µs  p99 {:6.2} µs  mean {:6.2} µs  \
+             (explain: p50 {:6.2} µs, p99 {:6.2} µs)",
+            plain.percentile(50),
+            plain.percentile(99),
+            plain.mean(),
+            explained.percentile(50),
+            explained.percentile(99),
+        );
+        out.insert(
+            id.clone(),
+            serde_json::json!({
+                "p50_us": plain.percentile(50),
+                "p99_us": plain.percentile(99),
+                "mean_us": plain.mean(),
+                "candidates": candidates,
+                "inventory": inventory,
+                "targets": traced.targets.len(),
+                "primary": primary,
+                "decisions": decisions,
+                "explain_p50_us": explained.percentile(50),
+                "explain_p99_us": explained.percentile(99),
+                "explain_mean_us": explained.mean(),
+                "explained": explained_runs,
+            }),
+        );
+    }
+    println!("{}", serde_json::Value::Object(out));
+}
