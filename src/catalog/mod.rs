@@ -17,11 +17,12 @@ const CATALOG_TOML: &str = include_str!("../../settings/catalog.toml");
 /// The known models and the family rules, loaded once at start-up.
 #[derive(Debug)]
 pub struct Catalog {
-    /// Every id and alias → its card's index in `models`.
-    by_id: HashMap<String, usize>,
+    /// Every id and alias → its card's index in `models` (foldhash: looked up for every
+    /// candidate of every routed request).
+    by_id: HashMap<String, usize, foldhash::fast::RandomState>,
     /// Local cards by every id and alias lowercased, and by the part after an organisation
     /// prefix (`qwen/qwen2.5-7b-instruct` → `qwen2.5-7b-instruct`).
-    local_by_name: HashMap<String, usize>,
+    local_by_name: HashMap<String, usize, foldhash::fast::RandomState>,
     models: Vec<ModelCard>,
     families: Vec<(ProviderKind, RegexSet)>,
 }
@@ -65,8 +66,8 @@ impl Catalog {
             families.push((kind, set));
         }
         let mut catalog = Self {
-            by_id: HashMap::new(),
-            local_by_name: HashMap::new(),
+            by_id: HashMap::default(),
+            local_by_name: HashMap::default(),
             models: file.models,
             families,
         };

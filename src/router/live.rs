@@ -45,8 +45,11 @@ pub struct Live {
 /// Every provider and model's live figures, as published.
 #[derive(Debug, Clone, Default)]
 pub struct LiveFigures {
-    by_key: HashMap<String, HashMap<String, Live>>,
+    /// foldhash: read for every candidate of every routed request.
+    by_key: HashMap<String, HashMap<String, Live, Fast>, Fast>,
 }
+
+type Fast = foldhash::fast::RandomState;
 
 impl LiveFigures {
     /// The figures of a model at a provider.

@@ -202,7 +202,25 @@ pub struct Candidate<'a> {
     pub order: usize,
     /// The model id sent to the provider.
     pub model: Cow<'a, str>,
-    pub card: Cow<'a, ModelCard>,
+    pub card: CardRef<'a>,
+}
+
+/// A candidate's card: the catalog's, or one made for it (boxed, so that a candidate stays
+/// small as the layers move it).
+pub enum CardRef<'a> {
+    Catalog(&'a ModelCard),
+    Made(Box<ModelCard>),
+}
+
+impl std::ops::Deref for CardRef<'_> {
+    type Target = ModelCard;
+
+    fn deref(&self) -> &ModelCard {
+        match self {
+            Self::Catalog(card) => card,
+            Self::Made(card) => card,
+        }
+    }
 }
 
 /// Layer 1: every model each configured provider serves: for OpenAI and Anthropic the
@@ -227,21 +245,21 @@ pub fn inventory<'a>(snapshot: &'a RegistrySnapshot, catalog: &'a Catalog) -> Ve
                     .iter()
                     .filter(|c| c.provider_type == provider.kind)
                 {
-                    push(Cow::Borrowed(card.id.as_str()), Cow::Borrowed(card));
+                    push(Cow::Borrowed(card.id.as_str()), CardRef::Catalog(card));
                 }
                 for model in &provider.models {
                     if let Some(card) = catalog
                         .card(model)
                         .filter(|c| c.provider_type != provider.kind)
                     {
-                        push(Cow::Borrowed(model.as_str()), Cow::Borrowed(card));
+                        push(Cow::Borrowed(model.as_str()), CardRef::Catalog(card));
                     }
                 }
             }
             ProviderKind::AzureOpenAi => {
                 for model in provider.configured_models() {
                     if let Some(card) = catalog.card(model) {
-                        push(Cow::Borrowed(model), Cow::Borrowed(card));
+                        push(Cow::Borrowed(model), CardRef::Catalog(card));
                     }
                 }
             }
@@ -258,10 +276,12 @@ pub fn inventory<'a>(snapshot: &'a RegistrySnapshot, catalog: &'a Catalog) -> Ve
                             card.max_output_tokens = card.max_output_tokens.min(w);
                             card.sources.limits =
                                 Cow::Borrowed("context window reported by the local server");
-                            Cow::Owned(card)
+                            CardRef::Made(Box::new(card))
                         }
-                        (Some(card), _) => Cow::Borrowed(card),
-                        (None, window) => Cow::Owned(ModelCard::local_default(model, window)),
+                        (Some(card), _) => CardRef::Catalog(card),
+                        (None, window) => {
+                            CardRef::Made(Box::new(ModelCard::local_default(model, window)))
+                        }
                     };
                     push(Cow::Borrowed(model.as_str()), card);
                 }

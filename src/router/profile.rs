@@ -185,7 +185,7 @@ impl Profile {
     /// The bonus a candidate earns by being preferred (0 when it is not).
     pub fn preference(&self, provider: &Provider, model: &str) -> f64 {
         let preferred = names_provider(&self.spec.providers.prefer, provider)
-            || self.models_prefer.is_match(model);
+            || (!self.models_prefer.is_empty() && self.models_prefer.is_match(model));
         if preferred {
             self.spec.prefer_bonus.unwrap_or(DEFAULT_PREFER_BONUS)
         } else {

@@ -333,7 +333,7 @@ pub async fn catalog(
         if c.card.origin == crate::catalog::CardOrigin::Defaults
             && !defaults.iter().any(|d| d.id == c.card.id)
         {
-            defaults.push(c.card.clone().into_owned());
+            defaults.push((*c.card).clone());
         }
         serving
             .entry(c.card.id.clone())
