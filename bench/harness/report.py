@@ -843,7 +843,7 @@ def markdown(data):
     L.append("")
     if rt:
         first = next(iter(rt.values()))
-        L.append(f"`cargo run --release --example route_decision` on CPU 0: `Routing::route` (the five layers) over an "
+        L.append(f"`examples/route_decision.rs` (release build) on CPU 0, before the (a) lanes: `Routing::route` (the five layers) over an "
                  f"inventory of {first['inventory']} models — providers openai, anthropic, an azure_openai deployment "
                  "`gpt-4o` and a local server that reported every local model of the catalog and a few without a card — "
                  "for the chat body of (a) with `model: auto` (OpenAI API). Each decision timed on its own "
