@@ -8,6 +8,8 @@
 #   BENCH_REQUESTS=5000 bench/instructions.sh
 #   BENCH_TOP=40 bench/instructions.sh  also list the 40 costliest functions (inclusive)
 #   BENCH_GATEWAY_BIN=/path/to/llm-gateway bench/instructions.sh   count another build instead
+#   BENCH_BODY='{"model":"auto",…}' bench/instructions.sh   another request body (e.g. a routed one)
+#   BENCH_DUMP=/tmp/auto.cg bench/instructions.sh   keep the callgrind dump (callgrind_annotate it)
 #
 # The gateway runs as in run.sh (every feature on: SQLite ledger, sanitizer, virtual key,
 # project/source headers) against the mock upstream, one request at a time. All of the
@@ -23,7 +25,8 @@ PROBE="$BENCH/harness/probe.py"
 N="${BENCH_REQUESTS:-2000}"
 WARMUP=300
 TOP="${BENCH_TOP:-0}"
-BODY='{"model":"gpt-4o","messages":[{"role":"user","content":"Hello, how are you today?"}]}'
+DEFAULT_BODY='{"model":"gpt-4o","messages":[{"role":"user","content":"Hello, how are you today?"}]}'
+BODY="${BENCH_BODY:-$DEFAULT_BODY}"
 HEADERS=(-H "Authorization: Bearer bench-team-key" -H "x-project: bench" -H "x-source: instructions"
   -H "Content-Type: application/json")
 
@@ -82,6 +85,7 @@ if [[ -n ${BENCH_GATEWAY_BIN:-} ]]; then
 else
   what="commit $(cd "$REPO" && git rev-parse --short HEAD)$(cd "$REPO" && git diff --quiet HEAD -- src Cargo.toml Cargo.lock || echo '+changes')"
 fi
+if [[ -n ${BENCH_DUMP:-} ]]; then cp "$DUMP" "$BENCH_DUMP"; fi
 printf '%s: %s instructions per request (%s requests, %s in all)\n' "$what" "$((TOTAL / N))" "$N" "$TOTAL"
 if ((TOP > 0)); then
   callgrind_annotate --inclusive=yes "$DUMP" 2>/dev/null | sed -n '/file:function/,$p' | sed 1,2d \

@@ -1,9 +1,15 @@
 //! Measures one routing decision (`Routing::route`, the five layers over the whole catalog) for
-//! each shipped profile: p50, p99 and mean, per decision, as the request path of a
-//! `model: "auto"` chat completion pays it (`explain: false`), and with the layer-by-layer
-//! trace that `POST /v1/route` builds (`explain: true`). Run by `bench/run.sh`:
-//! `cargo run --release --example route_decision [DECISIONS]`. Prints JSON on stdout,
-//! `{profile: {p50_us, p99_us, mean_us, candidates, …}}`, and a summary on stderr.
+//! each shipped profile: p50, p99 and mean, per decision, three ways:
+//! - **whole** (`p50_us`…): every layer from the inventory on, as the first request after the
+//!   providers or the live figures change pays it (each timed decision sees a registry
+//!   snapshot the previous one did not, so the profile's prepared set is built again);
+//! - **warm** (`warm_p50_us`…): what every other `model: "auto"` request pays, the
+//!   request-dependent part over the profile's prepared set;
+//! - **explain** (`explain_p50_us`…): with the layer-by-layer trace `POST /v1/route` builds.
+//!
+//! Run by `bench/run.sh`: `cargo run --release --example route_decision [DECISIONS]`. Prints
+//! JSON on stdout, `{profile: {p50_us, p99_us, mean_us, warm_p50_us, candidates, …}}`, and a
+//! summary on stderr.
 //!
 //! The inventory is built as the gateway builds it (`Runtime::build` over a configuration
 //! file: the embedded catalog, the shipped profiles, the default `[routing]` tuning): OpenAI,
@@ -85,19 +91,23 @@ impl Timings {
     }
 }
 
+/// Times `runs` decisions after `warmup` untimed ones, over the snapshots in turn (two
+/// snapshots alike but for their address: each decision finds the prepared set stale).
 fn time(
     routing: &Routing,
-    snapshot: &RegistrySnapshot,
-    catalog: &Catalog,
+    snapshots: &[Arc<RegistrySnapshot>],
+    catalog: &Arc<Catalog>,
     query: &RouteQuery<'_>,
     warmup: usize,
     runs: usize,
 ) -> Timings {
-    for _ in 0..warmup {
+    for i in 0..warmup {
+        let snapshot = &snapshots[i % snapshots.len()];
         std::hint::black_box(routing.route(snapshot, catalog, query).ok());
     }
     let mut times = Vec::with_capacity(runs);
-    for _ in 0..runs {
+    for i in 0..runs {
+        let snapshot = &snapshots[i % snapshots.len()];
         let start = Instant::now();
         let decision = routing.route(snapshot, catalog, std::hint::black_box(query));
         drop(std::hint::black_box(decision));
@@ -111,14 +121,14 @@ fn time(
 fn chat_query<'p>(
     profile: &'p Profile,
     needs: Needs,
-    today: &str,
+    today: &Arc<str>,
     explain: bool,
 ) -> RouteQuery<'p> {
     RouteQuery {
         api: Some(ApiFormat::OpenAi),
         profile,
         needs,
-        today: today.to_string(),
+        today: today.clone(),
         explain,
     }
 }
@@ -154,10 +164,12 @@ fn main() {
         // Ollama reports no context windows: the cards' windows stand.
         contexts: HashMap::new(),
     };
+    let snapshot = Arc::new(snapshot);
+    let changing = [snapshot.clone(), Arc::new((*snapshot).clone())];
+    let same = [snapshot.clone()];
     let inventory = llm_gateway::router::inventory(&snapshot, catalog).len();
 
-    let body: serde_json::Value = serde_json::from_str(BODY).unwrap();
-    let needs = Needs::of_body(&body);
+    let needs = Needs::of_json(BODY.as_bytes()).unwrap();
     let today = llm_gateway::router::today();
     let query = |profile, explain| chat_query(profile, needs, &today, explain);
 
@@ -187,7 +199,15 @@ fn main() {
 
         let plain = time(
             routing,
-            &snapshot,
+            &changing,
+            catalog,
+            &query(profile, false),
+            warmup,
+            decisions,
+        );
+        let warm = time(
+            routing,
+            &same,
             catalog,
             &query(profile, false),
             warmup,
@@ -195,7 +215,7 @@ fn main() {
         );
         let explained = time(
             routing,
-            &snapshot,
+            &same,
             catalog,
             &query(profile, true),
             warmup / 10,
@@ -203,10 +223,12 @@ fn main() {
         );
         eprintln!(
             "  {id:<15} {candidates:>3} candidates → {primary:<32} p50 {:6.2} µs  p99 {:6.2} µs  mean {:6.2} µs  \
-             (explain: p50 {:6.2} µs, p99 {:6.2} µs)",
+             (warm: p50 {:5.2} µs, p99 {:5.2} µs; explain: p50 {:6.2} µs, p99 {:6.2} µs)",
             plain.percentile(50),
             plain.percentile(99),
             plain.mean(),
+            warm.percentile(50),
+            warm.percentile(99),
             explained.percentile(50),
             explained.percentile(99),
         );
@@ -216,6 +238,9 @@ fn main() {
                 "p50_us": plain.percentile(50),
                 "p99_us": plain.percentile(99),
                 "mean_us": plain.mean(),
+                "warm_p50_us": warm.percentile(50),
+                "warm_p99_us": warm.percentile(99),
+                "warm_mean_us": warm.mean(),
                 "candidates": candidates,
                 "inventory": inventory,
                 "targets": traced.targets.len(),

@@ -88,6 +88,16 @@ impl Capabilities {
         self.0 |= cap.bit();
     }
 
+    /// Whether every capability of `needed` is in the set.
+    pub fn covers(self, needed: Self) -> bool {
+        self.0 & needed.0 == needed.0
+    }
+
+    /// Both sets together.
+    pub fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
     pub fn contains(self, cap: Capability) -> bool {
         self.0 & cap.bit() != 0
     }

@@ -5,6 +5,7 @@
 pub mod card;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use regex::RegexSet;
 use serde::Deserialize;
@@ -23,7 +24,8 @@ pub struct Catalog {
     /// Local cards by every id and alias lowercased, and by the part after an organisation
     /// prefix (`qwen/qwen2.5-7b-instruct` → `qwen2.5-7b-instruct`).
     local_by_name: HashMap<String, usize, foldhash::fast::RandomState>,
-    models: Vec<ModelCard>,
+    /// Shared with the Router's prepared candidates (a clone is a reference count).
+    models: Vec<Arc<ModelCard>>,
     families: Vec<(ProviderKind, RegexSet)>,
 }
 
@@ -48,8 +50,8 @@ impl Catalog {
             let at = |(field, message): (String, String)| (format!("models[{i}].{field}"), message);
             patch.validate().map_err(at)?;
             match catalog.by_id.get(&patch.id).copied() {
-                Some(index) => patch.apply(&mut catalog.models[index]),
-                None => catalog.models.push(patch.to_card().map_err(at)?),
+                Some(index) => patch.apply(Arc::make_mut(&mut catalog.models[index])),
+                None => catalog.models.push(Arc::new(patch.to_card().map_err(at)?)),
             }
             catalog.index();
         }
@@ -68,7 +70,7 @@ impl Catalog {
         let mut catalog = Self {
             by_id: HashMap::default(),
             local_by_name: HashMap::default(),
-            models: file.models,
+            models: file.models.into_iter().map(Arc::new).collect(),
             families,
         };
         catalog.index();
@@ -103,14 +105,19 @@ impl Catalog {
 
     /// The card of a model id or alias.
     pub fn card(&self, model: &str) -> Option<&ModelCard> {
+        self.shared_card(model).map(|c| &**c)
+    }
+
+    /// The card of a model id or alias, as the catalog holds it.
+    pub fn shared_card(&self, model: &str) -> Option<&Arc<ModelCard>> {
         self.by_id.get(model).map(|&i| &self.models[i])
     }
 
     /// The card of a model a local server reported: by its id, else by its name without a
     /// `:latest` tag or an organisation prefix, case-insensitively (`Qwen/Qwen2.5-7B-Instruct`).
-    pub fn local_card(&self, model: &str) -> Option<&ModelCard> {
+    pub fn local_card(&self, model: &str) -> Option<&Arc<ModelCard>> {
         if let Some(card) = self
-            .card(model)
+            .shared_card(model)
             .filter(|c| c.provider_type == ProviderKind::Local)
         {
             return Some(card);
@@ -141,11 +148,11 @@ impl Catalog {
         self.models
             .iter()
             .filter(move |m| m.provider_type == kind)
-            .flat_map(ModelCard::ids)
+            .flat_map(|m| m.ids())
     }
 
     /// Every model card, in file order (the configuration's new cards last).
-    pub fn models(&self) -> &[ModelCard] {
+    pub fn models(&self) -> &[Arc<ModelCard>] {
         &self.models
     }
 }

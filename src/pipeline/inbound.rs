@@ -19,6 +19,9 @@ use crate::error::GatewayError;
 #[derive(Debug, Clone)]
 pub struct ParsedRequest {
     pub model: String,
+    /// Where the `model` member's value (its quoted string) lies in the body, so that a
+    /// target's model id can take its place without re-encoding the rest.
+    pub model_span: Option<std::ops::Range<usize>>,
     pub stream: bool,
     /// Whether the body has a `stream_options` object at all.
     pub has_stream_options: bool,
@@ -27,8 +30,9 @@ pub struct ParsedRequest {
 }
 
 #[derive(Deserialize)]
-struct Envelope {
-    model: Option<String>,
+struct Envelope<'a> {
+    #[serde(borrow)]
+    model: Option<&'a serde_json::value::RawValue>,
     stream: Option<bool>,
     messages: Option<Vec<IgnoredAny>>,
     /// `Some(None)` for `"stream_options": null`: there, so not to be added a second time.
@@ -299,8 +303,19 @@ pub fn parse(op: Operation, body: &[u8]) -> Result<ParsedRequest, GatewayError> 
             message: format!("the request body is not valid JSON for this endpoint: {e}"),
             param: None,
         })?;
+    let model_span = envelope.model.map(|raw| {
+        let start = raw.get().as_ptr() as usize - body.as_ptr() as usize;
+        start..start + raw.get().len()
+    });
     let model = envelope
         .model
+        .map(|raw| serde_json::from_str::<Option<String>>(raw.get()))
+        .transpose()
+        .map_err(|_| GatewayError::InvalidRequest {
+            message: "`model` must be a string".into(),
+            param: Some("model".into()),
+        })?
+        .flatten()
         .filter(|m| !m.trim().is_empty())
         .ok_or_else(|| GatewayError::InvalidRequest {
             message: "missing required field `model`".into(),
@@ -314,6 +329,7 @@ pub fn parse(op: Operation, body: &[u8]) -> Result<ParsedRequest, GatewayError> 
     }
     Ok(ParsedRequest {
         model,
+        model_span,
         stream: op.can_stream() && envelope.stream.unwrap_or(false),
         has_stream_options: envelope.stream_options.is_some(),
         include_usage: envelope
@@ -349,13 +365,33 @@ pub fn body_for_target(
             strip_usage_chunk: false,
         });
     }
-    if same_model && !parsed.has_stream_options {
-        // The cheap way: add the member after the opening brace; the rest stays byte for byte.
-        if let Some(out) = openai::with_include_usage(body) {
+    // The cheap way: the target's model id in place of the client's, and the usage request
+    // added after the opening brace; the rest stays byte for byte.
+    let spliced = match (&parsed.model_span, same_model) {
+        (_, true) => Some(body.clone()),
+        (Some(span), false) => serde_json::to_vec(&target.model).ok().map(|model| {
+            let mut out = Vec::with_capacity(body.len() + model.len());
+            out.extend_from_slice(&body[..span.start]);
+            out.extend_from_slice(&model);
+            out.extend_from_slice(&body[span.end..]);
+            Bytes::from(out)
+        }),
+        (None, false) => None,
+    };
+    if let Some(spliced) = spliced {
+        if !ask_usage {
             return Ok(UpstreamBody {
-                body: Bytes::from(out),
-                strip_usage_chunk: true,
+                body: spliced,
+                strip_usage_chunk: false,
             });
+        }
+        if !parsed.has_stream_options {
+            if let Some(out) = openai::with_include_usage(&spliced) {
+                return Ok(UpstreamBody {
+                    body: Bytes::from(out),
+                    strip_usage_chunk: true,
+                });
+            }
         }
     }
     let mut value: serde_json::Value =

@@ -134,15 +134,14 @@ impl Pipeline {
         let profile = routing
             .profile(id)
             .map_err(|message| GatewayError::UnknownProfile { message })?;
-        let body: serde_json::Value =
-            serde_json::from_slice(&call.body).map_err(|e| GatewayError::InvalidRequest {
-                message: format!("the request body is not valid JSON: {e}"),
-                param: None,
-            })?;
+        let needs = Needs::of_json(&call.body).map_err(|e| GatewayError::InvalidRequest {
+            message: format!("the request body is not valid JSON: {e}"),
+            param: None,
+        })?;
         let query = RouteQuery {
             api: Some(call.op.api()),
             profile,
-            needs: Needs::of_body(&body),
+            needs,
             today: crate::router::today(),
             explain: false,
         };

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::{Provider, ProviderKind};
 
 /// What the request path sees: the providers in configuration order and the models local servers reported.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct RegistrySnapshot {
     pub providers: Vec<Arc<Provider>>,
     pub discovered: HashMap<String, Arc<Vec<String>>>,

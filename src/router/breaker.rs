@@ -6,6 +6,7 @@
 //! breakers' own monotonic clock), so tests step it without sleeping.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -254,6 +255,45 @@ struct ProviderBreakers {
     models: HashMap<String, Breaker>,
 }
 
+impl ProviderBreakers {
+    /// How many of its breakers are not closed.
+    fn not_closed(&self) -> usize {
+        std::iter::once(&self.own)
+            .chain(self.models.values())
+            .filter(|b| b.state != Inner::Closed)
+            .count()
+    }
+
+    /// Whether an attempt for `model` may go at `now`: both the provider's and the model's
+    /// breaker must let it; `take` claims a half-open probe from both.
+    fn admit(&mut self, model: &str, now: u64, policy: &BreakerPolicy, take: bool) -> Admission {
+        let own = self.own.admit(now, policy, false);
+        let of_model = self
+            .models
+            .get_mut(model)
+            .map_or(Admission::Pass, |b| b.admit(now, policy, false));
+        let verdict = match (own, of_model) {
+            (Admission::Refuse { retry_in_ms: a }, Admission::Refuse { retry_in_ms: b }) => {
+                Admission::Refuse {
+                    retry_in_ms: a.max(b),
+                }
+            }
+            (refused @ Admission::Refuse { .. }, _) | (_, refused @ Admission::Refuse { .. }) => {
+                refused
+            }
+            (Admission::Probe, _) | (_, Admission::Probe) => Admission::Probe,
+            _ => Admission::Pass,
+        };
+        if take && verdict == Admission::Probe {
+            self.own.admit(now, policy, true);
+            if let Some(b) = self.models.get_mut(model) {
+                b.admit(now, policy, true);
+            }
+        }
+        verdict
+    }
+}
+
 /// Every breaker of the gateway, shared by the request path (which asks and reports) and the
 /// admin views.
 #[derive(Debug)]
@@ -263,6 +303,26 @@ pub struct Breakers {
     inner: Mutex<HashMap<String, ProviderBreakers>>,
     /// Whether any breaker exists (nothing failed yet: no lock taken on the request path).
     any: std::sync::atomic::AtomicBool,
+    /// Breakers not closed (while none is, an admission takes no lock).
+    not_closed: AtomicUsize,
+}
+
+/// The breakers as one routing decision reads them: one lock for all its candidates, none
+/// while every breaker is closed.
+pub struct BreakerReader<'b> {
+    breakers: &'b Breakers,
+    map: Option<std::sync::MutexGuard<'b, HashMap<String, ProviderBreakers>>>,
+    pub now: u64,
+}
+
+impl BreakerReader<'_> {
+    /// What an attempt at `provider` for `model` would be let do (no probe is claimed).
+    pub fn admit(&mut self, provider: &str, model: &str) -> Admission {
+        let Some(entry) = self.map.as_mut().and_then(|m| m.get_mut(provider)) else {
+            return Admission::Pass;
+        };
+        entry.admit(model, self.now, &self.breakers.policy, false)
+    }
 }
 
 /// One provider's breakers as shown by the admin endpoints.
@@ -281,6 +341,16 @@ impl Breakers {
             clock: Instant::now(),
             inner: Mutex::new(HashMap::new()),
             any: std::sync::atomic::AtomicBool::new(false),
+            not_closed: AtomicUsize::new(0),
+        }
+    }
+
+    /// A reader for one routing decision.
+    pub fn reader(&self) -> BreakerReader<'_> {
+        BreakerReader {
+            breakers: self,
+            map: (self.not_closed.load(Ordering::Acquire) > 0).then(|| self.lock()),
+            now: self.now(),
         }
     }
 
@@ -302,37 +372,14 @@ impl Breakers {
     /// its model's breaker must let it. `take` claims a half-open probe (the request path);
     /// without it the answer only predicts (the router's explanations).
     pub fn admit(&self, provider: &str, model: &str, now: u64, take: bool) -> Admission {
-        if !self.any.load(std::sync::atomic::Ordering::Acquire) {
+        if self.not_closed.load(Ordering::Acquire) == 0 {
             return Admission::Pass;
         }
         let mut map = self.lock();
-        let Some(entry) = map.get_mut(provider) else {
-            return Admission::Pass;
-        };
-        let own = entry.own.admit(now, &self.policy, false);
-        let of_model = entry
-            .models
-            .get_mut(model)
-            .map_or(Admission::Pass, |b| b.admit(now, &self.policy, false));
-        let verdict = match (own, of_model) {
-            (Admission::Refuse { retry_in_ms: a }, Admission::Refuse { retry_in_ms: b }) => {
-                Admission::Refuse {
-                    retry_in_ms: a.max(b),
-                }
-            }
-            (refused @ Admission::Refuse { .. }, _) | (_, refused @ Admission::Refuse { .. }) => {
-                refused
-            }
-            (Admission::Probe, _) | (_, Admission::Probe) => Admission::Probe,
-            _ => Admission::Pass,
-        };
-        if take && verdict == Admission::Probe {
-            entry.own.admit(now, &self.policy, true);
-            if let Some(b) = entry.models.get_mut(model) {
-                b.admit(now, &self.policy, true);
-            }
+        match map.get_mut(provider) {
+            Some(entry) => entry.admit(model, now, &self.policy, take),
+            None => Admission::Pass,
         }
-        verdict
     }
 
     /// An attempt's result: `failed` for a connect error, a timeout, a 429 or a 5xx.
@@ -352,6 +399,7 @@ impl Breakers {
                 own: Breaker::new(now),
                 models: HashMap::new(),
             });
+        let before = entry.not_closed();
         entry.own.record(failed, now, &self.policy, false);
         match entry.models.get_mut(model) {
             Some(breaker) => breaker.record(failed, now, &self.policy, true),
@@ -361,6 +409,12 @@ impl Breakers {
                 entry.models.insert(model.to_string(), breaker);
             }
             None => {}
+        }
+        let after = entry.not_closed();
+        if after > before {
+            self.not_closed.fetch_add(after - before, Ordering::AcqRel);
+        } else if before > after {
+            self.not_closed.fetch_sub(before - after, Ordering::AcqRel);
         }
     }
 
@@ -407,7 +461,10 @@ impl Breakers {
 
     /// Forgets a removed provider's breakers.
     pub fn forget(&self, provider: &str) {
-        self.lock().remove(provider);
+        if let Some(entry) = self.lock().remove(provider) {
+            self.not_closed
+                .fetch_sub(entry.not_closed(), Ordering::AcqRel);
+        }
     }
 }
 

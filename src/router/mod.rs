@@ -23,7 +23,7 @@ pub mod profile;
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use serde::{Deserialize, Serialize};
 
 use crate::api::ApiFormat;
@@ -53,6 +53,8 @@ pub struct RouterTuning {
 /// What the request path and the admin views share: profiles, breakers, live figures.
 pub struct Routing {
     pub profiles: Profiles,
+    /// Each profile's prepared candidates over the current state (see [`PreparedSet`]).
+    prepared: PreparedSlots,
     pub breakers: Breakers,
     pub live: Arc<ArcSwap<LiveFigures>>,
     pub tuning: RouterTuning,
@@ -64,8 +66,8 @@ pub struct RouteQuery<'a> {
     pub api: Option<ApiFormat>,
     pub profile: &'a Profile,
     pub needs: Needs,
-    /// Today (UTC), for retirement dates, as YYYY-MM-DD.
-    pub today: String,
+    /// Today (UTC), for retirement dates, as YYYY-MM-DD ([`today`]).
+    pub today: Arc<str>,
     /// Build the layer-by-layer trace.
     pub explain: bool,
 }
@@ -196,46 +198,31 @@ impl NoRoute {
 }
 
 /// A model at a provider, with its card.
-pub struct Candidate<'a> {
-    pub provider: &'a Arc<Provider>,
+#[derive(Clone)]
+pub struct Candidate {
+    pub provider: Arc<Provider>,
     /// The provider's position in the configuration (ties go to the earlier).
     pub order: usize,
-    /// The model id sent to the provider.
-    pub model: Cow<'a, str>,
-    pub card: CardRef<'a>,
-}
-
-/// A candidate's card: the catalog's, or one made for it (boxed, so that a candidate stays
-/// small as the layers move it).
-pub enum CardRef<'a> {
-    Catalog(&'a ModelCard),
-    Made(Box<ModelCard>),
-}
-
-impl std::ops::Deref for CardRef<'_> {
-    type Target = ModelCard;
-
-    fn deref(&self) -> &ModelCard {
-        match self {
-            Self::Catalog(card) => card,
-            Self::Made(card) => card,
-        }
-    }
+    /// The model id sent to the provider when it is not the card's id ([`Candidate::model`]).
+    own_name: Option<String>,
+    /// The catalog's card, or one made for it (a local model the catalog does not know, or
+    /// one whose server reports a smaller window).
+    pub card: Arc<ModelCard>,
 }
 
 /// Layer 1: every model each configured provider serves: for OpenAI and Anthropic the
 /// catalog's cards of their type and the configured models the catalog knows; for Azure its
 /// deployment and models with a card; for a local server what it reported, with the catalog's
 /// card or a card of conservative defaults.
-pub fn inventory<'a>(snapshot: &'a RegistrySnapshot, catalog: &'a Catalog) -> Vec<Candidate<'a>> {
-    let mut inventory: Vec<Candidate<'a>> = Vec::new();
+pub fn inventory(snapshot: &RegistrySnapshot, catalog: &Catalog) -> Vec<Candidate> {
+    let mut inventory: Vec<Candidate> = Vec::new();
     for (order, provider) in snapshot.providers.iter().enumerate() {
-        let mut push = |model, card| {
+        let mut push = |model: &str, card: &Arc<ModelCard>| {
             inventory.push(Candidate {
-                provider,
+                provider: provider.clone(),
                 order,
-                model,
-                card,
+                own_name: (model != card.id).then(|| model.to_string()),
+                card: card.clone(),
             })
         };
         match provider.kind {
@@ -245,21 +232,21 @@ pub fn inventory<'a>(snapshot: &'a RegistrySnapshot, catalog: &'a Catalog) -> Ve
                     .iter()
                     .filter(|c| c.provider_type == provider.kind)
                 {
-                    push(Cow::Borrowed(card.id.as_str()), CardRef::Catalog(card));
+                    push(&card.id, card);
                 }
                 for model in &provider.models {
                     if let Some(card) = catalog
-                        .card(model)
+                        .shared_card(model)
                         .filter(|c| c.provider_type != provider.kind)
                     {
-                        push(Cow::Borrowed(model.as_str()), CardRef::Catalog(card));
+                        push(model, card);
                     }
                 }
             }
             ProviderKind::AzureOpenAi => {
                 for model in provider.configured_models() {
-                    if let Some(card) = catalog.card(model) {
-                        push(Cow::Borrowed(model), CardRef::Catalog(card));
+                    if let Some(card) = catalog.shared_card(model) {
+                        push(model, card);
                     }
                 }
             }
@@ -271,19 +258,17 @@ pub fn inventory<'a>(snapshot: &'a RegistrySnapshot, catalog: &'a Catalog) -> Ve
                     let window = snapshot.reported_context(&provider.id, model);
                     let card = match (catalog.local_card(model), window) {
                         (Some(card), Some(w)) if w < card.context_window => {
-                            let mut card = card.clone();
+                            let mut card = (**card).clone();
                             card.context_window = w;
                             card.max_output_tokens = card.max_output_tokens.min(w);
                             card.sources.limits =
                                 Cow::Borrowed("context window reported by the local server");
-                            CardRef::Made(Box::new(card))
+                            Arc::new(card)
                         }
-                        (Some(card), _) => CardRef::Catalog(card),
-                        (None, window) => {
-                            CardRef::Made(Box::new(ModelCard::local_default(model, window)))
-                        }
+                        (Some(card), _) => card.clone(),
+                        (None, window) => Arc::new(ModelCard::local_default(model, window)),
                     };
-                    push(Cow::Borrowed(model.as_str()), card);
+                    push(model, &card);
                 }
             }
         }
@@ -291,28 +276,247 @@ pub fn inventory<'a>(snapshot: &'a RegistrySnapshot, catalog: &'a Catalog) -> Ve
     inventory
 }
 
-impl Candidate<'_> {
+impl Candidate {
+    /// The model id sent to the provider.
+    pub fn model(&self) -> &str {
+        self.own_name.as_deref().unwrap_or(&self.card.id)
+    }
+
     fn name(&self) -> String {
-        format!("{}/{}", self.provider.id, self.model)
+        format!("{}/{}", self.provider.id, self.model())
     }
 }
 
-/// The candidates of one layer and what the layer dropped.
-struct Layer<'a> {
-    explain: bool,
-    trace: Vec<LayerTrace>,
-    kept: Vec<Candidate<'a>>,
+/// A candidate with the figures that do not depend on the request: its latency parts (live
+/// once there are enough samples, else the card's prior), its quality for the profile's
+/// task, and the profile's preference bonus.
+struct Prepared {
+    c: Candidate,
+    ttft: f64,
+    tokens_per_s: f64,
+    /// Samples behind live latency figures (None: the prior).
+    latency_samples: Option<u32>,
+    quality: f64,
+    bonus: f64,
 }
 
-impl<'a> Layer<'a> {
+/// What a profile's routes start from over one state of the world: the candidates that pass
+/// the request-independent checks of layers 2 and 3 (the API, the profile's policy, retired
+/// models), prepared. Built on the first request after the providers, the live figures or the
+/// date change, then shared by every request until the next change; what depends on the
+/// request (its capabilities and size, the breakers, the scores) is decided per request.
+struct PreparedSet {
+    profile: String,
+    api: Option<ApiFormat>,
+    // Held, not only compared: while the set lives, no other value can take their addresses.
+    snapshot: Arc<RegistrySnapshot>,
+    catalog: Arc<Catalog>,
+    live: Arc<LiveFigures>,
+    today: Arc<str>,
+    candidates: Vec<Prepared>,
+}
+
+impl PreparedSet {
+    fn is_for(
+        &self,
+        profile: &Profile,
+        api: Option<ApiFormat>,
+        snapshot: &Arc<RegistrySnapshot>,
+        catalog: &Arc<Catalog>,
+        live: &Arc<LiveFigures>,
+        today: &str,
+    ) -> bool {
+        Arc::ptr_eq(&self.snapshot, snapshot)
+            && Arc::ptr_eq(&self.live, live)
+            && Arc::ptr_eq(&self.catalog, catalog)
+            && self.api == api
+            && *self.today == *today
+            && self.profile == profile.id
+    }
+}
+
+/// The prepared sets, one slot per profile and API (`None`, OpenAI, Anthropic).
+struct PreparedSlots(Box<[ArcSwapOption<PreparedSet>]>);
+
+impl PreparedSlots {
+    fn new(profiles: &Profiles) -> Self {
+        Self(
+            (0..profiles.by_id.len() * 3)
+                .map(|_| ArcSwapOption::empty())
+                .collect(),
+        )
+    }
+
+    fn slot(
+        &self,
+        profile: &Profile,
+        api: Option<ApiFormat>,
+    ) -> Option<&ArcSwapOption<PreparedSet>> {
+        let api = match api {
+            None => 0,
+            Some(ApiFormat::OpenAi) => 1,
+            Some(ApiFormat::Anthropic) => 2,
+        };
+        self.0.get(profile.index * 3 + api)
+    }
+}
+
+/// A drop's reason, written out only when the trace is asked for.
+macro_rules! reason {
+    ($explain:expr, $($arg:tt)*) => {
+        if $explain {
+            Some(Cow::Owned(format!($($arg)*)))
+        } else {
+            Some(Cow::Borrowed(""))
+        }
+    };
+}
+
+/// Layer 2, the part that depends on the caller's API only: until requests are translated,
+/// a candidate must speak it.
+fn api_verdict(c: &Candidate, api: Option<ApiFormat>, explain: bool) -> Option<Cow<'static, str>> {
+    let api = api.filter(|api| *api != c.provider.kind.api())?;
+    reason!(
+        explain,
+        "speaks the {} API, the request the {} API: requests are not translated between APIs yet",
+        c.provider.kind.api().name(),
+        api.name()
+    )
+}
+
+/// Whether a model has the capabilities and the room a request needs ([`fit_verdict`]'s
+/// test, without the reason).
+#[inline]
+fn fits(card: &ModelCard, needs: &Needs) -> bool {
+    card.capabilities.covers(needs.capabilities)
+        && needs.window() <= card.context_window
+        && needs.max_tokens.is_none_or(|m| m <= card.max_output_tokens)
+        && needs.min_context.is_none_or(|m| m <= card.context_window)
+}
+
+/// Layer 2, the part that depends on the request: its capabilities and its size.
+fn fit_verdict(card: &ModelCard, needs: &Needs, explain: bool) -> Option<Cow<'static, str>> {
+    if fits(card, needs) {
+        return None;
+    }
+    let mut missing = card.capabilities.missing(needs.capabilities).peekable();
+    if missing.peek().is_some() {
+        let list: Vec<&str> = missing.map(|m| m.as_str()).collect();
+        return reason!(
+            explain,
+            "lacks a capability the request needs: {}",
+            list.join(", ")
+        );
+    }
+    if needs.window() > card.context_window {
+        return reason!(
+            explain,
+            "context window too small: the request needs about {} tokens ({} prompt + {} output), the window is {}",
+            needs.window(),
+            needs.prompt_tokens,
+            needs.max_tokens.unwrap_or(0),
+            card.context_window
+        );
+    }
+    if let Some(max) = needs.max_tokens.filter(|m| *m > card.max_output_tokens) {
+        return reason!(
+            explain,
+            "output limit too small: the request asks for {max} output tokens, the model writes at most {}",
+            card.max_output_tokens
+        );
+    }
+    if let Some(min) = needs.min_context.filter(|m| *m > card.context_window) {
+        return reason!(
+            explain,
+            "context window too small: at least {min} tokens required, the window is {}",
+            card.context_window
+        );
+    }
+    None
+}
+
+/// Layer 3, the part that depends on the profile and the day: disabled providers, the
+/// profile's lists, required capabilities and caps, retired models.
+fn policy_verdict(
+    p: &Prepared,
+    profile: &Profile,
+    today: &str,
+    explain: bool,
+) -> Option<Cow<'static, str>> {
+    let c = &p.c;
+    let card = &c.card;
+    if !c.provider.enabled {
+        return reason!(explain, "provider disabled: `{}`", c.provider.id);
+    }
+    if let Some(reason) = profile.refuses_provider(&c.provider, explain) {
+        return Some(reason.into());
+    }
+    if let Some(reason) = profile.refuses_model(&[card.id.as_str(), c.model()], explain) {
+        return Some(reason.into());
+    }
+    let mut missing = card.capabilities.missing(profile.require).peekable();
+    if missing.peek().is_some() {
+        let list: Vec<&str> = missing.map(|m| m.as_str()).collect();
+        return reason!(
+            explain,
+            "lacks a capability profile `{}` requires: {}",
+            profile.id,
+            list.join(", ")
+        );
+    }
+    if let Some(date) = card.retires.as_deref().filter(|d| *d <= today) {
+        return reason!(explain, "retired: since {date}");
+    }
+    let caps = profile.spec.caps;
+    if let Some(max) = caps.max_input_per_mtok.filter(|m| card.input_per_mtok > *m) {
+        return reason!(
+            explain,
+            "over the profile's price cap: input {} USD/Mtok > {max}",
+            card.input_per_mtok
+        );
+    }
+    if let Some(max) = caps
+        .max_output_per_mtok
+        .filter(|m| card.output_per_mtok > *m)
+    {
+        return reason!(
+            explain,
+            "over the profile's price cap: output {} USD/Mtok > {max}",
+            card.output_per_mtok
+        );
+    }
+    if let Some(min) = caps.min_context.filter(|m| card.context_window < *m) {
+        return reason!(
+            explain,
+            "under the profile's minimum context: {} < {min} tokens",
+            card.context_window
+        );
+    }
+    if let Some(max) = caps.max_ttft_ms.filter(|max| p.ttft > *max) {
+        return reason!(
+            explain,
+            "over the profile's time-to-first-token cap: {:.0} ms > {max:.0} ms",
+            p.ttft
+        );
+    }
+    None
+}
+
+/// The candidates of one layer and what the layer dropped.
+struct Layer<'p> {
+    explain: bool,
+    trace: Vec<LayerTrace>,
+    kept: Vec<&'p Prepared>,
+}
+
+impl<'p> Layer<'p> {
     /// Runs one filtering layer: `verdict` returns why a candidate is dropped, or None.
     fn filter(
         &mut self,
         layer: u8,
         name: &'static str,
-        mut verdict: impl FnMut(&Candidate<'a>) -> Option<Cow<'static, str>>,
+        mut verdict: impl FnMut(&Prepared) -> Option<Cow<'static, str>>,
     ) {
-        let entered = std::mem::take(&mut self.kept);
         let mut trace = LayerTrace {
             layer,
             name,
@@ -320,43 +524,66 @@ impl<'a> Layer<'a> {
             dropped: Vec::new(),
             kept: 0,
         };
-        for c in entered {
-            if self.explain {
-                trace.entered.push(c.name());
+        let explain = self.explain;
+        self.kept.retain(|p| {
+            if explain {
+                trace.entered.push(p.c.name());
             }
-            match verdict(&c) {
+            match verdict(p) {
                 Some(reason) => {
-                    if self.explain {
+                    if explain {
                         trace.dropped.push(Dropped {
-                            provider: c.provider.id.clone(),
-                            model: c.model.to_string(),
+                            provider: p.c.provider.id.clone(),
+                            model: p.c.model().to_string(),
                             reason: reason.into_owned(),
                         });
                     }
+                    false
                 }
-                None => self.kept.push(c),
+                None => true,
             }
-        }
+        });
         trace.kept = self.kept.len();
-        if self.explain {
+        if explain {
             self.trace.push(trace);
         }
     }
 }
 
-/// Log-scale min-max normalisation, lower is better: the lowest figure scores 1, the highest 0.
-fn lower_is_better(value: f64, min: f64, max: f64) -> f64 {
-    let floor = 1e-9;
-    let (v, lo, hi) = (value.max(floor), min.max(floor), max.max(floor));
-    if hi <= lo * (1.0 + 1e-12) {
-        return 1.0;
+/// Figures at or below this count as this (their logarithm stays finite).
+const FLOOR: f64 = 1e-9;
+
+/// The logarithm of a figure, for [`LowerIsBetter`].
+fn log_of(figure: f64) -> f64 {
+    figure.max(FLOOR).ln()
+}
+
+/// Log-scale min-max normalisation, lower is better: of figures whose logarithms span
+/// `(lo, hi)`, the lowest scores 1, the highest 0 (all alike: 1).
+struct LowerIsBetter {
+    lo: f64,
+    /// 1 / (hi - lo); 0 when all are alike.
+    inverse_span: f64,
+}
+
+impl LowerIsBetter {
+    fn over((lo, hi): (f64, f64)) -> Self {
+        let span = hi - lo;
+        Self {
+            lo,
+            inverse_span: if span > 1e-12 { 1.0 / span } else { 0.0 },
+        }
     }
-    1.0 - (v / lo).ln() / (hi / lo).ln()
+
+    fn score(&self, ln_value: f64) -> f64 {
+        1.0 - (ln_value - self.lo) * self.inverse_span
+    }
 }
 
 impl Routing {
     pub fn new(profiles: Profiles, tuning: RouterTuning) -> Self {
         Self {
+            prepared: PreparedSlots::new(&profiles),
             profiles,
             breakers: Breakers::new(tuning.breaker),
             live: Arc::new(ArcSwap::from_pointee(LiveFigures::default())),
@@ -374,15 +601,34 @@ impl Routing {
         })
     }
 
-    /// The estimated cost (USD) and latency (ms, with its basis) of a request on a candidate.
-    fn figures(
-        &self,
-        card: &ModelCard,
-        provider: &str,
-        model: &str,
-        needs: &Needs,
-        live: &LiveFigures,
-    ) -> Figures {
+    /// A candidate's request-independent figures.
+    fn prepare(&self, c: Candidate, profile: &Profile, live: &LiveFigures) -> Prepared {
+        let card = &c.card;
+        let observed = live
+            .get(&c.provider.id, c.model())
+            .filter(|l| l.latency_samples >= self.tuning.min_live_samples);
+        let (ttft, tokens_per_s, latency_samples) = match observed {
+            Some(l) => (
+                l.ttft_ms_p50.unwrap_or(card.latency.ttft_ms),
+                l.output_tokens_per_s_p50
+                    .unwrap_or(card.latency.output_tokens_per_s),
+                Some(l.latency_samples),
+            ),
+            None => (card.latency.ttft_ms, card.latency.output_tokens_per_s, None),
+        };
+        Prepared {
+            quality: card.quality.for_task(profile.spec.task).clamp(0.0, 1.0),
+            bonus: profile.preference(&c.provider, c.model()),
+            ttft,
+            tokens_per_s,
+            latency_samples,
+            c,
+        }
+    }
+
+    /// The estimated cost (USD) and latency (ms) of a request on a prepared candidate.
+    fn figures(&self, p: &Prepared, needs: &Needs) -> Figures {
+        let card = &p.c.card;
         let output = needs
             .max_tokens
             .unwrap_or(self.tuning.expected_output_tokens)
@@ -395,190 +641,124 @@ impl Routing {
             _ => (card.input_per_mtok, card.output_per_mtok),
         };
         let cost = (prompt * input_rate + output * output_rate) / 1e6;
-        let observed = live
-            .get(provider, model)
-            .filter(|l| l.latency_samples >= self.tuning.min_live_samples);
-        let (ttft, tps, samples) = match observed {
-            Some(l) => (
-                l.ttft_ms_p50.unwrap_or(card.latency.ttft_ms),
-                l.output_tokens_per_s_p50
-                    .unwrap_or(card.latency.output_tokens_per_s),
-                Some(l.latency_samples),
-            ),
-            None => (card.latency.ttft_ms, card.latency.output_tokens_per_s, None),
-        };
+        let latency = p.ttft + output / p.tokens_per_s.max(1e-3) * 1000.0;
         Figures {
             cost,
-            ttft,
-            latency: ttft + output / tps.max(1e-3) * 1000.0,
-            latency_samples: samples,
+            latency,
+            ln_cost: log_of(cost),
+            ln_latency: log_of(latency),
         }
     }
 
-    /// Routes one request through the five layers over the current providers and catalog.
-    pub fn route<'a>(
+    /// The prepared set of a profile and API over the current state, built if the state
+    /// changed since the last one.
+    fn prepared(
         &self,
-        snapshot: &'a RegistrySnapshot,
-        catalog: &'a Catalog,
+        snapshot: &Arc<RegistrySnapshot>,
+        catalog: &Arc<Catalog>,
+        query: &RouteQuery<'_>,
+    ) -> Arc<PreparedSet> {
+        let live = self.live.load_full();
+        let slot = self.prepared.slot(query.profile, query.api);
+        if let Some(set) = slot.and_then(|s| s.load_full()).filter(|set| {
+            set.is_for(
+                query.profile,
+                query.api,
+                snapshot,
+                catalog,
+                &live,
+                &query.today,
+            )
+        }) {
+            return set;
+        }
+        let candidates = inventory(snapshot, catalog)
+            .into_iter()
+            .filter(|c| api_verdict(c, query.api, false).is_none())
+            .map(|c| self.prepare(c, query.profile, &live))
+            .filter(|p| policy_verdict(p, query.profile, &query.today, false).is_none())
+            .collect();
+        let set = Arc::new(PreparedSet {
+            profile: query.profile.id.clone(),
+            api: query.api,
+            snapshot: snapshot.clone(),
+            catalog: catalog.clone(),
+            live,
+            today: query.today.clone(),
+            candidates,
+        });
+        if let Some(slot) = slot {
+            slot.store(Some(set.clone()));
+        }
+        set
+    }
+
+    /// Routes one request through the five layers over the current providers and catalog.
+    /// Without a trace, the request-independent part comes from the profile's prepared set;
+    /// with one, every layer runs in full, so that each drop has its reason.
+    pub fn route(
+        &self,
+        snapshot: &Arc<RegistrySnapshot>,
+        catalog: &Arc<Catalog>,
         query: &RouteQuery<'_>,
     ) -> Result<Decision, NoRoute> {
         let profile = query.profile;
         let needs = &query.needs;
-        let live = self.live.load();
-        let now = self.breakers.now();
-
-        // Layer 1: inventory.
-        let inventory = inventory(snapshot, catalog);
-        let mut layers = Layer {
-            explain: query.explain,
-            trace: Vec::new(),
-            kept: inventory,
-        };
-        layers.filter(1, "inventory", |_| None);
-
-        // A drop's reason is written out only when the trace is asked for.
         let explain = query.explain;
-        macro_rules! reason {
-            ($($arg:tt)*) => {
-                if explain {
-                    Cow::Owned(format!($($arg)*))
-                } else {
-                    Cow::Borrowed("")
-                }
-            };
-        }
-        // Layer 2: capabilities and context.
-        layers.filter(2, "capabilities and context", |c| {
-            let card = &c.card;
-            if let Some(api) = query.api.filter(|api| *api != c.provider.kind.api()) {
-                return Some(
-                    reason!(
-                        "speaks the {} API, the request the {} API: requests are not translated between APIs yet",
-                        c.provider.kind.api().name(),
-                        api.name()
-                    ),
-                );
-            }
-            let mut missing = card.capabilities.missing(needs.capabilities).peekable();
-            if missing.peek().is_some() {
-                let list: Vec<&str> = missing.map(|m| m.as_str()).collect();
-                return Some(reason!("lacks a capability the request needs: {}", list.join(", ")));
-            }
-            if needs.window() > card.context_window {
-                return Some(
-                    reason!(
-                        "context window too small: the request needs about {} tokens ({} prompt + {} output), the window is {}",
-                        needs.window(),
-                        needs.prompt_tokens,
-                        needs.max_tokens.unwrap_or(0),
-                        card.context_window
-                    ),
-                );
-            }
-            if let Some(max) = needs.max_tokens.filter(|m| *m > card.max_output_tokens) {
-                return Some(
-                    reason!(
-                        "output limit too small: the request asks for {max} output tokens, the model writes at most {}",
-                        card.max_output_tokens
-                    ),
-                );
-            }
-            if let Some(min) = needs.min_context.filter(|m| *m > card.context_window) {
-                return Some(
-                    reason!(
-                        "context window too small: at least {min} tokens required, the window is {}",
-                        card.context_window
-                    ),
-                );
-            }
-            None
-        });
-
-        // Layer 3: policy and health.
+        let mut breakers = self.breakers.reader();
         let mut breaker_drops = 0usize;
         let mut retry_in: Option<u64> = None;
-        let caps = profile.spec.caps;
-        layers.filter(3, "policy and health", |c| {
-            let card = &c.card;
-            if !c.provider.enabled {
-                return Some(reason!("provider disabled: `{}`", c.provider.id));
-            }
-            if let Some(reason) = profile.refuses_provider(c.provider, explain) {
-                return Some(reason.into());
-            }
-            if let Some(reason) = profile.refuses_model(&[card.id.as_str(), &c.model], explain) {
-                return Some(reason.into());
-            }
-            let mut missing = card.capabilities.missing(profile.require).peekable();
-            if missing.peek().is_some() {
-                let list: Vec<&str> = missing.map(|m| m.as_str()).collect();
-                return Some(reason!(
-                    "lacks a capability profile `{}` requires: {}",
-                    profile.id,
-                    list.join(", ")
-                ));
-            }
-            if let Some(date) = card
-                .retires
-                .as_deref()
-                .filter(|d| *d <= query.today.as_str())
-            {
-                return Some(reason!("retired: since {date}"));
-            }
-            if let Some(max) = caps.max_input_per_mtok.filter(|m| card.input_per_mtok > *m) {
-                return Some(reason!(
-                    "over the profile's price cap: input {} USD/Mtok > {max}",
-                    card.input_per_mtok
-                ));
-            }
-            if let Some(max) = caps
-                .max_output_per_mtok
-                .filter(|m| card.output_per_mtok > *m)
-            {
-                return Some(reason!(
-                    "over the profile's price cap: output {} USD/Mtok > {max}",
-                    card.output_per_mtok
-                ));
-            }
-            if let Some(min) = caps.min_context.filter(|m| card.context_window < *m) {
-                return Some(reason!(
-                    "under the profile's minimum context: {} < {min} tokens",
-                    card.context_window
-                ));
-            }
-            if let Some(max) = caps.max_ttft_ms {
-                let ttft = self
-                    .figures(card, &c.provider.id, &c.model, needs, &live)
-                    .ttft;
-                if ttft > max {
-                    return Some(reason!(
-                        "over the profile's time-to-first-token cap: {ttft:.0} ms > {max:.0} ms"
-                    ));
-                }
-            }
-            if let Admission::Refuse { retry_in_ms } =
-                self.breakers.admit(&c.provider.id, &c.model, now, false)
+        let mut health = |p: &Prepared| {
+            if let Admission::Refuse { retry_in_ms } = breakers.admit(&p.c.provider.id, p.c.model())
             {
                 breaker_drops += 1;
                 retry_in = Some(retry_in.map_or(retry_in_ms, |r| r.min(retry_in_ms)));
-                return Some(reason!(
+                return reason!(
+                    explain,
                     "circuit breaker open: a probe is let through in {retry_in_ms} ms"
-                ));
+                );
             }
             None
-        });
+        };
+
+        let set;
+        let all: Vec<Prepared>;
+        let mut layers = if explain {
+            let live = self.live.load();
+            all = inventory(snapshot, catalog)
+                .into_iter()
+                .map(|c| self.prepare(c, profile, &live))
+                .collect();
+            let mut layers = Layer {
+                explain,
+                trace: Vec::new(),
+                kept: all.iter().collect(),
+            };
+            layers.filter(1, "inventory", |_| None);
+            layers.filter(2, "capabilities and context", |p| {
+                api_verdict(&p.c, query.api, explain)
+                    .or_else(|| fit_verdict(&p.c.card, needs, explain))
+            });
+            layers.filter(3, "policy and health", |p| {
+                policy_verdict(p, profile, &query.today, explain).or_else(|| health(p))
+            });
+            layers
+        } else {
+            set = self.prepared(snapshot, catalog, query);
+            Layer {
+                explain,
+                trace: Vec::new(),
+                kept: set
+                    .candidates
+                    .iter()
+                    .filter(|p| fits(&p.c.card, needs) && health(p).is_none())
+                    .collect(),
+            }
+        };
 
         // Layer 4: scoring.
         let candidates = std::mem::take(&mut layers.kept);
-        let entered: Vec<String> = if query.explain {
-            candidates.iter().map(Candidate::name).collect()
-        } else {
-            Vec::new()
-        };
-        let figures: Vec<Figures> = candidates
-            .iter()
-            .map(|c| self.figures(&c.card, &c.provider.id, &c.model, needs, &live))
-            .collect();
+        let figures: Vec<Figures> = candidates.iter().map(|p| self.figures(p, needs)).collect();
         let range = |f: fn(&Figures) -> f64| {
             figures
                 .iter()
@@ -587,24 +767,22 @@ impl Routing {
                     (lo.min(v), hi.max(v))
                 })
         };
-        let (cost_lo, cost_hi) = range(|f| f.cost);
-        let (lat_lo, lat_hi) = range(|f| f.latency);
+        let cost_scale = LowerIsBetter::over(range(|f| f.ln_cost));
+        let latency_scale = LowerIsBetter::over(range(|f| f.ln_latency));
         let w = profile.spec.weights;
         let sum = w.cost + w.latency + w.quality;
         let (wc, wl, wq) = (w.cost / sum, w.latency / sum, w.quality / sum);
         let mut scored: Vec<(f64, usize)> = Vec::with_capacity(candidates.len());
         let mut scores: Vec<Score> = Vec::new();
-        for (i, (c, f)) in candidates.iter().zip(&figures).enumerate() {
-            let cost = lower_is_better(f.cost, cost_lo, cost_hi);
-            let latency = lower_is_better(f.latency, lat_lo, lat_hi);
-            let quality = c.card.quality.for_task(profile.spec.task).clamp(0.0, 1.0);
-            let bonus = profile.preference(c.provider, &c.model);
-            let total = wc * cost + wl * latency + wq * quality + bonus;
+        for (i, (p, f)) in candidates.iter().zip(&figures).enumerate() {
+            let cost = cost_scale.score(f.ln_cost);
+            let latency = latency_scale.score(f.ln_latency);
+            let total = wc * cost + wl * latency + wq * p.quality + p.bonus;
             scored.push((total, i));
-            if query.explain {
+            if explain {
                 scores.push(Score {
-                    provider: c.provider.id.clone(),
-                    model: c.model.to_string(),
+                    provider: p.c.provider.id.clone(),
+                    model: p.c.model().to_string(),
                     total,
                     cost: ScorePart {
                         figure: f.cost,
@@ -617,65 +795,77 @@ impl Routing {
                         figure: f.latency,
                         normalised: latency,
                         weight: wl,
-                        basis: if f.latency_samples.is_some() {
+                        basis: if p.latency_samples.is_some() {
                             "live"
                         } else {
                             "prior"
                         },
-                        samples: f.latency_samples,
+                        samples: p.latency_samples,
                     },
                     quality: ScorePart {
-                        figure: quality,
-                        normalised: quality,
+                        figure: p.quality,
+                        normalised: p.quality,
                         weight: wq,
                         basis: "prior",
                         samples: None,
                     },
-                    preference_bonus: bonus,
+                    preference_bonus: p.bonus,
                 });
             }
         }
 
         // Layer 5: ranking. Ties: the cheaper, then the earlier provider, then the model id.
-        scored.sort_by(|(a, i), (b, j)| {
-            b.total_cmp(a)
-                .then(figures[*i].cost.total_cmp(&figures[*j].cost))
-                .then(candidates[*i].order.cmp(&candidates[*j].order))
-                .then(candidates[*i].model.cmp(&candidates[*j].model))
-        });
-        let mut chain: Vec<usize> = Vec::with_capacity(self.tuning.max_targets);
-        let mut rest: Vec<usize> = scored.iter().map(|(_, i)| *i).collect();
-        while chain.len() < self.tuning.max_targets && !rest.is_empty() {
-            // The best candidate at a provider not yet in the chain, else the best left.
-            let pick = rest
-                .iter()
-                .position(|i| {
-                    !chain
-                        .iter()
-                        .any(|j| candidates[*j].provider.id == candidates[*i].provider.id)
-                })
-                .unwrap_or(0);
-            chain.push(rest.remove(pick));
-        }
-        let total_of = |i: usize| {
-            scored
-                .iter()
-                .find(|(_, j)| *j == i)
-                .map_or(0.0, |(t, _)| *t)
+        let tie = |i: usize, j: usize| {
+            figures[i]
+                .cost
+                .total_cmp(&figures[j].cost)
+                .then(candidates[i].c.order.cmp(&candidates[j].c.order))
+                .then_with(|| candidates[i].c.model().cmp(candidates[j].c.model()))
+                .is_lt()
         };
-        let trace = query.explain.then(|| {
+        let better = |(a, i): (f64, usize), (b, j): (f64, usize)| {
+            // Scores rarely tie: the comparison of the rest only when they do.
+            if a != b {
+                a > b
+            } else {
+                tie(i, j)
+            }
+        };
+        let order = |a: (f64, usize), b: (f64, usize)| {
+            if better(a, b) {
+                std::cmp::Ordering::Less
+            } else if better(b, a) {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Equal
+            }
+        };
+        let ranked: Vec<String> = if explain {
+            let mut sorted = scored.clone();
+            sorted.sort_by(|a, b| order(*a, *b));
+            sorted
+                .iter()
+                .map(|(_, i)| candidates[*i].c.name())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let chain = chain_of(&scored, self.tuning.max_targets, better, |i, j| {
+            Arc::ptr_eq(&candidates[i].c.provider, &candidates[j].c.provider)
+        });
+        let trace = explain.then(|| {
             let mut layer_traces = std::mem::take(&mut layers.trace);
             layer_traces.push(LayerTrace {
                 layer: 4,
                 name: "scoring",
-                entered,
+                entered: candidates.iter().map(|p| p.c.name()).collect(),
                 dropped: Vec::new(),
                 kept: candidates.len(),
             });
             layer_traces.push(LayerTrace {
                 layer: 5,
                 name: "ranking",
-                entered: scored.iter().map(|(_, i)| candidates[*i].name()).collect(),
+                entered: ranked,
                 dropped: Vec::new(),
                 kept: chain.len(),
             });
@@ -686,11 +876,11 @@ impl Routing {
                 ranking: chain
                     .iter()
                     .enumerate()
-                    .map(|(rank, i)| RankedView {
+                    .map(|(rank, (score, i))| RankedView {
                         rank,
-                        provider: candidates[*i].provider.id.clone(),
-                        model: candidates[*i].model.to_string(),
-                        score: total_of(*i),
+                        provider: candidates[*i].c.provider.id.clone(),
+                        model: candidates[*i].c.model().to_string(),
+                        score: *score,
                     })
                     .collect(),
             }
@@ -722,10 +912,10 @@ impl Routing {
             profile: profile.id.clone(),
             targets: chain
                 .iter()
-                .map(|i| Ranked {
-                    provider: candidates[*i].provider.clone(),
-                    model: candidates[*i].model.to_string(),
-                    score: total_of(*i),
+                .map(|(score, i)| Ranked {
+                    provider: candidates[*i].c.provider.clone(),
+                    model: candidates[*i].c.model().to_string(),
+                    score: *score,
                 })
                 .collect(),
             trace,
@@ -733,14 +923,124 @@ impl Routing {
     }
 }
 
-/// Today's date in UTC as YYYY-MM-DD (the form of the cards' retirement dates).
-pub fn today() -> String {
-    chrono::Utc::now().format("%Y-%m-%d").to_string()
+/// The route's chain from the scored candidates `(score, index)`: each place the best
+/// candidate (by `better`) at a provider not yet in it, else the best left, `max` places at
+/// most. In one pass: each provider's best and the best `max` overall; the chain is the
+/// providers' bests in order, then the best others.
+fn chain_of(
+    scored: &[(f64, usize)],
+    max: usize,
+    better: impl Fn((f64, usize), (f64, usize)) -> bool,
+    same_provider: impl Fn(usize, usize) -> bool,
+) -> Vec<(f64, usize)> {
+    let mut firsts: Vec<(f64, usize)> = Vec::new();
+    let mut top: Vec<(f64, usize)> = Vec::with_capacity(max + 1);
+    for &entry in scored {
+        match firsts.iter_mut().find(|(_, j)| same_provider(*j, entry.1)) {
+            Some(first) if better(entry, *first) => *first = entry,
+            Some(_) => {}
+            None => firsts.push(entry),
+        }
+        if top.len() < max || top.last().is_some_and(|last| better(entry, *last)) {
+            let at = top
+                .iter()
+                .position(|t| better(entry, *t))
+                .unwrap_or(top.len());
+            top.insert(at, entry);
+            top.truncate(max);
+        }
+    }
+    // Insertion sort: stable, and the providers are few.
+    let mut chain: Vec<(f64, usize)> = Vec::with_capacity(max);
+    for first in firsts {
+        let at = chain
+            .iter()
+            .position(|c| better(first, *c))
+            .unwrap_or(chain.len());
+        chain.insert(at, first);
+    }
+    chain.truncate(max);
+    for entry in top {
+        if chain.len() >= max {
+            break;
+        }
+        if !chain.iter().any(|(_, i)| *i == entry.1) {
+            chain.push(entry);
+        }
+    }
+    chain
+}
+
+/// Today's date in UTC as YYYY-MM-DD (the form of the cards' retirement dates), formatted
+/// once a day.
+pub fn today() -> Arc<str> {
+    static TODAY: ArcSwapOption<(i64, Arc<str>)> = ArcSwapOption::const_empty();
+    let now = chrono::Utc::now();
+    let day = now.timestamp().div_euclid(86_400);
+    if let Some(today) = TODAY.load().as_ref().filter(|t| t.0 == day) {
+        return today.1.clone();
+    }
+    let text: Arc<str> = now.format("%Y-%m-%d").to_string().into();
+    TODAY.store(Some(Arc::new((day, text.clone()))));
+    text
 }
 
 struct Figures {
     cost: f64,
-    ttft: f64,
     latency: f64,
-    latency_samples: Option<u32>,
+    ln_cost: f64,
+    ln_latency: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The chain as the ranking defines it: sort everything, then take the best candidate at
+    /// a provider not yet in the chain, else the best left.
+    fn chain_by_sorting(
+        scored: &[(f64, usize)],
+        max: usize,
+        provider: &[usize],
+    ) -> Vec<(f64, usize)> {
+        let mut rest = scored.to_vec();
+        rest.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut chain: Vec<(f64, usize)> = Vec::new();
+        while chain.len() < max && !rest.is_empty() {
+            let pick = rest
+                .iter()
+                .position(|(_, i)| !chain.iter().any(|(_, j)| provider[*j] == provider[*i]))
+                .unwrap_or(0);
+            chain.push(rest.remove(pick));
+        }
+        chain
+    }
+
+    #[test]
+    fn the_one_pass_chain_is_the_chain_of_the_sorted_ranking() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..5_000 {
+            let n = next(40) as usize;
+            let providers = 1 + next(5) as usize;
+            let max = 1 + next(5) as usize;
+            // Few distinct scores, so that ties are common.
+            let scored: Vec<(f64, usize)> = (0..n).map(|i| (next(8) as f64 / 4.0, i)).collect();
+            let provider: Vec<usize> = (0..n).map(|_| next(providers as u64) as usize).collect();
+            let better = |(a, i): (f64, usize), (b, j): (f64, usize)| {
+                b.total_cmp(&a).then(i.cmp(&j)).is_lt()
+            };
+            let fast = chain_of(&scored, max, better, |i, j| provider[i] == provider[j]);
+            assert_eq!(
+                fast,
+                chain_by_sorting(&scored, max, &provider),
+                "{scored:?} {provider:?} max {max}"
+            );
+        }
+    }
 }

@@ -3,6 +3,9 @@
 //! a reasoning effort → `reasoning`; `stream: true` → `streaming`; and its size (an estimate of
 //! the prompt's tokens, plus `max_tokens`) against the context window. Both APIs' shapes.
 
+use std::borrow::Cow;
+
+use serde::de;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -46,62 +49,14 @@ pub struct Requirements {
 }
 
 impl Needs {
-    /// Reads what a chat-completions or messages body needs.
-    pub fn of_body(body: &Value) -> Self {
-        let mut needs = Self::default();
-        let Some(object) = body.as_object() else {
-            return needs;
-        };
-        let mut chars = 0usize;
-        let mut extra_tokens = 0u64;
-        if object
-            .get("tools")
-            .and_then(Value::as_array)
-            .is_some_and(|t| !t.is_empty())
-            || object
-                .get("functions")
-                .and_then(Value::as_array)
-                .is_some_and(|f| !f.is_empty())
-        {
-            needs.capabilities.insert(Capability::Tools);
-        }
-        if object.get("parallel_tool_calls") == Some(&Value::Bool(true)) {
-            needs.capabilities.insert(Capability::ParallelTools);
-        }
-        if object.get("stream") == Some(&Value::Bool(true)) {
-            needs.capabilities.insert(Capability::Streaming);
-        }
-        let format = object
-            .get("response_format")
-            .and_then(|f| f.get("type"))
-            .and_then(Value::as_str);
-        if format == Some("json_schema") {
-            needs.capabilities.insert(Capability::JsonSchema);
-        }
-        let thinking = object
-            .get("thinking")
-            .and_then(|t| t.get("type"))
-            .and_then(Value::as_str);
-        if thinking == Some("enabled")
-            || object.get("reasoning_effort").is_some_and(|e| !e.is_null())
-        {
-            needs.capabilities.insert(Capability::Reasoning);
-        }
-        needs.max_tokens = ["max_tokens", "max_completion_tokens"]
-            .iter()
-            .find_map(|k| object.get(*k).and_then(Value::as_u64));
-        for key in ["messages", "system", "tools", "functions"] {
-            if let Some(value) = object.get(key) {
-                walk(
-                    value,
-                    &mut chars,
-                    &mut extra_tokens,
-                    &mut needs.capabilities,
-                );
-            }
-        }
-        needs.prompt_tokens = (chars.div_ceil(CHARS_PER_TOKEN) as u64).saturating_add(extra_tokens);
-        needs
+    /// Reads what a chat-completions or messages body needs, in one pass over its JSON
+    /// (nothing of the body is kept: strings are measured where they lie). A body that is not
+    /// an object needs nothing; one that is not JSON is an error.
+    pub fn of_json(body: &[u8]) -> Result<Self, serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let needs = de::DeserializeSeed::deserialize(TopLevel, &mut de)?;
+        de.end()?;
+        Ok(needs)
     }
 
     /// Adds explicit requirements.
@@ -126,43 +81,248 @@ impl Needs {
     }
 }
 
-/// Counts the text and marks the media of a part of a request.
-fn walk(value: &Value, chars: &mut usize, extra: &mut u64, caps: &mut Capabilities) {
-    match value {
-        Value::String(text) => *chars += text.len(),
-        Value::Array(items) => {
-            for item in items {
-                walk(item, chars, extra, caps);
+/// The top level of a request body.
+struct TopLevel;
+
+impl<'de> de::DeserializeSeed<'de> for TopLevel {
+    type Value = Needs;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Needs, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> de::Visitor<'de> for TopLevel {
+    type Value = Needs;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a request body")
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Needs, A::Error> {
+        let mut needs = Needs::default();
+        let mut text = Text::default();
+        let (mut max_tokens, mut max_completion_tokens) = (None, None);
+        while let Some(key) = map.next_key_seed(Key)? {
+            match key.as_ref() {
+                "messages" | "system" => {
+                    map.next_value_seed(Walk(&mut text))?;
+                }
+                "tools" | "functions" => {
+                    if let Shape::Array(n) = map.next_value_seed(Walk(&mut text))? {
+                        if n > 0 {
+                            needs.capabilities.insert(Capability::Tools);
+                        }
+                    }
+                }
+                "parallel_tool_calls" | "stream" => {
+                    if map.next_value::<Value>()? == Value::Bool(true) {
+                        needs.capabilities.insert(if key.as_ref() == "stream" {
+                            Capability::Streaming
+                        } else {
+                            Capability::ParallelTools
+                        });
+                    }
+                }
+                "response_format" => {
+                    if type_of(&map.next_value::<Value>()?) == Some("json_schema") {
+                        needs.capabilities.insert(Capability::JsonSchema);
+                    }
+                }
+                "thinking" => {
+                    if type_of(&map.next_value::<Value>()?) == Some("enabled") {
+                        needs.capabilities.insert(Capability::Reasoning);
+                    }
+                }
+                "reasoning_effort" => {
+                    if !map.next_value::<Value>()?.is_null() {
+                        needs.capabilities.insert(Capability::Reasoning);
+                    }
+                }
+                "max_tokens" => max_tokens = map.next_value::<Value>()?.as_u64(),
+                "max_completion_tokens" => {
+                    max_completion_tokens = map.next_value::<Value>()?.as_u64();
+                }
+                _ => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
             }
         }
-        Value::Object(object) => {
-            match object.get("type").and_then(Value::as_str) {
-                // OpenAI's image part, Anthropic's image block, the Responses API's input image.
-                Some("image_url" | "image" | "input_image") => {
-                    caps.insert(Capability::Vision);
-                    *extra += TOKENS_PER_IMAGE;
-                    return;
+        needs.capabilities = needs.capabilities.union(text.caps);
+        needs.max_tokens = max_tokens.or(max_completion_tokens);
+        needs.prompt_tokens =
+            (text.chars.div_ceil(CHARS_PER_TOKEN) as u64).saturating_add(text.extra_tokens);
+        Ok(needs)
+    }
+
+    // Anything but an object needs nothing.
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Needs, A::Error> {
+        while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+        Ok(Needs::default())
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Needs, E> {
+        Ok(Needs::default())
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Needs, E> {
+        Ok(Needs::default())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Needs, E> {
+        Ok(Needs::default())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Needs, E> {
+        Ok(Needs::default())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Needs, E> {
+        Ok(Needs::default())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Needs, E> {
+        Ok(Needs::default())
+    }
+}
+
+/// The `type` of an object value.
+fn type_of(value: &Value) -> Option<&str> {
+    value.get("type").and_then(Value::as_str)
+}
+
+/// The text and media of a part of a request.
+#[derive(Default)]
+struct Text {
+    /// Bytes of prompt text.
+    chars: usize,
+    /// Tokens counted for media.
+    extra_tokens: u64,
+    caps: Capabilities,
+}
+
+/// A key, borrowed from the body where it has no escapes.
+struct Key;
+
+impl<'de> de::DeserializeSeed<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> de::Visitor<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a key")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_string()))
+    }
+}
+
+/// What a walked value was, as far as its parent cares.
+enum Shape {
+    Array(usize),
+    Other,
+}
+
+/// The kind of media an object's `type` names.
+enum Media {
+    /// OpenAI's image part, Anthropic's image block, the Responses API's input image.
+    Image,
+    /// Anthropic's document block, OpenAI's file part.
+    Document,
+}
+
+/// Counts the text and marks the media of a part of a request: strings are prompt text, an
+/// image or a document counts as a fixed number of tokens (its base64 is not text).
+struct Walk<'t>(&'t mut Text);
+
+impl<'de> de::DeserializeSeed<'de> for Walk<'_> {
+    type Value = Shape;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Shape, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> de::Visitor<'de> for Walk<'_> {
+    type Value = Shape;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Shape, E> {
+        self.0.chars += v.len();
+        Ok(Shape::Other)
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
+        let mut n = 0;
+        while seq.next_element_seed(Walk(&mut *self.0))?.is_some() {
+            n += 1;
+        }
+        Ok(Shape::Array(n))
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
+        // What the object holds is counted apart until its `type` (which may come last) says
+        // whether it is media.
+        let mut inner = Text::default();
+        let mut media = None;
+        while let Some(key) = map.next_key_seed(Key)? {
+            match key.as_ref() {
+                "type" => {
+                    media = match map.next_value::<Value>()?.as_str() {
+                        Some("image_url" | "image" | "input_image") => Some(Media::Image),
+                        Some("document" | "file" | "input_file") => Some(Media::Document),
+                        _ => None,
+                    };
                 }
-                // Anthropic's document block, OpenAI's file part.
-                Some("document" | "file" | "input_file") => {
-                    caps.insert(Capability::Pdf);
-                    *extra += TOKENS_PER_DOCUMENT;
-                    return;
-                }
-                _ => {}
-            }
-            for (key, item) in object {
                 // Keys and ids are not prompt text worth counting; the signature of a
                 // thinking block is opaque.
-                if !matches!(
-                    key.as_str(),
-                    "type" | "id" | "tool_use_id" | "signature" | "role"
-                ) {
-                    walk(item, chars, extra, caps);
+                "id" | "tool_use_id" | "signature" | "role" => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+                _ => {
+                    map.next_value_seed(Walk(&mut inner))?;
                 }
             }
         }
-        _ => {}
+        let text = &mut *self.0;
+        match media {
+            Some(Media::Image) => {
+                text.caps.insert(Capability::Vision);
+                text.extra_tokens += TOKENS_PER_IMAGE;
+            }
+            Some(Media::Document) => {
+                text.caps.insert(Capability::Pdf);
+                text.extra_tokens += TOKENS_PER_DOCUMENT;
+            }
+            None => {
+                text.chars += inner.chars;
+                text.extra_tokens = text.extra_tokens.saturating_add(inner.extra_tokens);
+                text.caps = text.caps.union(inner.caps);
+            }
+        }
+        Ok(Shape::Other)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Shape, E> {
+        Ok(Shape::Other)
     }
 }
 
@@ -170,6 +330,10 @@ fn walk(value: &Value, chars: &mut usize, extra: &mut u64, caps: &mut Capabiliti
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn of(body: &Value) -> Needs {
+        Needs::of_json(body.to_string().as_bytes()).unwrap_or_else(|e| panic!("{e}"))
+    }
 
     #[test]
     fn tools_images_schemas_and_size_are_read_from_either_api() {
@@ -183,7 +347,7 @@ mod tests {
             "response_format": {"type": "json_schema", "json_schema": {"name": "s", "schema": {}}},
             "max_tokens": 50,
         });
-        let needs = Needs::of_body(&openai);
+        let needs = of(&openai);
         for cap in [
             Capability::Tools,
             Capability::Vision,
@@ -203,7 +367,7 @@ mod tests {
                 {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "AAAA"}}
             ]}]
         });
-        let needs = Needs::of_body(&anthropic);
+        let needs = of(&anthropic);
         for cap in [
             Capability::Vision,
             Capability::Pdf,

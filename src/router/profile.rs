@@ -73,6 +73,9 @@ pub struct ProfileSpec {
 #[derive(Debug, Clone)]
 pub struct Profile {
     pub id: String,
+    /// Its position among the profiles (set by [`Profiles::load`]; where the Router keeps
+    /// what it prepared for the profile).
+    pub index: usize,
     pub spec: ProfileSpec,
     pub require: Capabilities,
     models_allow: Option<GlobSet>,
@@ -126,6 +129,7 @@ impl Profile {
         };
         Ok(Self {
             id: id.to_string(),
+            index: 0,
             require: Capabilities::of(&spec.require),
             models_allow: (!spec.models.allow.is_empty())
                 .then(|| compile("allow", &spec.models.allow))
@@ -230,6 +234,9 @@ impl Profiles {
             let profile = Profile::new(&id, spec)
                 .map_err(|(field, message)| (format!("routing.profiles.{id}.{field}"), message))?;
             by_id.insert(id, profile);
+        }
+        for (index, profile) in by_id.values_mut().enumerate() {
+            profile.index = index;
         }
         if !by_id.contains_key(default) {
             return Err((

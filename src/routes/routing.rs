@@ -3,6 +3,7 @@
 //! states for callers that pass the admin gate).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -153,7 +154,9 @@ async fn decide(
     let profile = routing
         .profile(id)
         .map_err(|message| GatewayError::UnknownProfile { message })?;
-    let needs = Needs::of_body(&value).with(&request.requirements.unwrap_or_default());
+    let needs = Needs::of_json(&body)
+        .map_err(|e| invalid(format!("the body is not valid JSON: {e}"), None))?
+        .with(&request.requirements.unwrap_or_default());
     let query = RouteQuery {
         api: Some(api),
         profile,
@@ -328,12 +331,12 @@ pub async fn catalog(
     let breakers = &pipeline.routing.breakers;
     let now = breakers.now();
     let mut serving: BTreeMap<String, Vec<ServingView>> = BTreeMap::new();
-    let mut defaults: Vec<ModelCard> = Vec::new();
+    let mut defaults: Vec<Arc<ModelCard>> = Vec::new();
     for c in inventory(&snapshot, &pipeline.catalog) {
         if c.card.origin == crate::catalog::CardOrigin::Defaults
             && !defaults.iter().any(|d| d.id == c.card.id)
         {
-            defaults.push((*c.card).clone());
+            defaults.push(c.card.clone());
         }
         serving
             .entry(c.card.id.clone())
@@ -341,13 +344,13 @@ pub async fn catalog(
             .push(ServingView {
                 provider: c.provider.id.clone(),
                 provider_type: c.provider.kind,
-                model: c.model.to_string(),
+                model: c.model().to_string(),
                 enabled: c.provider.enabled,
-                breaker: breakers.state(&c.provider.id, Some(&c.model), now),
-                live: live.get(&c.provider.id, &c.model).copied(),
+                breaker: breakers.state(&c.provider.id, Some(c.model()), now),
+                live: live.get(&c.provider.id, c.model()).copied(),
             });
     }
-    let cards: Vec<ModelCard> = pipeline
+    let cards: Vec<Arc<ModelCard>> = pipeline
         .catalog
         .models()
         .iter()
@@ -360,7 +363,7 @@ pub async fn catalog(
         .into_iter()
         .map(|card| CatalogEntry {
             serving: admin.then(|| serving.remove(&card.id).unwrap_or_default()),
-            card,
+            card: (*card).clone(),
         })
         .collect();
     HttpResponse::Ok().json(CatalogAnswer {

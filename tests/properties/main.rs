@@ -4,6 +4,7 @@
 
 mod generators;
 mod inbound;
+mod router;
 mod sanitizer;
 mod sse;
 mod usage;
