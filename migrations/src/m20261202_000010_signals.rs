@@ -56,43 +56,32 @@ impl MigrationTrait for Migration {
             )
             .await?;
         // A repeat of the same (request, kind, source) is a no-op: inserts say ON CONFLICT
-        // DO NOTHING against this index.
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_signals_once")
-                    .table(Signals::Table)
-                    .col(Signals::RequestId)
-                    .col(Signals::Signal)
-                    .col(Signals::Source)
-                    .unique()
-                    .if_not_exists()
-                    .to_owned(),
-            )
-            .await?;
-        // The evidence (per provider and model) and the report's window.
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_signals_provider_model_ts")
-                    .table(Signals::Table)
-                    .col(Signals::ProviderId)
-                    .col(Signals::Model)
-                    .col(Signals::TsMs)
-                    .if_not_exists()
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_signals_ts")
-                    .table(Signals::Table)
-                    .col(Signals::TsMs)
-                    .if_not_exists()
-                    .to_owned(),
-            )
-            .await
+        // DO NOTHING against the unique index. The evidence (per provider and model) and the
+        // report's window use the others.
+        for (name, cols, unique) in [
+            (
+                "idx_signals_once",
+                vec![Signals::RequestId, Signals::Signal, Signals::Source],
+                true,
+            ),
+            (
+                "idx_signals_provider_model_ts",
+                vec![Signals::ProviderId, Signals::Model, Signals::TsMs],
+                false,
+            ),
+            ("idx_signals_ts", vec![Signals::TsMs], false),
+        ] {
+            let mut index = Index::create();
+            index.name(name).table(Signals::Table).if_not_exists();
+            for col in cols {
+                index.col(col);
+            }
+            if unique {
+                index.unique();
+            }
+            manager.create_index(index.to_owned()).await?;
+        }
+        Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

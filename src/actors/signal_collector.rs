@@ -119,6 +119,14 @@ impl SignalCollector {
         }
     }
 
+    /// Writes what is pending; the receiver hears once nothing is.
+    fn flushed(&mut self, ctx: &mut Context<Self>) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        self.flush_waiters.push(tx);
+        self.write_next(ctx);
+        rx
+    }
+
     /// Answers the flush waiters once nothing is pending.
     fn settle(&mut self) {
         if self.pending.is_empty() && !self.writing {
@@ -268,9 +276,7 @@ impl Handler<FlushSignals> for SignalCollector {
     type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, _: FlushSignals, ctx: &mut Self::Context) -> Self::Result {
-        let (tx, rx) = oneshot::channel();
-        self.flush_waiters.push(tx);
-        self.write_next(ctx);
+        let rx = self.flushed(ctx);
         Box::pin(
             async move {
                 let _ = rx.await;
@@ -293,9 +299,7 @@ impl Handler<StopSignals> for SignalCollector {
     type Result = ResponseActFuture<Self, usize>;
 
     fn handle(&mut self, msg: StopSignals, ctx: &mut Self::Context) -> Self::Result {
-        let (tx, rx) = oneshot::channel();
-        self.flush_waiters.push(tx);
-        self.write_next(ctx);
+        let rx = self.flushed(ctx);
         Box::pin(
             async move {
                 let _ = tokio::time::timeout(msg.within, rx).await;
@@ -330,5 +334,135 @@ impl Handler<ReportSignals> for SignalCollector {
                 filter.bucket,
             ))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use entities::requests;
+
+    use super::*;
+    use crate::ledger::{store, LedgerRecord};
+
+    const ANSWERED: &str = "0193a6c4-0000-7000-8000-000000000001";
+    const RECENT: &str = "0193a6c4-0000-7000-8000-000000000002";
+
+    fn options() -> SignalOptions {
+        SignalOptions {
+            flush_interval: Duration::from_secs(60),
+            batch_size: 100,
+            max_pending: 100,
+            publish_interval: Duration::from_secs(60),
+        }
+    }
+
+    fn report(request_id: &str, kind: SignalKind, value: Option<f64>) -> SignalReport {
+        SignalReport {
+            request_id: request_id.into(),
+            kind,
+            value,
+            comment: None,
+            source: String::new(),
+        }
+    }
+
+    #[actix_rt::test]
+    async fn the_evidence_counts_what_the_database_took_and_starts_from_it() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("signals.db").display()
+        );
+        let db = store::connect(&url).await.unwrap_or_else(|e| panic!("{e}"));
+        // One request in the ledger, one finished a moment ago (in the recent index only).
+        let record = requests::Model {
+            id: ANSWERED.into(),
+            provider_id: Some("openai".into()),
+            model_used: Some("gpt-4o".into()),
+            outcome: "ok".into(),
+            ..requests::Model::default()
+        };
+        store::write_batch(
+            &db,
+            &[LedgerRecord {
+                request: record,
+                attempts: Vec::new(),
+            }],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        let recent = Arc::new(RecentRequests::new(10));
+        recent.note(RECENT, Some("anthropic"), Some("claude"), Some("coding"));
+        let published = Arc::new(ArcSwap::from_pointee(SignalFigures::default()));
+        let collector =
+            SignalCollector::launch(db.clone(), options(), recent.clone(), published.clone())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+
+        let outcomes = [
+            (ANSWERED, SignalKind::ThumbsUp, None),
+            (ANSWERED, SignalKind::Score, Some(0.25)),
+            (ANSWERED, SignalKind::ThumbsUp, None),
+            (RECENT, SignalKind::BadFormat, None),
+            (RECENT, SignalKind::Accepted, None),
+        ];
+        let mut answers = Vec::new();
+        for (id, kind, value) in outcomes {
+            let answer = collector.send(RecordSignal(report(id, kind, value))).await;
+            answers.push(answer.ok().and_then(Result::ok));
+        }
+        use Recorded::{Accepted, Duplicate};
+        assert_eq!(
+            answers,
+            [
+                Some(Accepted),
+                Some(Accepted),
+                Some(Duplicate),
+                Some(Accepted),
+                Some(Accepted)
+            ]
+        );
+        assert!(
+            published.load().is_empty(),
+            "nothing is published before it is written"
+        );
+        let _ = collector.send(FlushSignals).await;
+        let figures = published.load();
+        assert_eq!(
+            figures.get("openai", "gpt-4o"),
+            Some(Evidence { n: 2, sum: 1.25 })
+        );
+        assert_eq!(
+            figures.get("anthropic", "claude"),
+            Some(Evidence { n: 2, sum: 1.0 })
+        );
+
+        // A second collector on the same database starts from its sums, and a repeat that
+        // reaches the database is not counted again.
+        let again = Arc::new(ArcSwap::from_pointee(SignalFigures::default()));
+        let second = SignalCollector::launch(db, options(), recent, again.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            again.load().get("openai", "gpt-4o"),
+            Some(Evidence { n: 2, sum: 1.25 })
+        );
+        let repeat = second
+            .send(RecordSignal(report(RECENT, SignalKind::Accepted, None)))
+            .await;
+        assert_eq!(repeat.ok().and_then(Result::ok), Some(Duplicate));
+        let unknown = second
+            .send(RecordSignal(report(
+                "0193a6c4-0000-7000-8000-00000000ffff",
+                SignalKind::Retry,
+                None,
+            )))
+            .await;
+        assert!(matches!(unknown, Ok(Err(SignalRefused::UnknownRequest(_)))));
+        let _ = second.send(FlushSignals).await;
+        assert_eq!(
+            again.load().get("anthropic", "claude"),
+            Some(Evidence { n: 2, sum: 1.0 })
+        );
     }
 }
