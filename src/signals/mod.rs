@@ -183,6 +183,12 @@ impl SignalReport {
                 "`request_id` is required: the x-request-id header of the proxied answer".into(),
             ));
         }
+        if request_id.chars().any(char::is_control) {
+            return Err(invalid(
+                "request_id",
+                "`request_id` holds a control character: send the x-request-id header of a proxied answer".into(),
+            ));
+        }
         if request_id.chars().count() > MAX_REQUEST_ID_CHARS {
             return Err(invalid(
                 "request_id",
@@ -224,6 +230,10 @@ impl SignalReport {
             (_, None) => None,
         };
         if let Some(comment) = &body.comment {
+            // PostgreSQL's text holds no NUL: one would fail every batch it is written with.
+            if comment.contains('\0') {
+                return Err(invalid("comment", "`comment` holds a NUL character".into()));
+            }
             let chars = comment.chars().count();
             if chars > MAX_COMMENT_CHARS {
                 return Err(invalid(
@@ -235,6 +245,12 @@ impl SignalReport {
             }
         }
         let source = body.source.unwrap_or_default();
+        if source.chars().any(char::is_control) {
+            return Err(invalid(
+                "source",
+                "`source` holds a control character".into(),
+            ));
+        }
         if source.chars().count() > MAX_SOURCE_CHARS {
             return Err(invalid(
                 "source",
