@@ -81,6 +81,8 @@ pub enum GatewayError {
     RouteNotFound { method: String, path: String },
     #[error("no project `{id}` has sent requests; GET /v1/projects lists them")]
     ProjectNotFound { id: String },
+    #[error("no proxied request has id `{id}`: report a signal against the x-request-id header of a proxied answer (this gateway, or one sharing its database)")]
+    RequestNotFound { id: String },
     #[error("no provider with id `{id}`; GET /v1/providers lists them")]
     ProviderNotFound { id: String },
     #[error("provider `{id}` is disabled")]
@@ -151,6 +153,7 @@ impl GatewayError {
             Self::ModelNotFound { .. }
             | Self::RouteNotFound { .. }
             | Self::ProjectNotFound { .. }
+            | Self::RequestNotFound { .. }
             | Self::ProviderNotFound { .. }
             | Self::ProviderDisabled { .. } => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
@@ -178,6 +181,7 @@ impl GatewayError {
             | Self::NoRoute { .. }
             | Self::RouteNotFound { .. }
             | Self::ProjectNotFound { .. }
+            | Self::RequestNotFound { .. }
             | Self::ProviderNotFound { .. }
             | Self::Conflict { .. } => Origin::Client,
             Self::Overloaded { .. }
@@ -223,6 +227,7 @@ impl GatewayError {
             Self::NoRoute { .. } => "no_route",
             Self::CircuitOpen { .. } => "circuit_open",
             Self::ProjectNotFound { .. } => "project_not_found",
+            Self::RequestNotFound { .. } => "request_not_found",
             Self::WrongApi { .. } => "wrong_api",
             Self::ProviderNotFound { .. } => "provider_not_found",
             Self::ProviderDisabled { .. } => "provider_disabled",

@@ -19,6 +19,7 @@ pub mod runtime;
 pub mod sanitizer;
 pub mod secret;
 pub mod settings;
+pub mod signals;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -36,6 +36,8 @@ use crate::error::GatewayError;
         crate::routes::analytics::projects,
         crate::routes::analytics::project_records,
         crate::routes::analytics::errors,
+        crate::routes::signals::report_signal,
+        crate::routes::signals::signals,
         crate::routes::health::health,
         crate::openapi::openapi_json,
         crate::routes::health::metrics,
@@ -51,7 +53,8 @@ use crate::error::GatewayError;
         (name = "proxy", description = "Calls forwarded to providers"),
         (name = "routing", description = "The model catalog, routing profiles and routing decisions (POST /v1/route follows the proxy's virtual-key rules; the catalog's live figures need the admin token)"),
         (name = "admin", description = "Provider administration (admin token)"),
-        (name = "analytics", description = "Usage, cost and errors from the ledger (admin token)"),
+        (name = "analytics", description = "Usage, cost, errors and quality signals from the ledger (admin token)"),
+        (name = "signals", description = "Quality signals about proxied answers (follows the proxy's virtual-key rules); GET /v1/signals, under analytics, reports them"),
         (name = "health", description = "Health and service description"),
     )
 )]

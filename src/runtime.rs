@@ -5,6 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
+
 use crate::catalog::Catalog;
 use crate::keys::KeyMap;
 use crate::ledger::pricing::Pricing;
@@ -13,6 +15,7 @@ use crate::router::profile::Profiles;
 use crate::router::Routing;
 use crate::secret::HeldKey;
 use crate::settings::{ProviderDefaults, ProviderSettings, Settings};
+use crate::signals::SignalFigures;
 
 /// What the settings describe, ready to serve.
 pub struct Runtime {
@@ -23,6 +26,9 @@ pub struct Runtime {
     pub keys: KeyMap,
     pub pricing: Arc<Pricing>,
     pub routing: Arc<Routing>,
+    /// The evidence of quality signals per provider and model, as the SignalCollector
+    /// publishes it (empty until it has loaded what the database holds).
+    pub signal_figures: Arc<ArcSwap<SignalFigures>>,
 }
 
 impl Runtime {
@@ -55,6 +61,7 @@ impl Runtime {
             keys: KeyMap::new(&settings.key_map, settings.auth.require_key),
             pricing,
             routing,
+            signal_figures: Arc::new(ArcSwap::from_pointee(SignalFigures::default())),
         })
     }
 }

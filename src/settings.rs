@@ -37,6 +37,7 @@ pub struct Settings {
     #[serde(default)]
     pub models: Vec<crate::catalog::CardPatch>,
     pub routing: RoutingSettings,
+    pub signals: SignalSettings,
     pub log: LogSettings,
     /// Where this configuration was read from (the file, the environment, the defaults), for
     /// the start-up log.
@@ -72,6 +73,26 @@ impl RoutingSettings {
         }
     }
 }
+
+/// `[signals]`: how quality signals (`POST /v1/signals`) are written and published.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignalSettings {
+    /// How often taken signals are written.
+    pub flush_interval_ms: u64,
+    /// Signals written per transaction at most.
+    pub batch_size: usize,
+    /// Signals held while the database is unreachable, at most; past it, 503.
+    pub max_pending: usize,
+    /// How often the evidence per provider and model is republished to the router.
+    pub publish_interval_ms: u64,
+    /// Finished requests remembered by id, so that a signal reported before the ledger has
+    /// written its request still finds it; 0 looks every request up in the database.
+    pub recent_requests: usize,
+}
+
+/// The most finished requests `[signals] recent_requests` may remember (about 60 bytes each).
+pub const MAX_RECENT_REQUESTS: usize = 10_000_000;
 
 /// `[log]`: how log lines are written (to stderr; `RUST_LOG` filters them).
 #[derive(Debug, Clone, Deserialize)]
@@ -526,6 +547,23 @@ fn validate(settings: &Settings) -> Result<(), (String, String)> {
         return Err((
             "routing.breaker.error_rate".into(),
             "must lie above 0 and at most 1 (a share of the attempts)".into(),
+        ));
+    }
+    let signals = &settings.signals;
+    for (field, value) in [
+        ("flush_interval_ms", signals.flush_interval_ms),
+        ("batch_size", signals.batch_size as u64),
+        ("max_pending", signals.max_pending as u64),
+        ("publish_interval_ms", signals.publish_interval_ms),
+    ] {
+        if value == 0 {
+            return Err((format!("signals.{field}"), "must be greater than 0".into()));
+        }
+    }
+    if signals.recent_requests > MAX_RECENT_REQUESTS {
+        return Err((
+            "signals.recent_requests".into(),
+            format!("must be at most {MAX_RECENT_REQUESTS} (each remembered request holds about 60 bytes; default 100000)"),
         ));
     }
     for (i, p) in settings.pricing.iter().enumerate() {

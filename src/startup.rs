@@ -13,6 +13,7 @@ use crate::actors::cost_ledger::{CostLedger, LedgerOptions, StopLedger};
 use crate::actors::project_tracker::ProjectTracker;
 use crate::actors::provider_registry::ProviderRegistry;
 use crate::actors::sanitizer::SanitizerHandle;
+use crate::actors::signal_collector::{SignalCollector, SignalOptions, StopSignals};
 use crate::ledger::spool::Spool;
 use crate::ledger::{replay, store};
 use crate::metrics::Metrics;
@@ -24,6 +25,7 @@ use crate::routes;
 use crate::runtime::Runtime;
 use crate::sanitizer::Sanitizer;
 use crate::settings::Settings;
+use crate::signals::recent::RecentRequests;
 use crate::state::AppState;
 
 /// Largest JSON body accepted by the admin endpoints.
@@ -59,6 +61,7 @@ pub struct Application {
     port: u16,
     server: Server,
     ledger: Addr<CostLedger>,
+    signals: Addr<SignalCollector>,
     state: web::Data<AppState>,
 }
 
@@ -143,6 +146,21 @@ impl Application {
             spool,
         )
         .map_err(|e| anyhow::anyhow!("failed to start the ledger's spooler thread: {e}"))?;
+        let recent = Arc::new(RecentRequests::new(settings.signals.recent_requests));
+        let signal_options = &settings.signals;
+        let signals = SignalCollector::launch(
+            db.clone(),
+            SignalOptions {
+                flush_interval: Duration::from_millis(signal_options.flush_interval_ms),
+                batch_size: signal_options.batch_size,
+                max_pending: signal_options.max_pending,
+                publish_interval: Duration::from_millis(signal_options.publish_interval_ms),
+            },
+            recent.clone(),
+            runtime.signal_figures.clone(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("failed to load the evidence of the stored signals: {e}"))?;
         let projects = ProjectTracker::new(db).start();
 
         let registry = ProviderRegistry::new(
@@ -175,10 +193,13 @@ impl Application {
                     pricing: runtime.pricing,
                     metrics,
                     router,
+                    recent,
                 },
             },
             ledger: ledger.clone(),
             projects,
+            signals: signals.clone(),
+            signal_figures: runtime.signal_figures,
             metrics_public: settings.server.metrics_public,
             started_at: Instant::now(),
             port,
@@ -221,6 +242,7 @@ impl Application {
             port,
             server: server.run(),
             ledger,
+            signals,
             state: shared,
         })
     }
@@ -236,7 +258,20 @@ impl Application {
     /// ([`ShutdownError::RecordsInSpool`]), so the process exits non-zero.
     pub async fn run_until_stopped(self) -> Result<(), ShutdownError> {
         let served = self.server.await;
-        tracing::info!("server stopped; writing the ledger's pending records");
+        tracing::info!("server stopped; writing the pending signals and ledger records");
+        let stop = StopSignals {
+            within: SHUTDOWN_FLUSH_TIMEOUT,
+        };
+        match self.signals.send(stop).await {
+            Ok(0) => {}
+            Ok(left) => {
+                tracing::error!(
+                    signals = left,
+                    "quality signals lost: the database did not take them within 10 s of shutdown"
+                )
+            }
+            Err(e) => tracing::error!(error = %e, "failed to stop the signal collector"),
+        }
         let stop = StopLedger {
             within: SHUTDOWN_FLUSH_TIMEOUT,
         };
@@ -263,5 +298,10 @@ impl Application {
     /// The ledger actor (tests use it to wait for records).
     pub fn ledger(&self) -> Addr<CostLedger> {
         self.ledger.clone()
+    }
+
+    /// The signal collector (tests use it to wait for signals to be written).
+    pub fn signals(&self) -> Addr<SignalCollector> {
+        self.signals.clone()
     }
 }

@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_create_ledger;
 mod m20261202_000001_route_rank;
+mod m20261202_000010_signals;
 
 /// All migrations of the gateway's database.
 pub struct Migrator;
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_create_ledger::Migration),
             Box::new(m20261202_000001_route_rank::Migration),
+            Box::new(m20261202_000010_signals::Migration),
         ]
     }
 }

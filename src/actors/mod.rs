@@ -5,3 +5,4 @@ pub mod project_tracker;
 pub mod provider_registry;
 pub mod router;
 pub mod sanitizer;
+pub mod signal_collector;

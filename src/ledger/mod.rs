@@ -1,4 +1,4 @@
-//! The cost ledger: one record per proxied request (built by `pipeline::meter`), prices, the crash-safe spool, storage and reports.
+//! The cost ledger: one record per proxied request (built by `pipeline::meter`), prices, the crash-safe spool, storage and reports; and the storage of quality signals.
 
 pub mod errors;
 pub mod inbox;
@@ -6,6 +6,8 @@ pub mod pricing;
 pub mod priority;
 pub mod replay;
 pub mod report;
+pub mod signal_report;
+pub mod signals;
 pub mod spool;
 mod spool_line;
 pub mod spooler;

@@ -21,7 +21,7 @@ const INSERT_CHUNK: usize = 256;
 /// Splits `items` into INSERTs of 256 rows and then powers of two: a handful of distinct
 /// statements that the driver prepares once and reuses, instead of one per remainder size
 /// (each a large prepared statement held in the connection's cache).
-fn insert_chunks<T>(items: &[T]) -> Vec<&[T]> {
+pub(crate) fn insert_chunks<T>(items: &[T]) -> Vec<&[T]> {
     let mut chunks = Vec::new();
     let mut rest = items;
     while !rest.is_empty() {
@@ -246,10 +246,30 @@ fn push_request_values(r: &requests::Model, values: &mut Vec<Value>) {
 /// their values are bound straight from the records, instead of going through an ActiveModel
 /// and a query builder for every row (which cost more than SQLite's own work).
 fn requests_insert_sql(backend: DbBackend, rows: usize) -> String {
-    let width = REQUEST_COLUMNS.len();
+    insert_sql(
+        backend,
+        "requests",
+        &REQUEST_COLUMNS,
+        rows,
+        "ON CONFLICT (id) DO NOTHING",
+    )
+}
+
+/// `INSERT INTO table (columns) VALUES (…), … tail` with `rows` rows of parameters, numbered
+/// as `backend` wants them (`?` for SQLite, `$1…` for PostgreSQL).
+pub(crate) fn insert_sql(
+    backend: DbBackend,
+    table: &str,
+    columns: &[&str],
+    rows: usize,
+    tail: &str,
+) -> String {
+    let width = columns.len();
     let mut sql = String::with_capacity(100 + rows * width * 6);
-    sql.push_str("INSERT INTO requests (");
-    sql.push_str(&REQUEST_COLUMNS.join(", "));
+    sql.push_str("INSERT INTO ");
+    sql.push_str(table);
+    sql.push_str(" (");
+    sql.push_str(&columns.join(", "));
     sql.push_str(") VALUES ");
     for row in 0..rows {
         sql.push_str(if row == 0 { "(" } else { ", (" });
@@ -267,7 +287,8 @@ fn requests_insert_sql(backend: DbBackend, rows: usize) -> String {
         }
         sql.push(')');
     }
-    sql.push_str(" ON CONFLICT (id) DO NOTHING");
+    sql.push(' ');
+    sql.push_str(tail);
     sql
 }
 

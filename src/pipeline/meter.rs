@@ -34,6 +34,8 @@ pub struct Recorder {
     pub metrics: Arc<Metrics>,
     /// Where each attempt's outcome goes for the live figures (the Router actor).
     pub router: actix::Addr<crate::actors::router::Router>,
+    /// Finished requests by id, for signals reported before the ledger has written them.
+    pub recent: Arc<crate::signals::recent::RecentRequests>,
 }
 
 /// Follows one request and records it once.
@@ -348,6 +350,13 @@ impl RequestMeter {
         };
         self.observe();
         self.report_live();
+        let r = &self.record;
+        self.recorder.recent.note(
+            &r.id,
+            r.provider_id.as_deref(),
+            r.model_used.as_deref(),
+            r.route_profile.as_deref(),
+        );
         self.recorder.ledger.record(LedgerRecord {
             // Sent once (`done` is set): the record moves out instead of being copied; what
             // stays behind is an empty record, which allocates nothing.

@@ -17,14 +17,14 @@ const MAX_LIMIT: u64 = 1000;
 /// The largest `offset`: the databases take a signed 64-bit offset.
 const MAX_OFFSET: u64 = i64::MAX as u64;
 
-fn bad(param: &str, message: String) -> GatewayError {
+pub(super) fn bad(param: &str, message: String) -> GatewayError {
     GatewayError::InvalidRequest {
         message,
         param: Some(param.to_string()),
     }
 }
 
-fn internal<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> GatewayError {
+pub(super) fn internal<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> GatewayError {
     move |e| GatewayError::Internal {
         message: format!("failed to {what}: {e}"),
     }
@@ -78,17 +78,17 @@ pub struct WindowQuery {
         pattern = r"^([0-9]{1,12}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2}))$",
         example = "2026-11-25T12:00:00Z"
     )]
-    since: Option<String>,
+    pub(super) since: Option<String>,
     /// End (exclusive): RFC 3339 or Unix seconds, 1970 to 9999.
     #[param(
         pattern = r"^([0-9]{1,12}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2}))$",
         example = "2026-11-26T12:00:00Z"
     )]
-    until: Option<String>,
+    pub(super) until: Option<String>,
 }
 
 impl WindowQuery {
-    fn window(&self) -> Result<Window, GatewayError> {
+    pub(super) fn window(&self) -> Result<Window, GatewayError> {
         let window = Window {
             since_ms: self
                 .since

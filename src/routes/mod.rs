@@ -1,4 +1,4 @@
-//! HTTP handlers, grouped as the URL space is: proxy, admin, analytics, health, portal. A
+//! HTTP handlers, grouped as the URL space is: proxy, admin, analytics, signals, health, portal. A
 //! handler extracts what its endpoint takes and calls the pipeline or an actor; nothing more.
 
 pub mod admin;
@@ -7,6 +7,7 @@ pub mod health;
 pub mod portal;
 pub mod proxy;
 pub mod routing;
+pub mod signals;
 
 use actix_web::{web, HttpRequest};
 
@@ -31,6 +32,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(analytics::projects)
         .service(analytics::project_records)
         .service(analytics::errors)
+        .service(signals::report_signal)
+        .service(signals::signals)
         .service(health::health)
         .service(health::metrics)
         .service(portal::index);

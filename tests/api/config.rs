@@ -219,6 +219,28 @@ fn timeouts_must_be_positive() {
 }
 
 #[test]
+fn signal_settings_must_be_positive_and_the_recent_index_bounded() {
+    for key in [
+        "flush_interval_ms",
+        "batch_size",
+        "max_pending",
+        "publish_interval_ms",
+    ] {
+        let error = error_of(&format!("[signals]\n{key} = 0\n"));
+        assert!(error.contains(&format!("signals.{key}")), "{error}");
+    }
+    let error = error_of("[signals]\nrecent_requests = 10000001\n");
+    assert!(
+        error.contains("signals.recent_requests") && error.contains("at most"),
+        "{error}"
+    );
+    assert!(
+        load_settings("[signals]\nrecent_requests = 0\n").is_ok(),
+        "0: the database only"
+    );
+}
+
+#[test]
 fn a_ca_file_must_exist_and_hold_certificates() {
     let missing = error_of("[[providers]]\nid = \"o\"\nprovider_type = \"openai\"\nca_file = \"/nonexistent/ca.pem\"\n");
     assert!(

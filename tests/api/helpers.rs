@@ -17,6 +17,9 @@ pub struct TestApp {
     /// The ledger's spool.
     pub spool_dir: PathBuf,
     pub ledger: actix::Addr<llm_gateway::actors::cost_ledger::CostLedger>,
+    pub signals: actix::Addr<llm_gateway::actors::signal_collector::SignalCollector>,
+    /// The evidence of quality signals, as the collector publishes it for the router.
+    pub signal_figures: std::sync::Arc<arc_swap::ArcSwap<llm_gateway::signals::SignalFigures>>,
     _dir: tempfile::TempDir,
 }
 
@@ -72,6 +75,16 @@ pub async fn spawn_app(config: &str) -> TestApp {
 
 /// Starts the gateway with `config`, writing to `db_url` (a fresh database when None).
 pub async fn spawn_app_on(config: &str, db_url: Option<&str>) -> TestApp {
+    spawn_app_tuned(config, db_url, |_| {}).await
+}
+
+/// As [`spawn_app_on`], with `tune` changing the settings last (after the test defaults,
+/// such as the 20 ms ledger and signal flushes).
+pub async fn spawn_app_tuned(
+    config: &str,
+    db_url: Option<&str>,
+    tune: impl FnOnce(&mut settings::Settings),
+) -> TestApp {
     llm_gateway::telemetry::init(Default::default());
     let (dir, path) = write_config(config);
     let db_url = match db_url {
@@ -90,12 +103,16 @@ pub async fn spawn_app_on(config: &str, db_url: Option<&str>) -> TestApp {
     settings.server.workers = 1;
     settings.database.url = db_url.clone();
     settings.database.flush_interval_ms = 20;
+    settings.signals.flush_interval_ms = 20;
     // Each gateway its own spool (a spool is locked by the process that has it).
     let spool_dir = dir.path().join("spool");
     settings.database.spool_dir = spool_dir.clone();
+    tune(&mut settings);
     let app = Application::build(settings).await.expect("gateway builds");
     let port = app.port();
     let ledger = app.ledger();
+    let signals = app.signals();
+    let signal_figures = app.state().signal_figures.clone();
     actix_rt::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
@@ -103,6 +120,8 @@ pub async fn spawn_app_on(config: &str, db_url: Option<&str>) -> TestApp {
         db_url,
         spool_dir,
         ledger,
+        signals,
+        signal_figures,
         client: reqwest::Client::builder()
             .no_proxy()
             .build()

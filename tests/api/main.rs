@@ -20,4 +20,5 @@ mod routing;
 mod sanitizer;
 mod secrets;
 mod shutdown;
+mod signals;
 mod streaming;
