@@ -112,9 +112,15 @@ impl Pipeline {
         if let Some(sanitizer) = &self.sanitizer {
             call.body = sanitize(sanitizer, call.body.clone(), &call.meta, meter).await?;
         }
+        // What the request needs of a model: the Router's question, and kept on the record
+        // (so that past traffic can be routed again under another profile).
+        let needs = Needs::of_json(&call.body).map_err(|e| GatewayError::InvalidRequest {
+            message: format!("the request body is not valid JSON: {e}"),
+            param: None,
+        })?;
         let routed = call.parsed.model == "auto" || call.meta.route_profile.is_some();
         let plan = if routed {
-            self.route(&call)?
+            self.route(&call, needs)?
         } else {
             self.plan(op, &call.parsed.model).await?
         };
@@ -124,7 +130,7 @@ impl Pipeline {
 
     /// The Router's plan for `model: "auto"` or an `x-route-profile` header: the header's
     /// profile, else `[routing] default_profile`, over what the request needs.
-    fn route(&self, call: &ProxyCall<'_>) -> Result<RoutePlan, GatewayError> {
+    fn route(&self, call: &ProxyCall<'_>, needs: Needs) -> Result<RoutePlan, GatewayError> {
         let routing = &self.routing;
         let id = call
             .meta
@@ -134,10 +140,6 @@ impl Pipeline {
         let profile = routing
             .profile(id)
             .map_err(|message| GatewayError::UnknownProfile { message })?;
-        let needs = Needs::of_json(&call.body).map_err(|e| GatewayError::InvalidRequest {
-            message: format!("the request body is not valid JSON: {e}"),
-            param: None,
-        })?;
         let query = RouteQuery {
             api: Some(call.op.api()),
             profile,
