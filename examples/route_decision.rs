@@ -129,6 +129,8 @@ fn chat_query<'p>(
         profile,
         needs,
         today: today.clone(),
+        task: None,
+        pinned: None,
         explain,
     }
 }

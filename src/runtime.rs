@@ -60,8 +60,8 @@ impl Runtime {
             default_tls,
             keys: KeyMap::new(&settings.key_map, settings.auth.require_key),
             pricing,
+            signal_figures: routing.signals.clone(),
             routing,
-            signal_figures: Arc::new(ArcSwap::from_pointee(SignalFigures::default())),
         })
     }
 }

@@ -55,6 +55,8 @@ pub struct RoutingSettings {
     pub max_targets: usize,
     pub expected_output_tokens: u64,
     pub live_refresh_ms: u64,
+    pub quality_prior_weight: f64,
+    pub near_equal: f64,
     pub breaker: crate::router::breaker::BreakerPolicy,
     /// `[routing.profiles.<id>]`: profiles added, or replacing a shipped one of the same id.
     #[serde(default)]
@@ -69,6 +71,8 @@ impl RoutingSettings {
             max_targets: self.max_targets,
             expected_output_tokens: self.expected_output_tokens,
             live_refresh_ms: self.live_refresh_ms,
+            quality_prior_weight: self.quality_prior_weight,
+            near_equal: self.near_equal,
             breaker: self.breaker,
         }
     }
@@ -542,6 +546,21 @@ fn validate(settings: &Settings) -> Result<(), (String, String)> {
         if value == 0 {
             return Err((format!("routing.{field}"), "must be greater than 0".into()));
         }
+    }
+    if !(routing.quality_prior_weight.is_finite()
+        && routing.quality_prior_weight > 0.0
+        && routing.quality_prior_weight <= 1_000_000.0)
+    {
+        return Err((
+            "routing.quality_prior_weight".into(),
+            "must lie above 0 and at most 1000000 (signals the card's prior counts as)".into(),
+        ));
+    }
+    if !(routing.near_equal.is_finite() && (0.0..=1.0).contains(&routing.near_equal)) {
+        return Err((
+            "routing.near_equal".into(),
+            "must lie between 0 and 1 (a difference of scores)".into(),
+        ));
     }
     if !(routing.breaker.error_rate > 0.0 && routing.breaker.error_rate <= 1.0) {
         return Err((

@@ -169,6 +169,20 @@ pub enum TaskKind {
 }
 
 impl TaskKind {
+    pub const ALL: [TaskKind; 4] = [
+        Self::General,
+        Self::Coding,
+        Self::Reasoning,
+        Self::LongContext,
+    ];
+
+    /// The kind of a name (`general`, `coding`, `reasoning`, `long_context`; `long-context`
+    /// too), case-insensitively.
+    pub fn parse(name: &str) -> Option<Self> {
+        let name = name.trim().to_ascii_lowercase().replace('-', "_");
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::General => "general",

@@ -9,6 +9,8 @@ use bytes::Bytes;
 
 use super::inbound::{BodyReservation, ParsedRequest};
 use crate::api::Operation;
+use crate::catalog::TaskKind;
+use crate::error::GatewayError;
 use crate::keys::Caller;
 
 /// At most this many characters of each tracking header are kept.
@@ -49,6 +51,23 @@ impl RequestMeta {
             arrived,
         }
     }
+}
+
+/// The task kind a request names in `x-task-kind` (`general`, `coding`, `reasoning`,
+/// `long_context`), for the Router's quality figures; another value is refused.
+pub fn task_kind(headers: &HeaderMap) -> Result<Option<TaskKind>, GatewayError> {
+    let Some(value) = headers.get(HeaderName::from_static("x-task-kind")) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(TaskKind::parse)
+        .map(Some)
+        .ok_or_else(|| GatewayError::InvalidRequest {
+            message: "`x-task-kind` must be one of general, coding, reasoning, long_context".into(),
+            param: Some("x-task-kind".into()),
+        })
 }
 
 /// A call as the pipeline receives it: the endpoint's operation, the client's headers and

@@ -145,6 +145,8 @@ impl Pipeline {
             profile,
             needs,
             today: crate::router::today(),
+            task: call::task_kind(call.headers)?,
+            pinned: None,
             explain: false,
         };
         let snapshot = self.providers.load();

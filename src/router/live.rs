@@ -1,6 +1,7 @@
 //! Live figures per provider and model, from the outcomes the meter reports: time to first
-//! token and output tokens per second (medians of the recent samples of streamed answers),
-//! the error rate, and sample counts. The Router actor folds observations in and publishes a
+//! token and output tokens per second (exponentially weighted moving averages, which the
+//! Router uses, and medians of the recent samples of streamed answers), the error rate, and
+//! sample counts. The Router actor folds observations in and publishes a
 //! [`LiveFigures`] snapshot on an interval; the request path only reads the snapshot.
 
 use std::collections::{HashMap, VecDeque};
@@ -11,6 +12,9 @@ use serde::Serialize;
 const SAMPLES_KEPT: usize = 256;
 /// Attempts kept per provider and model for the error rate.
 const OUTCOMES_KEPT: usize = 256;
+/// The weight of a new sample in the moving averages: about the last ten samples count, so
+/// that a provider that slows down is seen within a few answers.
+pub const EWMA_ALPHA: f64 = 0.2;
 
 /// What one finished attempt showed.
 #[derive(Debug, Clone, actix::Message)]
@@ -34,6 +38,12 @@ pub struct Live {
     pub ttft_ms_p50: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output_tokens_per_s_p50: Option<f64>,
+    /// Moving average of the time to first token, ms (what the Router weighs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttft_ms_ewma: Option<f64>,
+    /// Moving average of the output rate, tokens/s (what the Router weighs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_tokens_per_s_ewma: Option<f64>,
     /// Share of the recent attempts that failed.
     pub error_rate: f64,
     /// Streamed answers behind the latency medians.
@@ -69,6 +79,8 @@ impl LiveFigures {
 struct Samples {
     ttft: VecDeque<f64>,
     tps: VecDeque<f64>,
+    ttft_ewma: Option<f64>,
+    tps_ewma: Option<f64>,
     outcomes: VecDeque<bool>,
     failed: u32,
 }
@@ -77,6 +89,13 @@ fn push<T>(queue: &mut VecDeque<T>, value: T, cap: usize) -> Option<T> {
     let dropped = (queue.len() >= cap).then(|| queue.pop_front()).flatten();
     queue.push_back(value);
     dropped
+}
+
+fn ewma(average: &mut Option<f64>, sample: f64) {
+    *average = Some(match *average {
+        Some(a) => a + EWMA_ALPHA * (sample - a),
+        None => sample,
+    });
 }
 
 fn median(values: &VecDeque<f64>) -> Option<f64> {
@@ -105,9 +124,11 @@ impl LiveTally {
         let s = self.samples.entry((o.provider, o.model)).or_default();
         if let Some(ttft) = o.ttft_ms.filter(|v| v.is_finite() && *v >= 0.0) {
             push(&mut s.ttft, ttft, SAMPLES_KEPT);
+            ewma(&mut s.ttft_ewma, ttft);
         }
         if let Some(tps) = o.output_tokens_per_s.filter(|v| v.is_finite() && *v > 0.0) {
             push(&mut s.tps, tps, SAMPLES_KEPT);
+            ewma(&mut s.tps_ewma, tps);
         }
         if push(&mut s.outcomes, o.failed, OUTCOMES_KEPT) == Some(true) {
             s.failed -= 1;
@@ -128,6 +149,8 @@ impl LiveTally {
             let live = Live {
                 ttft_ms_p50: median(&s.ttft),
                 output_tokens_per_s_p50: median(&s.tps),
+                ttft_ms_ewma: s.ttft_ewma,
+                output_tokens_per_s_ewma: s.tps_ewma,
                 error_rate: if s.outcomes.is_empty() {
                     0.0
                 } else {
@@ -174,6 +197,10 @@ mod tests {
         assert_eq!(live.output_tokens_per_s_p50, Some(20.0));
         assert!((live.error_rate - 1.0 / 3.0).abs() < 1e-9);
         assert_eq!((live.latency_samples, live.attempts), (3, 3));
+        // 100, then 100 + 0.2·(300 − 100) = 140, then 140 + 0.2·(200 − 140) = 152.
+        let ewma = live.ttft_ms_ewma.unwrap_or_default();
+        assert!((ewma - 152.0).abs() < 1e-9, "{ewma}");
+        assert!((live.output_tokens_per_s_ewma.unwrap_or_default() - 15.2).abs() < 1e-9);
         assert!(tally.publish().is_none(), "nothing changed");
     }
 

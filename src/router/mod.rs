@@ -27,9 +27,10 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use serde::{Deserialize, Serialize};
 
 use crate::api::ApiFormat;
-use crate::catalog::{Catalog, ModelCard};
+use crate::catalog::{Catalog, ModelCard, TaskKind};
 use crate::providers::snapshot::RegistrySnapshot;
 use crate::providers::{Provider, ProviderKind};
+use crate::signals::{Recent, SignalFigures};
 use breaker::{Admission, BreakerPolicy, Breakers};
 use live::LiveFigures;
 use needs::Needs;
@@ -47,6 +48,10 @@ pub struct RouterTuning {
     pub expected_output_tokens: u64,
     /// How often the live figures are republished, milliseconds.
     pub live_refresh_ms: u64,
+    /// The signals a card's quality prior counts as (`[routing] quality_prior_weight`).
+    pub quality_prior_weight: f64,
+    /// Scores within this of the best are near-equal: load decides among them.
+    pub near_equal: f64,
     pub breaker: BreakerPolicy,
 }
 
@@ -57,6 +62,8 @@ pub struct Routing {
     prepared: PreparedSlots,
     pub breakers: Breakers,
     pub live: Arc<ArcSwap<LiveFigures>>,
+    /// The quality signals per provider and model (published by the SignalCollector).
+    pub signals: Arc<ArcSwap<SignalFigures>>,
     pub tuning: RouterTuning,
 }
 
@@ -68,6 +75,11 @@ pub struct RouteQuery<'a> {
     pub needs: Needs,
     /// Today (UTC), for retirement dates, as YYYY-MM-DD ([`today`]).
     pub today: Arc<str>,
+    /// The request's task kind (`x-task-kind`), over the profile's, for the quality figures.
+    pub task: Option<TaskKind>,
+    /// The provider and model that served the conversation last (prompt-cache affinity): it
+    /// goes first while it passes every layer.
+    pub pinned: Option<(&'a str, &'a str)>,
     /// Build the layer-by-layer trace.
     pub explain: bool,
 }
@@ -85,7 +97,21 @@ pub struct Ranked {
 pub struct Decision {
     pub profile: String,
     pub targets: Vec<Ranked>,
+    /// What put the primary first.
+    pub decided_by: DecidedBy,
     pub trace: Option<Trace>,
+}
+
+/// What put a route's primary first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DecidedBy {
+    /// The best score.
+    Score,
+    /// Of the near-equal best, the one with less load × expected latency (of two drawn).
+    Load,
+    /// The conversation's provider and model (prompt-cache affinity).
+    Affinity,
 }
 
 /// A candidate dropped by a layer, and why.
@@ -146,9 +172,26 @@ pub struct RankedView {
     pub score: f64,
 }
 
+/// A near-equal candidate as the power of two choices saw it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LoadView {
+    pub provider: String,
+    pub model: String,
+    /// Requests in flight at the provider.
+    pub in_flight: usize,
+    /// (in flight + 1) × expected latency (ms): the lower goes first.
+    pub load: f64,
+}
+
 /// The whole explanation of a decision.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Trace {
+    /// What put the primary first: its score, the load among near-equals, or affinity.
+    pub decided_by: DecidedBy,
+    /// Of near-equal candidates (within `[routing] near_equal` of the best), the two drawn
+    /// and their load × latency, when load decided.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub load: Vec<LoadView>,
     pub layers: Vec<LayerTrace>,
     /// Layer 4's scores, best first.
     pub scores: Vec<Score>,
@@ -160,7 +203,7 @@ pub struct Trace {
 #[derive(Debug)]
 pub struct NoRoute {
     pub profile: String,
-    pub trace: Trace,
+    pub trace: Box<Trace>,
     /// Open breakers dropped candidates that would otherwise have been routed to.
     pub only_breakers: bool,
     /// The shortest wait until a breaker lets a probe through.
@@ -296,52 +339,59 @@ struct Prepared {
     tokens_per_s: f64,
     /// Samples behind live latency figures (None: the prior).
     latency_samples: Option<u32>,
+    /// The quality weighed: the card's prior blended with the signals, times the share of
+    /// recent attempts that succeeded.
     quality: f64,
+    /// The weight of the signals behind `quality` (0: the prior alone).
+    quality_signals: f64,
     bonus: f64,
 }
 
 /// What a profile's routes start from over one state of the world: the candidates that pass
 /// the request-independent checks of layers 2 and 3 (the API, the profile's policy, retired
-/// models), prepared. Built on the first request after the providers, the live figures or the
-/// date change, then shared by every request until the next change; what depends on the
-/// request (its capabilities and size, the breakers, the scores) is decided per request.
+/// models), prepared. Built on the first request after the providers, the live figures, the
+/// signals or the date change, then shared by every request until the next change; what
+/// depends on the request (its capabilities and size, the breakers, the scores) is decided
+/// per request.
 struct PreparedSet {
     profile: String,
+    state: StateKey,
+    candidates: Vec<Prepared>,
+}
+
+/// The state a prepared set was built over.
+struct StateKey {
     api: Option<ApiFormat>,
+    task: TaskKind,
     // Held, not only compared: while the set lives, no other value can take their addresses.
     snapshot: Arc<RegistrySnapshot>,
     catalog: Arc<Catalog>,
     live: Arc<LiveFigures>,
+    signals: Arc<SignalFigures>,
     today: Arc<str>,
-    candidates: Vec<Prepared>,
 }
 
-impl PreparedSet {
-    fn is_for(
-        &self,
-        profile: &Profile,
-        api: Option<ApiFormat>,
-        snapshot: &Arc<RegistrySnapshot>,
-        catalog: &Arc<Catalog>,
-        live: &Arc<LiveFigures>,
-        today: &str,
-    ) -> bool {
-        Arc::ptr_eq(&self.snapshot, snapshot)
-            && Arc::ptr_eq(&self.live, live)
-            && Arc::ptr_eq(&self.catalog, catalog)
-            && self.api == api
-            && *self.today == *today
-            && self.profile == profile.id
+impl PartialEq for StateKey {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.snapshot, &other.snapshot)
+            && Arc::ptr_eq(&self.live, &other.live)
+            && Arc::ptr_eq(&self.signals, &other.signals)
+            && self.task == other.task
+            && Arc::ptr_eq(&self.catalog, &other.catalog)
+            && self.api == other.api
+            && self.today == other.today
     }
 }
 
-/// The prepared sets, one slot per profile and API (`None`, OpenAI, Anthropic).
+/// The prepared sets, one slot per profile, API (`None`, OpenAI, Anthropic) and task kind.
 struct PreparedSlots(Box<[ArcSwapOption<PreparedSet>]>);
+
+const SLOTS_PER_PROFILE: usize = 3 * TaskKind::ALL.len();
 
 impl PreparedSlots {
     fn new(profiles: &Profiles) -> Self {
         Self(
-            (0..profiles.by_id.len() * 3)
+            (0..profiles.by_id.len() * SLOTS_PER_PROFILE)
                 .map(|_| ArcSwapOption::empty())
                 .collect(),
         )
@@ -351,13 +401,16 @@ impl PreparedSlots {
         &self,
         profile: &Profile,
         api: Option<ApiFormat>,
+        task: TaskKind,
     ) -> Option<&ArcSwapOption<PreparedSet>> {
         let api = match api {
             None => 0,
             Some(ApiFormat::OpenAi) => 1,
             Some(ApiFormat::Anthropic) => 2,
         };
-        self.0.get(profile.index * 3 + api)
+        let task = TaskKind::ALL.iter().position(|t| *t == task)?;
+        self.0
+            .get(profile.index * SLOTS_PER_PROFILE + api * TaskKind::ALL.len() + task)
     }
 }
 
@@ -587,6 +640,7 @@ impl Routing {
             profiles,
             breakers: Breakers::new(tuning.breaker),
             live: Arc::new(ArcSwap::from_pointee(LiveFigures::default())),
+            signals: Arc::new(ArcSwap::from_pointee(SignalFigures::default())),
             tuning,
         }
     }
@@ -602,22 +656,50 @@ impl Routing {
     }
 
     /// A candidate's request-independent figures.
-    fn prepare(&self, c: Candidate, profile: &Profile, live: &LiveFigures) -> Prepared {
+    fn prepare(
+        &self,
+        c: Candidate,
+        profile: &Profile,
+        task: TaskKind,
+        live: &LiveFigures,
+        signals: &SignalFigures,
+    ) -> Prepared {
         let card = &c.card;
-        let observed = live
-            .get(&c.provider.id, c.model())
-            .filter(|l| l.latency_samples >= self.tuning.min_live_samples);
-        let (ttft, tokens_per_s, latency_samples) = match observed {
+        let observed = live.get(&c.provider.id, c.model());
+        let enough = |samples: u32| samples >= self.tuning.min_live_samples;
+        let latency = observed.filter(|l| enough(l.latency_samples));
+        let (ttft, tokens_per_s, latency_samples) = match latency {
             Some(l) => (
-                l.ttft_ms_p50.unwrap_or(card.latency.ttft_ms),
-                l.output_tokens_per_s_p50
+                l.ttft_ms_ewma.unwrap_or(card.latency.ttft_ms),
+                l.output_tokens_per_s_ewma
                     .unwrap_or(card.latency.output_tokens_per_s),
                 Some(l.latency_samples),
             ),
             None => (card.latency.ttft_ms, card.latency.output_tokens_per_s, None),
         };
+        // Signals are recorded under the model the provider answered with: the candidate's
+        // id, or any id of its card (a dated snapshot).
+        let mut recent = Recent::default();
+        let mut seen: Vec<&str> = Vec::new();
+        for id in std::iter::once(c.model()).chain(card.ids()) {
+            if seen.contains(&id) {
+                continue;
+            }
+            seen.push(id);
+            if let Some(r) = signals.recent(&c.provider.id, id) {
+                recent.weight += r.weight;
+                recent.sum += r.sum;
+            }
+        }
+        let prior = card.quality.for_task(task).clamp(0.0, 1.0);
+        let k = self.tuning.quality_prior_weight;
+        let blended = (k * prior + recent.sum) / (k + recent.weight);
+        let succeeded = observed
+            .filter(|l| enough(l.attempts))
+            .map_or(1.0, |l| 1.0 - l.error_rate);
         Prepared {
-            quality: card.quality.for_task(profile.spec.task).clamp(0.0, 1.0),
+            quality: (blended * succeeded).clamp(0.0, 1.0),
+            quality_signals: recent.weight,
             bonus: profile.preference(&c.provider, c.model()),
             ttft,
             tokens_per_s,
@@ -658,33 +740,32 @@ impl Routing {
         catalog: &Arc<Catalog>,
         query: &RouteQuery<'_>,
     ) -> Arc<PreparedSet> {
-        let live = self.live.load_full();
-        let slot = self.prepared.slot(query.profile, query.api);
-        if let Some(set) = slot.and_then(|s| s.load_full()).filter(|set| {
-            set.is_for(
-                query.profile,
-                query.api,
-                snapshot,
-                catalog,
-                &live,
-                &query.today,
-            )
-        }) {
+        let task = query.task.unwrap_or(query.profile.spec.task);
+        let state = StateKey {
+            api: query.api,
+            task,
+            snapshot: snapshot.clone(),
+            catalog: catalog.clone(),
+            live: self.live.load_full(),
+            signals: self.signals.load_full(),
+            today: query.today.clone(),
+        };
+        let slot = self.prepared.slot(query.profile, query.api, task);
+        if let Some(set) = slot
+            .and_then(|s| s.load_full())
+            .filter(|set| set.state == state && set.profile == query.profile.id)
+        {
             return set;
         }
         let candidates = inventory(snapshot, catalog)
             .into_iter()
             .filter(|c| api_verdict(c, query.api, false).is_none())
-            .map(|c| self.prepare(c, query.profile, &live))
+            .map(|c| self.prepare(c, query.profile, task, &state.live, &state.signals))
             .filter(|p| policy_verdict(p, query.profile, &query.today, false).is_none())
             .collect();
         let set = Arc::new(PreparedSet {
             profile: query.profile.id.clone(),
-            api: query.api,
-            snapshot: snapshot.clone(),
-            catalog: catalog.clone(),
-            live,
-            today: query.today.clone(),
+            state,
             candidates,
         });
         if let Some(slot) = slot {
@@ -725,9 +806,11 @@ impl Routing {
         let all: Vec<Prepared>;
         let mut layers = if explain {
             let live = self.live.load();
+            let signals = self.signals.load();
+            let task = query.task.unwrap_or(profile.spec.task);
             all = inventory(snapshot, catalog)
                 .into_iter()
-                .map(|c| self.prepare(c, profile, &live))
+                .map(|c| self.prepare(c, profile, task, &live, &signals))
                 .collect();
             let mut layers = Layer {
                 explain,
@@ -806,8 +889,13 @@ impl Routing {
                         figure: p.quality,
                         normalised: p.quality,
                         weight: wq,
-                        basis: "prior",
-                        samples: None,
+                        basis: if p.quality_signals > 0.0 {
+                            "live"
+                        } else {
+                            "prior"
+                        },
+                        samples: (p.quality_signals > 0.0)
+                            .then(|| p.quality_signals.round() as u32),
                     },
                     preference_bonus: p.bonus,
                 });
@@ -850,7 +938,57 @@ impl Routing {
         } else {
             Vec::new()
         };
-        let chain = chain_of(&scored, self.tuning.max_targets, better, |i, j| {
+        // The first place: the conversation's provider and model while it passed every
+        // layer; else, of the near-equal best, the one with less load × expected latency of
+        // two drawn at random (power of two choices); else the best.
+        let mut decided_by = DecidedBy::Score;
+        let mut load: Vec<LoadView> = Vec::new();
+        let mut first: Option<(f64, usize)> = None;
+        if let Some((provider, model)) = query.pinned {
+            first = scored.iter().copied().find(|(_, i)| {
+                candidates[*i].c.provider.id == provider && candidates[*i].c.model() == model
+            });
+            if first.is_some() {
+                decided_by = DecidedBy::Affinity;
+            }
+        }
+        if first.is_none() && self.tuning.near_equal > 0.0 && scored.len() > 1 {
+            let best = scored
+                .iter()
+                .map(|(t, _)| *t)
+                .fold(f64::NEG_INFINITY, f64::max);
+            let near: Vec<(f64, usize)> = scored
+                .iter()
+                .copied()
+                .filter(|(t, _)| *t >= best - self.tuning.near_equal)
+                .collect();
+            if near.len() > 1 {
+                let a = fastrand::usize(..near.len());
+                let b = (a + 1 + fastrand::usize(..near.len() - 1)) % near.len();
+                let load_of = |(_, i): (f64, usize)| {
+                    let provider = &candidates[i].c.provider;
+                    let in_flight = provider
+                        .max_connections
+                        .saturating_sub(provider.connections.available_permits());
+                    (in_flight, (in_flight as f64 + 1.0) * figures[i].latency)
+                };
+                let (la, lb) = (load_of(near[a]), load_of(near[b]));
+                let b_first = lb.1 < la.1 || (lb.1 == la.1 && better(near[b], near[a]));
+                first = Some(if b_first { near[b] } else { near[a] });
+                decided_by = DecidedBy::Load;
+                if explain {
+                    for (entry, (in_flight, l)) in [(near[a], la), (near[b], lb)] {
+                        load.push(LoadView {
+                            provider: candidates[entry.1].c.provider.id.clone(),
+                            model: candidates[entry.1].c.model().to_string(),
+                            in_flight,
+                            load: l,
+                        });
+                    }
+                }
+            }
+        }
+        let chain = chain_of(&scored, self.tuning.max_targets, first, better, |i, j| {
             Arc::ptr_eq(&candidates[i].c.provider, &candidates[j].c.provider)
         });
         let trace = explain.then(|| {
@@ -871,6 +1009,8 @@ impl Routing {
             });
             scores.sort_by(|a, b| b.total.total_cmp(&a.total));
             Trace {
+                decided_by,
+                load,
                 layers: layer_traces,
                 scores,
                 ranking: chain
@@ -895,6 +1035,8 @@ impl Routing {
                         profile: query.profile,
                         needs: query.needs,
                         today: query.today.clone(),
+                        task: query.task,
+                        pinned: query.pinned,
                         explain: true,
                     };
                     return self.route(snapshot, catalog, &again);
@@ -905,11 +1047,12 @@ impl Routing {
                 // Nothing passed layer 3, and breakers stopped some: closed, they would route.
                 only_breakers: breaker_drops > 0,
                 retry_in_ms: retry_in,
-                trace,
+                trace: Box::new(trace),
             });
         }
         Ok(Decision {
             profile: profile.id.clone(),
+            decided_by,
             targets: chain
                 .iter()
                 .map(|(score, i)| Ranked {
@@ -923,21 +1066,29 @@ impl Routing {
     }
 }
 
-/// The route's chain from the scored candidates `(score, index)`: each place the best
-/// candidate (by `better`) at a provider not yet in it, else the best left, `max` places at
-/// most. In one pass: each provider's best and the best `max` overall; the chain is the
-/// providers' bests in order, then the best others.
+/// The route's chain from the scored candidates `(score, index)`: `first` (when given) in
+/// the first place, then in each place the best candidate (by `better`) at a provider not yet
+/// in it, else the best left, `max` places at most. In one pass: each provider's best and the
+/// best `max` overall; the chain is the providers' bests in order, then the best others.
 fn chain_of(
     scored: &[(f64, usize)],
     max: usize,
+    first: Option<(f64, usize)>,
     better: impl Fn((f64, usize), (f64, usize)) -> bool,
     same_provider: impl Fn(usize, usize) -> bool,
 ) -> Vec<(f64, usize)> {
     let mut firsts: Vec<(f64, usize)> = Vec::new();
     let mut top: Vec<(f64, usize)> = Vec::with_capacity(max + 1);
     for &entry in scored {
+        if let Some((_, f)) = first {
+            if f == entry.1 {
+                continue;
+            }
+        }
+        let taken = first.is_some_and(|(_, f)| same_provider(f, entry.1));
         match firsts.iter_mut().find(|(_, j)| same_provider(*j, entry.1)) {
-            Some(first) if better(entry, *first) => *first = entry,
+            _ if taken => {}
+            Some(best) if better(entry, *best) => *best = entry,
             Some(_) => {}
             None => firsts.push(entry),
         }
@@ -950,14 +1101,16 @@ fn chain_of(
             top.truncate(max);
         }
     }
-    // Insertion sort: stable, and the providers are few.
     let mut chain: Vec<(f64, usize)> = Vec::with_capacity(max);
-    for first in firsts {
-        let at = chain
+    chain.extend(first.filter(|_| max > 0));
+    let seeded = chain.len();
+    // Insertion sort: stable, and the providers are few.
+    for best in firsts {
+        let at = chain[seeded..]
             .iter()
-            .position(|c| better(first, *c))
-            .unwrap_or(chain.len());
-        chain.insert(at, first);
+            .position(|c| better(best, *c))
+            .map_or(chain.len(), |at| seeded + at);
+        chain.insert(at, best);
     }
     chain.truncate(max);
     for entry in top {
@@ -1001,11 +1154,16 @@ mod tests {
     fn chain_by_sorting(
         scored: &[(f64, usize)],
         max: usize,
+        first: Option<(f64, usize)>,
         provider: &[usize],
     ) -> Vec<(f64, usize)> {
         let mut rest = scored.to_vec();
         rest.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         let mut chain: Vec<(f64, usize)> = Vec::new();
+        if let Some(first) = first.filter(|_| max > 0) {
+            rest.retain(|e| e.1 != first.1);
+            chain.push(first);
+        }
         while chain.len() < max && !rest.is_empty() {
             let pick = rest
                 .iter()
@@ -1035,11 +1193,14 @@ mod tests {
             let better = |(a, i): (f64, usize), (b, j): (f64, usize)| {
                 b.total_cmp(&a).then(i.cmp(&j)).is_lt()
             };
-            let fast = chain_of(&scored, max, better, |i, j| provider[i] == provider[j]);
+            let first = (n > 0 && next(2) == 0).then(|| scored[next(n as u64) as usize]);
+            let fast = chain_of(&scored, max, first, better, |i, j| {
+                provider[i] == provider[j]
+            });
             assert_eq!(
                 fast,
-                chain_by_sorting(&scored, max, &provider),
-                "{scored:?} {provider:?} max {max}"
+                chain_by_sorting(&scored, max, first, &provider),
+                "{scored:?} {provider:?} max {max} first {first:?}"
             );
         }
     }

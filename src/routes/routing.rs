@@ -34,6 +34,10 @@ pub struct RouteRequest {
     /// requests are translated between APIs, only models of providers speaking it are chosen.
     #[serde(default)]
     pub api: Option<String>,
+    /// The task kind whose quality figures score the candidates (the `x-task-kind` header
+    /// too); default: the profile's.
+    #[serde(default)]
+    pub task: Option<crate::catalog::TaskKind>,
     /// A chat-completions or messages body may follow (model, messages, tools, …).
     #[serde(default)]
     pub messages: Option<Vec<serde_json::Value>>,
@@ -162,6 +166,11 @@ async fn decide(
         profile,
         needs,
         today: crate::router::today(),
+        task: match request.task {
+            Some(task) => Some(task),
+            None => crate::pipeline::call::task_kind(req.headers())?,
+        },
+        pinned: None,
         explain: true,
     };
     let snapshot = pipeline.providers.load();
@@ -178,6 +187,8 @@ async fn decide(
             message: "the router returned an empty route".into(),
         })?;
     let mut trace = decision.trace.unwrap_or(Trace {
+        decided_by: decision.decided_by,
+        load: Vec::new(),
         layers: Vec::new(),
         scores: Vec::new(),
         ranking: Vec::new(),

@@ -288,6 +288,40 @@ impl Evidence {
     }
 }
 
+/// About how many of a provider and model's latest signals count for routing: each new signal
+/// multiplies the weight of those before it by `1 − 1/RECENT_SIGNALS` (an exponential window),
+/// so that quality follows a provider that changes.
+pub const RECENT_SIGNALS: f64 = 100.0;
+
+/// The recent signals of a provider and model, older ones fading: their total `weight` (at
+/// most [`RECENT_SIGNALS`]) and the `sum` of their weighted outcomes.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Recent {
+    pub weight: f64,
+    pub sum: f64,
+}
+
+impl Recent {
+    /// Takes in `evidence` as its signals' newest: `n` signals of mean outcome `sum / n` weigh
+    /// `RECENT_SIGNALS · (1 − λⁿ)` together, and what came before fades by `λⁿ`
+    /// (λ = 1 − 1/RECENT_SIGNALS): one signal at a time is exactly the exponential window.
+    pub fn add(&mut self, evidence: Evidence) {
+        let Some(mean) = evidence.mean() else {
+            return;
+        };
+        let keep = (1.0 - 1.0 / RECENT_SIGNALS).powf(f64::from(evidence.n));
+        let new = RECENT_SIGNALS * (1.0 - keep);
+        self.weight = self.weight * keep + new;
+        self.sum = self.sum * keep + mean * new;
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Entry {
+    all: Evidence,
+    recent: Recent,
+}
+
 type Fast = foldhash::fast::RandomState;
 
 /// Every provider and model's evidence, as published: an immutable snapshot the request
@@ -295,14 +329,19 @@ type Fast = foldhash::fast::RandomState;
 #[derive(Debug, Clone, Default)]
 pub struct SignalFigures {
     /// foldhash: looked up for every candidate of every routed request.
-    by_key: HashMap<String, HashMap<String, Evidence, Fast>, Fast>,
+    by_key: HashMap<String, HashMap<String, Entry, Fast>, Fast>,
 }
 
 impl SignalFigures {
     /// The evidence of a model at a provider (`model` as the ledger records it: the model
     /// the provider answered with), None when no signal was reported for it.
     pub fn get(&self, provider: &str, model: &str) -> Option<Evidence> {
-        self.by_key.get(provider)?.get(model).copied()
+        self.by_key.get(provider)?.get(model).map(|e| e.all)
+    }
+
+    /// The recent signals of a model at a provider (what routing weighs), None without any.
+    pub fn recent(&self, provider: &str, model: &str) -> Option<Recent> {
+        self.by_key.get(provider)?.get(model).map(|e| e.recent)
     }
 
     /// Every (provider, model, evidence), in no particular order.
@@ -310,7 +349,7 @@ impl SignalFigures {
         self.by_key.iter().flat_map(|(provider, models)| {
             models
                 .iter()
-                .map(move |(model, e)| (provider.as_str(), model.as_str(), *e))
+                .map(move |(model, e)| (provider.as_str(), model.as_str(), e.all))
         })
     }
 
@@ -337,8 +376,9 @@ impl EvidenceTally {
     pub fn add(&mut self, provider: &str, model: &str, evidence: Evidence) {
         let models = self.figures.by_key.entry(provider.to_string()).or_default();
         let entry = models.entry(model.to_string()).or_default();
-        entry.n = entry.n.saturating_add(evidence.n);
-        entry.sum += evidence.sum;
+        entry.all.n = entry.all.n.saturating_add(evidence.n);
+        entry.all.sum += evidence.sum;
+        entry.recent.add(evidence);
         self.changed = true;
     }
 
@@ -351,6 +391,32 @@ impl EvidenceTally {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recent_signals_fade_in_an_exponential_window() {
+        let mut one_by_one = Recent::default();
+        for _ in 0..10 {
+            one_by_one.add(Evidence { n: 1, sum: 1.0 });
+        }
+        let mut at_once = Recent::default();
+        at_once.add(Evidence { n: 10, sum: 10.0 });
+        assert!((one_by_one.weight - at_once.weight).abs() < 1e-9);
+        assert!((one_by_one.sum - at_once.sum).abs() < 1e-9);
+        // Ten signals weigh a little under ten; a million, the window.
+        assert!(one_by_one.weight > 9.5 && one_by_one.weight < 10.0);
+        let mut many = Recent::default();
+        many.add(Evidence {
+            n: 1_000_000,
+            sum: 250_000.0,
+        });
+        assert!((many.weight - RECENT_SIGNALS).abs() < 1e-6);
+        assert!((many.sum / many.weight - 0.25).abs() < 1e-9);
+        // After 100 signals of 0, the earlier mean of 0.25 has faded to about a third of its
+        // weight (λ¹⁰⁰ ≈ e⁻¹).
+        many.add(Evidence { n: 100, sum: 0.0 });
+        let mean = many.sum / many.weight;
+        assert!((mean - 0.25 * 0.366).abs() < 0.005, "{mean}");
+    }
 
     #[test]
     fn each_kind_counts_as_its_outcome() {

@@ -14,7 +14,12 @@ use llm_gateway::runtime::Runtime;
 use llm_gateway::settings::{self, ConfigSource};
 use proptest::prelude::*;
 
+// Near-equal candidates are drawn at random by load: off, so that a decision is a function of
+// the request.
 const CONFIG: &str = r#"
+[routing]
+near_equal = 0
+
 [[providers]]
 id = "openai"
 provider_type = "openai"
@@ -84,7 +89,7 @@ proptest! {
         let today = llm_gateway::router::today();
         let api = Some(if anthropic { ApiFormat::Anthropic } else { ApiFormat::OpenAi });
         for profile in routing.profiles.by_id.values() {
-            let query = |explain| RouteQuery { api, profile, needs, today: today.clone(), explain };
+            let query = |explain| RouteQuery { api, profile, needs, today: today.clone(), task: None, pinned: None, explain };
             let targets = |explain: bool| match routing.route(&snapshot, &runtime.catalog, &query(explain)) {
                 Ok(d) => Ok(d.targets.iter().map(|t| (t.provider.id.clone(), t.model.clone(), t.score)).collect::<Vec<_>>()),
                 Err(none) => Err(none.summary()),
