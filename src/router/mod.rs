@@ -612,19 +612,24 @@ fn log_of(figure: f64) -> f64 {
 }
 
 /// Log-scale min-max normalisation, lower is better: of figures whose logarithms span
-/// `(lo, hi)`, the lowest scores 1, the highest 0 (all alike: 1).
+/// `(lo, hi)`, the lowest scores 1, the highest 0, with the span taken as at least a doubling
+/// ([`MIN_SPAN`]): figures within a factor of two of each other are not stretched over the
+/// whole range, so that noise between near-alike candidates (two providers of one model,
+/// 5% apart) cannot outweigh what really differs.
 struct LowerIsBetter {
     lo: f64,
-    /// 1 / (hi - lo); 0 when all are alike.
+    /// 1 / max(hi - lo, MIN_SPAN).
     inverse_span: f64,
 }
 
+/// The smallest span of logarithms normalised over: ln 2.
+const MIN_SPAN: f64 = std::f64::consts::LN_2;
+
 impl LowerIsBetter {
     fn over((lo, hi): (f64, f64)) -> Self {
-        let span = hi - lo;
         Self {
             lo,
-            inverse_span: if span > 1e-12 { 1.0 / span } else { 0.0 },
+            inverse_span: 1.0 / (hi - lo).max(MIN_SPAN),
         }
     }
 

@@ -4,6 +4,7 @@
 
 mod generators;
 mod inbound;
+mod learning;
 mod router;
 mod sanitizer;
 mod sse;
