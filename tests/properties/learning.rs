@@ -3,6 +3,7 @@
 //! does) and a quality signal drawn from the provider's true quality, which the Router never
 //! sees; live figures and signals are republished every ten requests (as the actors do on
 //! their interval). The Router must find the best provider, then move off it when it degrades.
+#![allow(clippy::print_stdout)] // the shares are printed: what the simulation shows
 
 use std::collections::HashMap;
 use std::sync::Arc;
