@@ -4,6 +4,7 @@
 //! the prompt's tokens, plus `max_tokens`) against the context window. Both APIs' shapes.
 
 use std::borrow::Cow;
+use std::hash::Hasher;
 
 use serde::de;
 use serde::Deserialize;
@@ -28,7 +29,16 @@ pub struct Needs {
     pub max_tokens: Option<u64>,
     /// A context window the caller asks for on top (`requirements.min_context`).
     pub min_context: Option<u64>,
+    /// A hash of the system prompt and the first message: every request of one conversation
+    /// repeats them, so they share it (for prompt-cache affinity when the client names no
+    /// session).
+    pub conversation: Option<u64>,
 }
+
+/// Messages of a conversation hashed for [`Needs::conversation`]: the first, which every
+/// later request of the conversation repeats (the second already differs from the first
+/// request, which has none).
+const CONVERSATION_MESSAGES: usize = 1;
 
 /// Explicit requirements of a routing request (`POST /v1/route`'s `requirements`).
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize, utoipa::ToSchema)]
@@ -105,8 +115,12 @@ impl<'de> de::Visitor<'de> for TopLevel {
         let (mut max_tokens, mut max_completion_tokens) = (None, None);
         while let Some(key) = map.next_key_seed(Key)? {
             match key.as_ref() {
-                "messages" | "system" => {
+                "system" => {
+                    text.hash.get_or_insert_with(conversation_hasher);
                     map.next_value_seed(Walk(&mut text))?;
+                }
+                "messages" => {
+                    map.next_value_seed(Messages(&mut text))?;
                 }
                 "tools" | "functions" => {
                     if let Shape::Array(n) = map.next_value_seed(Walk(&mut text))? {
@@ -152,6 +166,7 @@ impl<'de> de::Visitor<'de> for TopLevel {
         needs.max_tokens = max_tokens.or(max_completion_tokens);
         needs.prompt_tokens =
             (text.chars.div_ceil(CHARS_PER_TOKEN) as u64).saturating_add(text.extra_tokens);
+        needs.conversation = text.hash.map(|h| h.finish());
         Ok(needs)
     }
 
@@ -193,6 +208,80 @@ struct Text {
     /// Tokens counted for media.
     extra_tokens: u64,
     caps: Capabilities,
+    /// While the conversation's opening is read: its hash so far.
+    hash: Option<foldhash::fast::FoldHasher<'static>>,
+}
+
+/// The hasher of [`Needs::conversation`]: seeded alike in every process, so that any worker
+/// or instance gives one conversation one hash.
+fn conversation_hasher() -> foldhash::fast::FoldHasher<'static> {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0x6c6c_6d2d_6761_7465).build_hasher()
+}
+
+/// The `messages` array: walked as any value, its first [`CONVERSATION_MESSAGES`] hashed.
+struct Messages<'t>(&'t mut Text);
+
+impl<'de> de::DeserializeSeed<'de> for Messages<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> de::Visitor<'de> for Messages<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("the messages")
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let text = self.0;
+        let mut hash = Some(text.hash.take().unwrap_or_else(conversation_hasher));
+        let mut index = 0;
+        loop {
+            // Only the opening messages are hashed: later ones differ request by request.
+            if index < CONVERSATION_MESSAGES {
+                text.hash = hash.take();
+            }
+            let more = seq.next_element_seed(Walk(&mut *text))?.is_some();
+            if index < CONVERSATION_MESSAGES {
+                hash = text.hash.take();
+            }
+            if !more {
+                break;
+            }
+            index += 1;
+        }
+        text.hash = hash;
+        Ok(())
+    }
+
+    // Messages that are not an array count as any value would.
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.0.chars += v.len();
+        Ok(())
+    }
+    fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        Walk(self.0).visit_map(map).map(|_| ())
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
 }
 
 /// A key, borrowed from the body where it has no escapes.
@@ -255,6 +344,10 @@ impl<'de> de::Visitor<'de> for Walk<'_> {
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Shape, E> {
         self.0.chars += v.len();
+        if let Some(hash) = &mut self.0.hash {
+            hash.write(v.as_bytes());
+            hash.write_u8(0xff);
+        }
         Ok(Shape::Other)
     }
 
@@ -269,7 +362,10 @@ impl<'de> de::Visitor<'de> for Walk<'_> {
     fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
         // What the object holds is counted apart until its `type` (which may come last) says
         // whether it is media.
-        let mut inner = Text::default();
+        let mut inner = Text {
+            hash: self.0.hash.take(),
+            ..Text::default()
+        };
         let mut media = None;
         while let Some(key) = map.next_key_seed(Key)? {
             match key.as_ref() {
@@ -291,6 +387,7 @@ impl<'de> de::Visitor<'de> for Walk<'_> {
             }
         }
         let text = &mut *self.0;
+        text.hash = inner.hash.take();
         match media {
             Some(Media::Image) => {
                 text.caps.insert(Capability::Vision);
@@ -376,6 +473,26 @@ mod tests {
         ] {
             assert!(needs.capabilities.contains(cap), "{cap:?}");
         }
+        // One conversation, one hash: its later requests repeat the system prompt and the first
+        // message; another opening, another hash; no messages, none.
+        let turn = |messages: Value| of(&json!({"system": "be brief", "messages": messages}));
+        let first = turn(json!([{"role": "user", "content": "hi"}]));
+        let later = turn(json!([
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "hello"},
+            {"role": "user", "content": [{"type": "text", "text": "more"}]}
+        ]));
+        assert!(first.conversation.is_some());
+        assert_eq!(first.conversation, later.conversation);
+        assert_ne!(
+            first.conversation,
+            turn(json!([{"role": "user", "content": "ho"}])).conversation
+        );
+        assert_ne!(
+            first.conversation,
+            of(&json!({"messages": [{"role": "user", "content": "hi"}]})).conversation
+        );
+        assert_eq!(of(&json!({"model": "x"})).conversation, None);
         // The image's base64 is not counted as text.
         assert!(needs.prompt_tokens < 10_000, "{}", needs.prompt_tokens);
     }

@@ -76,6 +76,7 @@ fn needs() -> impl Strategy<Value = Needs> {
             prompt_tokens,
             max_tokens,
             min_context: None,
+            conversation: None,
         })
 }
 
