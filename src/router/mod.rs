@@ -328,6 +328,24 @@ impl Candidate {
     fn name(&self) -> String {
         format!("{}/{}", self.provider.id, self.model())
     }
+
+    /// The recent quality signals of the candidate. Signals are recorded under the model the
+    /// provider answered with: the candidate's id, or any id of its card (a dated snapshot).
+    pub fn recent_signals(&self, signals: &SignalFigures) -> Recent {
+        let mut recent = Recent::default();
+        let mut seen: Vec<&str> = Vec::new();
+        for id in std::iter::once(self.model()).chain(self.card.ids()) {
+            if seen.contains(&id) {
+                continue;
+            }
+            seen.push(id);
+            if let Some(r) = signals.recent(&self.provider.id, id) {
+                recent.weight += r.weight;
+                recent.sum += r.sum;
+            }
+        }
+        recent
+    }
 }
 
 /// A candidate with the figures that do not depend on the request: its latency parts (live
@@ -682,20 +700,7 @@ impl Routing {
             ),
             None => (card.latency.ttft_ms, card.latency.output_tokens_per_s, None),
         };
-        // Signals are recorded under the model the provider answered with: the candidate's
-        // id, or any id of its card (a dated snapshot).
-        let mut recent = Recent::default();
-        let mut seen: Vec<&str> = Vec::new();
-        for id in std::iter::once(c.model()).chain(card.ids()) {
-            if seen.contains(&id) {
-                continue;
-            }
-            seen.push(id);
-            if let Some(r) = signals.recent(&c.provider.id, id) {
-                recent.weight += r.weight;
-                recent.sum += r.sum;
-            }
-        }
+        let recent = c.recent_signals(signals);
         let prior = card.quality.for_task(task).clamp(0.0, 1.0);
         let k = self.tuning.quality_prior_weight;
         let blended = (k * prior + recent.sum) / (k + recent.weight);

@@ -280,6 +280,20 @@ pub struct ServingView {
     /// Observed figures (absent until traffic was seen).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub live: Option<Live>,
+    /// Its recent quality signals (absent until one was reported).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signals: Option<SignalsView>,
+}
+
+/// A provider and model's recent quality signals, as the Router weighs them.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SignalsView {
+    /// The weight of the recent signals (about the last 100, older ones fading).
+    pub recent: f64,
+    /// Their mean outcome, 0–1.
+    pub mean: f64,
+    /// The card's general-quality prior blended with them (`[routing] quality_prior_weight`).
+    pub quality_general: f64,
 }
 
 /// One card of `GET /v1/catalog`.
@@ -339,6 +353,7 @@ pub async fn catalog(
     let admin = gate.check(req.headers()).is_ok();
     let snapshot = pipeline.providers.load();
     let live = pipeline.routing.live.load();
+    let signals = pipeline.routing.signals.load();
     let breakers = &pipeline.routing.breakers;
     let now = breakers.now();
     let mut serving: BTreeMap<String, Vec<ServingView>> = BTreeMap::new();
@@ -359,6 +374,16 @@ pub async fn catalog(
                 enabled: c.provider.enabled,
                 breaker: breakers.state(&c.provider.id, Some(c.model()), now),
                 live: live.get(&c.provider.id, c.model()).copied(),
+                signals: {
+                    let recent = c.recent_signals(&signals);
+                    let k = pipeline.routing.tuning.quality_prior_weight;
+                    let prior = c.card.quality.for_task(crate::catalog::TaskKind::General);
+                    (recent.weight > 0.0).then(|| SignalsView {
+                        recent: recent.weight,
+                        mean: recent.sum / recent.weight,
+                        quality_general: (k * prior + recent.sum) / (k + recent.weight),
+                    })
+                },
             });
     }
     let cards: Vec<Arc<ModelCard>> = pipeline
