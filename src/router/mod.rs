@@ -357,6 +357,8 @@ struct Prepared {
     tokens_per_s: f64,
     /// Samples behind live latency figures (None: the prior).
     latency_samples: Option<u32>,
+    /// The expected latency (ms) and its logarithm of a request that sets no `max_tokens`.
+    default_latency: (f64, f64),
     /// The quality weighed: the card's prior blended with the signals, times the share of
     /// recent attempts that succeeded.
     quality: f64,
@@ -624,6 +626,11 @@ impl<'p> Layer<'p> {
 /// Figures at or below this count as this (their logarithm stays finite).
 const FLOOR: f64 = 1e-9;
 
+/// The expected latency (ms) of `output` tokens at a time to first token and an output rate.
+fn latency_of(ttft_ms: f64, tokens_per_s: f64, output: f64) -> f64 {
+    ttft_ms + output / tokens_per_s.max(1e-3) * 1000.0
+}
+
 /// The logarithm of a figure, for [`LowerIsBetter`].
 fn log_of(figure: f64) -> f64 {
     figure.max(FLOOR).ln()
@@ -707,7 +714,13 @@ impl Routing {
         let succeeded = observed
             .filter(|l| enough(l.attempts))
             .map_or(1.0, |l| 1.0 - l.error_rate);
+        let output = self
+            .tuning
+            .expected_output_tokens
+            .min(card.max_output_tokens) as f64;
+        let default_latency = latency_of(ttft, tokens_per_s, output);
         Prepared {
+            default_latency: (default_latency, log_of(default_latency)),
             quality: (blended * succeeded).clamp(0.0, 1.0),
             quality_signals: recent.weight,
             bonus: profile.preference(&c.provider, c.model()),
@@ -733,12 +746,19 @@ impl Routing {
             _ => (card.input_per_mtok, card.output_per_mtok),
         };
         let cost = (prompt * input_rate + output * output_rate) / 1e6;
-        let latency = p.ttft + output / p.tokens_per_s.max(1e-3) * 1000.0;
+        // Without max_tokens the latency is the candidate's own: prepared once.
+        let (latency, ln_latency) = match needs.max_tokens {
+            None => p.default_latency,
+            Some(_) => {
+                let latency = latency_of(p.ttft, p.tokens_per_s, output);
+                (latency, log_of(latency))
+            }
+        };
         Figures {
             cost,
             latency,
             ln_cost: log_of(cost),
-            ln_latency: log_of(latency),
+            ln_latency,
         }
     }
 
