@@ -283,6 +283,14 @@ start_gateway gateway "$WORK/gateway.toml" "$GW_PORT"
 GATEWAY_PID=$GW_PID
 GATEWAY="http://127.0.0.1:$GW_PORT"
 echo "$(rss_kb "$GATEWAY_PID")" > "$RAW/http/gateway-rss-idle.kb"
+# The same gateway for the model: auto lane, with a ledger of its own: each lane's records go
+# to a database that grew alike (the lanes alternate, cell by cell), so that neither pays for
+# the other's writes.
+AUTO_PORT="$(freeport)"
+write_gateway_config "$WORK/gateway-auto.toml" "$MOCK" "$WORK/bench-ledger-auto.db" "$GATEWAY_WORKERS"
+start_gateway gateway-auto "$WORK/gateway-auto.toml" "$AUTO_PORT"
+AUTO_PID=$GW_PID
+GATEWAY_AUTO="http://127.0.0.1:$AUTO_PORT"
 
 probe wait-http "$STATIC/v1/chat/completions" --timeout 10 >/dev/null 2>&1 || true
 probe wait-http "http://127.0.0.1:$NGINX_PORT/v1/models" --timeout 10
@@ -415,15 +423,22 @@ fi
 log "(a) non-streaming lanes, ${DURATION}s each after ${WARMUP}s warm-up, concurrency ${CONCURRENCIES[*]}"
 http_lane mock "$MOCK/v1/chat/completions" "${COMMON_HEADERS[@]}"
 http_lane nginx "http://127.0.0.1:$NGINX_PORT/v1/chat/completions" "${COMMON_HEADERS[@]}"
-http_lane gateway "$GATEWAY/v1/chat/completions" "${GATEWAY_AUTH[@]}" "${COMMON_HEADERS[@]}"
-LANE_BODY="$AUTO_BODY" http_lane gateway-auto "$GATEWAY/v1/chat/completions" "${GATEWAY_AUTH[@]}" "${COMMON_HEADERS[@]}"
+# gateway and gateway-auto alternate, concurrency by concurrency, so that the machine's drift
+# over the run falls on both alike.
+for c in "${CONCURRENCIES[@]}"; do
+  LANE_CONCURRENCIES=$c http_lane gateway "$GATEWAY/v1/chat/completions" "${GATEWAY_AUTH[@]}" "${COMMON_HEADERS[@]}"
+  LANE_CONCURRENCIES=$c LANE_BODY="$AUTO_BODY" http_lane gateway-auto "$GATEWAY_AUTO/v1/chat/completions" "${GATEWAY_AUTH[@]}" "${COMMON_HEADERS[@]}"
+done
 # Where the Router sent the auto requests (its x-route-profile / x-route-model headers).
-curl -s --max-time 10 -o /dev/null -D - "$GATEWAY/v1/chat/completions" "${GATEWAY_AUTH[@]}" "${COMMON_HEADERS[@]}" \
+curl -s --max-time 10 -o /dev/null -D - "$GATEWAY_AUTO/v1/chat/completions" "${GATEWAY_AUTH[@]}" "${COMMON_HEADERS[@]}" \
   -d "$AUTO_BODY" | tr -d '\r' | grep -i '^x-route-' > "$RAW/lanes/gateway-auto.route" || true
 if ! gateway_check gateway "$GATEWAY_PID" "$GATEWAY"; then
   lane_status gateway "crashed: $(cat "$RAW/lanes/gateway.crash")"
-  lane_status gateway-auto "crashed: $(cat "$RAW/lanes/gateway.crash")"
 fi
+if ! gateway_check gateway-auto "$AUTO_PID" "$GATEWAY_AUTO"; then
+  lane_status gateway-auto "crashed: $(cat "$RAW/lanes/gateway-auto.crash")"
+fi
+stop_pid "$AUTO_PID"; echo "$STOP_RC" > "$RAW/logs/gateway-auto.exit"
 echo "$(rss_kb "$GATEWAY_PID")" > "$RAW/http/gateway-rss-after-lanes.kb"
 
 log "(b) streaming lanes: $STREAM_N sequential requests each, $STREAM_CHUNKS chunks ${STREAM_GAP_MS} ms apart"

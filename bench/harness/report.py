@@ -709,7 +709,8 @@ def markdown(data):
     L.append("")
     ar = data.get("auto_route") or {}
     http_table("## (a) Non-streaming throughput and latency — upstream: mock-upstream", LANES_HTTP, data["ratios_mock"],
-               "*llm-gateway, model auto*: the gateway of the lane above (same process, config and headers), the body "
+               "*llm-gateway, model auto*: a second gateway of the lane above's config (a ledger of its own; the two "
+               "lanes alternate concurrency by concurrency), the same headers, the body "
                "with `\"model\":\"auto\"` instead of `gpt-4o`, so each request goes through the Router "
                "(`[routing] default_profile`, one decision per request) before it is forwarded"
                + (f"; it was routed by profile `{md(ar.get('x-route-profile', '?'))}` to "
