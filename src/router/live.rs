@@ -64,6 +64,9 @@ type Fast = foldhash::fast::RandomState;
 impl LiveFigures {
     /// The figures of a model at a provider.
     pub fn get(&self, provider: &str, model: &str) -> Option<&Live> {
+        if self.by_key.is_empty() {
+            return None;
+        }
         self.by_key.get(provider)?.get(model)
     }
 

@@ -333,6 +333,9 @@ impl Candidate {
     /// provider answered with: the candidate's id, or any id of its card (a dated snapshot).
     pub fn recent_signals(&self, signals: &SignalFigures) -> Recent {
         let mut recent = Recent::default();
+        if signals.is_empty() {
+            return recent;
+        }
         let mut seen: Vec<&str> = Vec::new();
         for id in std::iter::once(self.model()).chain(self.card.ids()) {
             if seen.contains(&id) {

@@ -359,7 +359,7 @@ impl SignalFigures {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.by_key.is_empty()
     }
 }
 
