@@ -58,6 +58,7 @@ pub struct RoutingSettings {
     pub quality_prior_weight: f64,
     pub near_equal: f64,
     pub breaker: crate::router::breaker::BreakerPolicy,
+    pub affinity: crate::router::affinity::AffinitySettings,
     /// `[routing.profiles.<id>]`: profiles added, or replacing a shipped one of the same id.
     #[serde(default)]
     pub profiles: BTreeMap<String, crate::router::profile::ProfileSpec>,
@@ -74,6 +75,7 @@ impl RoutingSettings {
             quality_prior_weight: self.quality_prior_weight,
             near_equal: self.near_equal,
             breaker: self.breaker,
+            affinity: self.affinity,
         }
     }
 }
@@ -554,6 +556,18 @@ fn validate(settings: &Settings) -> Result<(), (String, String)> {
         return Err((
             "routing.quality_prior_weight".into(),
             "must lie above 0 and at most 1000000 (signals the card's prior counts as)".into(),
+        ));
+    }
+    if !(1..=10_000_000).contains(&routing.affinity.max_sessions) {
+        return Err((
+            "routing.affinity.max_sessions".into(),
+            "must lie between 1 and 10000000".into(),
+        ));
+    }
+    if routing.affinity.ttl_secs == 0 {
+        return Err((
+            "routing.affinity.ttl_secs".into(),
+            "must be greater than 0".into(),
         ));
     }
     if !(routing.near_equal.is_finite() && (0.0..=1.0).contains(&routing.near_equal)) {

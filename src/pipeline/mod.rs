@@ -27,6 +27,7 @@ use crate::catalog::Catalog;
 use crate::error::{GatewayError, TargetFailure};
 use crate::keys::KeyMap;
 use crate::providers::Credential;
+use crate::router::affinity::session_key;
 use crate::router::breaker::Admission;
 use crate::router::needs::Needs;
 use crate::router::{RouteQuery, Routing};
@@ -119,18 +120,32 @@ impl Pipeline {
             param: None,
         })?;
         let routed = call.parsed.model == "auto" || call.meta.route_profile.is_some();
-        let plan = if routed {
+        let (plan, session) = if routed {
             self.route(&call, needs)?
         } else {
-            self.plan(op, &call.parsed.model).await?
+            (self.plan(op, &call.parsed.model).await?, None)
         };
         meter.routed(plan.profile.as_deref());
-        self.forward(&call, plan, clients, meter).await
+        let answer = self.forward(&call, plan, clients, meter).await?;
+        // The conversation goes on where it was answered (after a failover: the new place).
+        if let (Some(key), Some((_, model))) = (session, &answer.routed) {
+            let now = self.routing.breakers.now();
+            self.routing
+                .affinity
+                .put(key, &answer.provider_id, model, now);
+        }
+        Ok(answer)
     }
 
     /// The Router's plan for `model: "auto"` or an `x-route-profile` header: the header's
     /// profile, else `[routing] default_profile`, over what the request needs.
-    fn route(&self, call: &ProxyCall<'_>, needs: Needs) -> Result<RoutePlan, GatewayError> {
+    /// With the plan, the conversation's affinity key when the profile keeps conversations on
+    /// their provider.
+    fn route(
+        &self,
+        call: &ProxyCall<'_>,
+        needs: Needs,
+    ) -> Result<(RoutePlan, Option<u64>), GatewayError> {
         let routing = &self.routing;
         let id = call
             .meta
@@ -140,18 +155,31 @@ impl Pipeline {
         let profile = routing
             .profile(id)
             .map_err(|message| GatewayError::UnknownProfile { message })?;
+        let affinity = &routing.affinity;
+        let session = (affinity.enabled() && profile.affinity())
+            .then(|| {
+                session_key(
+                    call.headers,
+                    call.caller.label().unwrap_or(""),
+                    needs.conversation,
+                )
+            })
+            .flatten();
+        let pinned = session.and_then(|key| affinity.get(key, routing.breakers.now()));
         let query = RouteQuery {
             api: Some(call.op.api()),
             profile,
             needs,
             today: crate::router::today(),
             task: call::task_kind(call.headers)?,
-            pinned: None,
+            pinned: pinned
+                .as_deref()
+                .map(|p| (p.provider.as_str(), p.model.as_str())),
             explain: false,
         };
         let snapshot = self.providers.load();
         match routing.route(&snapshot, &self.catalog, &query) {
-            Ok(decision) => Ok(RoutePlan::routed(decision)),
+            Ok(decision) => Ok((RoutePlan::routed(decision), session)),
             Err(none) if none.only_breakers => Err(GatewayError::CircuitOpen {
                 providers: none
                     .trace

@@ -15,6 +15,7 @@
 //! The request path calls [`Routing::route`] on shared state (the registry snapshot, the
 //! catalog, the breakers, the published live figures): no actor round trip per request.
 
+pub mod affinity;
 pub mod breaker;
 pub mod live;
 pub mod needs;
@@ -53,6 +54,7 @@ pub struct RouterTuning {
     /// Scores within this of the best are near-equal: load decides among them.
     pub near_equal: f64,
     pub breaker: BreakerPolicy,
+    pub affinity: affinity::AffinitySettings,
 }
 
 /// What the request path and the admin views share: profiles, breakers, live figures.
@@ -64,6 +66,8 @@ pub struct Routing {
     pub live: Arc<ArcSwap<LiveFigures>>,
     /// The quality signals per provider and model (published by the SignalCollector).
     pub signals: Arc<ArcSwap<SignalFigures>>,
+    /// Each conversation's provider and model (prompt-cache affinity).
+    pub affinity: affinity::Affinity,
     pub tuning: RouterTuning,
 }
 
@@ -674,6 +678,7 @@ impl Routing {
             breakers: Breakers::new(tuning.breaker),
             live: Arc::new(ArcSwap::from_pointee(LiveFigures::default())),
             signals: Arc::new(ArcSwap::from_pointee(SignalFigures::default())),
+            affinity: affinity::Affinity::new(tuning.affinity),
             tuning,
         }
     }

@@ -67,6 +67,10 @@ pub struct ProfileSpec {
     pub caps: Caps,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefer_bonus: Option<f64>,
+    /// Whether a conversation stays on the provider and model that served it last (prompt-cache
+    /// affinity, `[routing.affinity]`); default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<bool>,
 }
 
 /// A profile ready to route with: the spec, its globs compiled.
@@ -184,6 +188,11 @@ impl Profile {
             )),
             _ => None,
         }
+    }
+
+    /// Whether the profile keeps conversations on their provider and model.
+    pub fn affinity(&self) -> bool {
+        self.spec.affinity.unwrap_or(true)
     }
 
     /// The bonus a candidate earns by being preferred (0 when it is not).

@@ -234,6 +234,8 @@ pub struct ProfileView {
     pub caps: crate::router::profile::Caps,
     /// What a preferred provider or model adds to its score.
     pub prefer_bonus: f64,
+    /// Whether conversations stay on the provider and model that served them last.
+    pub affinity: bool,
 }
 
 /// The routing profiles: weights, task kind, required capabilities, provider and model lists, caps.
@@ -262,6 +264,7 @@ pub async fn profiles(state: web::Data<AppState>) -> HttpResponse {
                 prefer_bonus: spec
                     .prefer_bonus
                     .unwrap_or(crate::router::profile::DEFAULT_PREFER_BONUS),
+                affinity: p.affinity(),
             }
         })
         .collect();
