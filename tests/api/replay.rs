@@ -184,17 +184,46 @@ fn assert_actual(answer: &Value) {
     close(answer, "/actual/latency_ms_p50", 3000.0);
 }
 
-fn shift(answer: &Value, i: usize) -> (String, String, u64, f64, f64) {
-    let s = &answer["by_model"][i];
-    assert_eq!(s["from_provider"], "lab0");
-    assert_eq!(s["to_provider"], "lab0");
-    (
-        s["from_model"].as_str().unwrap().to_string(),
-        s["to_model"].as_str().unwrap().to_string(),
-        s["requests"].as_u64().unwrap(),
-        s["actual_cost_usd"].as_f64().unwrap(),
-        s["replayed_cost_usd"].as_f64().unwrap(),
-    )
+/// The replayed side and the savings against the actual $0.65: the replayed costs and
+/// expected latencies of a, b and c, and their mean quality.
+fn assert_replayed(answer: &Value, costs: [f64; 3], latencies: [f64; 3], quality: f64) {
+    let replayed: f64 = costs.iter().sum();
+    let mut sorted = latencies;
+    sorted.sort_by(f64::total_cmp);
+    close(answer, "/replayed/cost_usd", replayed);
+    close(
+        answer,
+        "/replayed/latency_ms_mean",
+        latencies.iter().sum::<f64>() / 3.0,
+    );
+    close(answer, "/replayed/latency_ms_p50", sorted[1]);
+    close(answer, "/replayed/quality_mean", quality);
+    close(answer, "/savings_usd", 0.65 - replayed);
+    close(answer, "/savings_pct", (0.65 - replayed) / 0.65 * 100.0);
+}
+
+/// `by_model`, in order: (from model, to model, requests, actual cost, replayed cost), all at lab0.
+fn assert_moves(answer: &Value, expected: &[(&str, &str, u64, f64, f64)]) {
+    let moves = answer["by_model"].as_array().unwrap();
+    assert_eq!(moves.len(), expected.len(), "{answer}");
+    for (m, (from, to, n, actual, cost)) in moves.iter().zip(expected) {
+        assert_eq!(m["from_provider"], "lab0");
+        assert_eq!(m["to_provider"], "lab0");
+        assert_eq!(
+            (&m["from_model"], &m["to_model"]),
+            (&json!(from), &json!(to)),
+            "{m}"
+        );
+        assert_eq!(m["requests"], *n, "{m}");
+        assert!(
+            (m["actual_cost_usd"].as_f64().unwrap() - actual).abs() < 1e-12,
+            "{m}"
+        );
+        assert!(
+            (m["replayed_cost_usd"].as_f64().unwrap() - cost).abs() < 1e-12,
+            "{m}"
+        );
+    }
 }
 
 #[actix_rt::test]
@@ -222,28 +251,21 @@ async fn cost_optimized_replays_the_seeded_ledger_to_the_figures_computed_by_han
     //   $0.023; 1000 + 400/100 s = 5000 ms; .9.
     // - c's 40000 prompt tokens pass r-cheap's window: r-big, past its 32000 long-context
     //   threshold, so all at the long rates: 40000·$20 + 100·$40 per M = $0.804; 2000 ms; .9.
-    let replayed = 0.0014 + 0.023 + 0.804;
-    close(&answer, "/replayed/cost_usd", replayed);
-    close(
+    assert_replayed(
         &answer,
-        "/replayed/latency_ms_mean",
-        (4500.0 + 5000.0 + 2000.0) / 3.0,
+        [0.0014, 0.023, 0.804],
+        [4500.0, 5000.0, 2000.0],
+        (0.4 + 0.9 + 0.9) / 3.0,
     );
-    close(&answer, "/replayed/latency_ms_p50", 4500.0);
-    close(&answer, "/replayed/quality_mean", (0.4 + 0.9 + 0.9) / 3.0);
-    close(&answer, "/savings_usd", 0.65 - replayed);
-    close(&answer, "/savings_pct", (0.65 - replayed) / 0.65 * 100.0);
     // One request each: by actual cost.
-    assert_eq!(answer["by_model"].as_array().unwrap().len(), 3);
-    let (from, to, n, actual, cost) = shift(&answer, 0);
-    assert_eq!((from.as_str(), to.as_str(), n), ("r-big", "r-cheap", 1));
-    assert!((actual - 0.5).abs() < 1e-12 && (cost - 0.0014).abs() < 1e-12);
-    let (from, to, n, actual, cost) = shift(&answer, 1);
-    assert_eq!((from.as_str(), to.as_str(), n), ("r-big", "r-big", 1));
-    assert!((actual - 0.1).abs() < 1e-12 && (cost - 0.023).abs() < 1e-12);
-    let (from, to, n, actual, cost) = shift(&answer, 2);
-    assert_eq!((from.as_str(), to.as_str(), n), ("r-cheap", "r-big", 1));
-    assert!((actual - 0.05).abs() < 1e-12 && (cost - 0.804).abs() < 1e-12);
+    assert_moves(
+        &answer,
+        &[
+            ("r-big", "r-cheap", 1, 0.5, 0.0014),
+            ("r-big", "r-big", 1, 0.1, 0.023),
+            ("r-cheap", "r-big", 1, 0.05, 0.804),
+        ],
+    );
 }
 
 #[actix_rt::test]
@@ -261,24 +283,20 @@ async fn quality_first_sends_everything_to_the_strong_model_and_costs_more_than_
     assert_actual(&answer);
     // Weights .05, .05, .9: r-big's .05 (latency) + .9·.9 = .86 beats r-cheap's .05 + .9·.4 =
     // .41, so a goes to r-big too: 1000·$10 + 200·$30 per M = $0.016, 1000 + 2000 = 3000 ms.
-    let replayed = 0.016 + 0.023 + 0.804;
-    close(&answer, "/replayed/cost_usd", replayed);
-    close(
+    assert_replayed(
         &answer,
-        "/replayed/latency_ms_mean",
-        (3000.0 + 5000.0 + 2000.0) / 3.0,
+        [0.016, 0.023, 0.804],
+        [3000.0, 5000.0, 2000.0],
+        0.9,
     );
-    close(&answer, "/replayed/latency_ms_p50", 3000.0);
-    close(&answer, "/replayed/quality_mean", 0.9);
-    close(&answer, "/savings_usd", 0.65 - replayed);
-    close(&answer, "/savings_pct", (0.65 - replayed) / 0.65 * 100.0);
     // r-big → r-big holds a and b: two requests first.
-    let (from, to, n, actual, cost) = shift(&answer, 0);
-    assert_eq!((from.as_str(), to.as_str(), n), ("r-big", "r-big", 2));
-    assert!((actual - 0.6).abs() < 1e-12 && (cost - 0.039).abs() < 1e-12);
-    let (from, to, n, _, cost) = shift(&answer, 1);
-    assert_eq!((from.as_str(), to.as_str(), n), ("r-cheap", "r-big", 1));
-    assert!((cost - 0.804).abs() < 1e-12);
+    assert_moves(
+        &answer,
+        &[
+            ("r-big", "r-big", 2, 0.6, 0.039),
+            ("r-cheap", "r-big", 1, 0.05, 0.804),
+        ],
+    );
 }
 
 #[actix_rt::test]
