@@ -46,6 +46,9 @@ fn record(i: usize) -> LedgerRecord {
             sanitizer_findings: None,
             route_profile: None,
             route_rank: None,
+            needs: None,
+            prompt_tokens_estimate: Some(5),
+            max_tokens: None,
             attempts: 1,
         },
         attempts: vec![attempts::Model {

@@ -36,6 +36,7 @@ use crate::error::GatewayError;
         crate::routes::analytics::projects,
         crate::routes::analytics::project_records,
         crate::routes::analytics::errors,
+        crate::routes::replay::replay,
         crate::routes::signals::report_signal,
         crate::routes::signals::signals,
         crate::routes::health::health,
@@ -53,7 +54,7 @@ use crate::error::GatewayError;
         (name = "proxy", description = "Calls forwarded to providers"),
         (name = "routing", description = "The model catalog, routing profiles and routing decisions (POST /v1/route follows the proxy's virtual-key rules; the catalog's live figures need the admin token)"),
         (name = "admin", description = "Provider administration (admin token)"),
-        (name = "analytics", description = "Usage, cost, errors and quality signals from the ledger (admin token)"),
+        (name = "analytics", description = "Usage, cost, errors and quality signals from the ledger, and past traffic replayed under a routing profile (admin token)"),
         (name = "signals", description = "Quality signals about proxied answers (follows the proxy's virtual-key rules); GET /v1/signals, under analytics, reports them"),
         (name = "health", description = "Health and service description"),
     )

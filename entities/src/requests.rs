@@ -46,6 +46,16 @@ pub struct Model {
     /// None for an explicit model.
     #[serde(default)]
     pub route_rank: Option<i32>,
+    /// The capabilities the request needed, comma-separated in `Capability::ALL` order
+    /// (`tools,vision`); None when it needed none.
+    #[serde(default)]
+    pub needs: Option<String>,
+    /// The gateway's estimate of the prompt's tokens, made before the call.
+    #[serde(default)]
+    pub prompt_tokens_estimate: Option<i64>,
+    /// The output tokens the client asked room for (`max_tokens`, `max_completion_tokens`).
+    #[serde(default)]
+    pub max_tokens: Option<i64>,
     pub attempts: i32,
 }
 

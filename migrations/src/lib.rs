@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_create_ledger;
 mod m20261202_000001_route_rank;
 mod m20261202_000010_signals;
+mod m20261202_000020_request_needs;
 
 /// All migrations of the gateway's database.
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_create_ledger::Migration),
             Box::new(m20261202_000001_route_rank::Migration),
             Box::new(m20261202_000010_signals::Migration),
+            Box::new(m20261202_000020_request_needs::Migration),
         ]
     }
 }

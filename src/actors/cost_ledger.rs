@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 
 use crate::ledger::errors::{self, ErrorFilter, ErrorsPage};
 use crate::ledger::inbox::LedgerInbox;
+use crate::ledger::route_replay::{self, PastPage, PastRequest};
 use crate::ledger::spool::{self, Cursor, Spool};
 use crate::ledger::spooler::{Spooled, SpoolerHandle};
 use crate::ledger::store::{self, GroupSums, RecordFilter, Window};
@@ -473,6 +474,20 @@ impl Handler<ListRecords> for CostLedger {
     fn handle(&mut self, msg: ListRecords, _: &mut Self::Context) -> Self::Result {
         let db = self.db.clone();
         Box::pin(async move { store::records(&db, &msg.0).await })
+    }
+}
+
+/// Reads a page of past answered requests, for the route replay.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<PastRequest>, sea_orm::DbErr>")]
+pub struct ReadPastRequests(pub PastPage);
+
+impl Handler<ReadPastRequests> for CostLedger {
+    type Result = ResponseFuture<Result<Vec<PastRequest>, sea_orm::DbErr>>;
+
+    fn handle(&mut self, msg: ReadPastRequests, _: &mut Self::Context) -> Self::Result {
+        let db = self.db.clone();
+        Box::pin(async move { route_replay::past_requests(&db, &msg.0).await })
     }
 }
 

@@ -6,6 +6,7 @@ pub mod pricing;
 pub mod priority;
 pub mod replay;
 pub mod report;
+pub mod route_replay;
 pub mod signal_report;
 pub mod signals;
 pub mod spool;

@@ -206,8 +206,10 @@ pub fn projects(projects: &[projects::Model], groups: &[GroupSums]) -> Vec<Proje
         .collect()
 }
 
-/// A record as the API shows it: every ledger field plus its time in RFC 3339, and the
-/// sanitizer's findings as an object of kinds and counts (the ledger keeps them as JSON text).
+/// A record as the API shows it: every ledger field plus its time in RFC 3339, the
+/// sanitizer's findings as an object of kinds and counts (the ledger keeps them as JSON text),
+/// and the capabilities the request needed as a list of names (the ledger keeps them
+/// comma-separated).
 #[derive(Debug)]
 pub struct RecordView {
     pub timestamp: String,
@@ -231,6 +233,10 @@ impl Serialize for RecordView {
                         serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
                     map.serialize_entry(name, &findings)?;
                 }
+                ("needs", serde_json::Value::String(text)) => {
+                    let needs: Vec<&str> = text.split(',').collect();
+                    map.serialize_entry(name, &needs)?;
+                }
                 _ => map.serialize_entry(name, value)?,
             }
         }
@@ -242,7 +248,8 @@ impl Serialize for RecordView {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RecordPage {
     pub object: &'static str,
-    /// The records: every ledger field, `timestamp` (RFC 3339) and `sanitizer_findings`.
+    /// The records: every ledger field, `timestamp` (RFC 3339), `sanitizer_findings` and
+    /// `needs` (capability names).
     #[schema(value_type = Vec<Object>)]
     pub data: Vec<RecordView>,
     pub limit: u64,

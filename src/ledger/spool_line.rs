@@ -61,6 +61,10 @@ pub(super) fn write(out: &mut Vec<u8>, seq: u64, record: &LedgerRecord) {
     j.key(key!("route_profile")).opt_str(&r.route_profile);
     j.key(key!("route_rank"))
         .opt_int(r.route_rank.map(i64::from));
+    j.key(key!("needs")).opt_str(&r.needs);
+    j.key(key!("prompt_tokens_estimate"))
+        .opt_int(r.prompt_tokens_estimate);
+    j.key(key!("max_tokens")).opt_int(r.max_tokens);
     j.key(key!("attempts")).int(i64::from(r.attempts));
     j.raw(b"},\"attempts\":[");
     for (i, a) in record.attempts_kept().iter().enumerate() {
@@ -247,6 +251,9 @@ mod tests {
                 priced: true,
                 usage_estimated: true,
                 route_rank: Some(1),
+                needs: Some("tools,vision".into()),
+                prompt_tokens_estimate: Some(1_701),
+                max_tokens: Some(300),
                 sanitizer_findings: Some("{\"email\":2}".into()),
                 route_profile: Some("cheap".into()),
                 attempts: 2,

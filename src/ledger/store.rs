@@ -65,11 +65,11 @@ mod tests {
     #[test]
     fn insert_statements_number_their_parameters_per_backend() {
         let sqlite = super::requests_insert_sql(sea_orm::DbBackend::Sqlite, 2);
-        assert_eq!(sqlite.matches('?').count(), 56);
+        assert_eq!(sqlite.matches('?').count(), 62);
         assert!(sqlite.ends_with("ON CONFLICT (id) DO NOTHING"));
         let pg = super::requests_insert_sql(sea_orm::DbBackend::Postgres, 2);
-        assert!(pg.contains("($1, $2,") && pg.contains("$56)"));
-        assert!(!pg.contains("$57"));
+        assert!(pg.contains("($1, $2,") && pg.contains("$62)"));
+        assert!(!pg.contains("$63"));
     }
 }
 
@@ -177,7 +177,7 @@ fn model_of(r: &requests::Model) -> &str {
 }
 
 /// The columns of `requests`, in the order `push_request_values` gives their values.
-const REQUEST_COLUMNS: [&str; 28] = [
+const REQUEST_COLUMNS: [&str; 31] = [
     "id",
     "ts_ms",
     "project",
@@ -205,6 +205,9 @@ const REQUEST_COLUMNS: [&str; 28] = [
     "sanitizer_findings",
     "route_profile",
     "route_rank",
+    "needs",
+    "prompt_tokens_estimate",
+    "max_tokens",
     "attempts",
 ];
 
@@ -238,6 +241,9 @@ fn push_request_values(r: &requests::Model, values: &mut Vec<Value>) {
         r.sanitizer_findings.clone().into(),
         r.route_profile.clone().into(),
         r.route_rank.into(),
+        r.needs.clone().into(),
+        r.prompt_tokens_estimate.into(),
+        r.max_tokens.into(),
         r.attempts.into(),
     ]);
 }

@@ -104,6 +104,26 @@ impl RequestMeter {
         self.record.sanitizer_findings = serde_json::to_string(findings).ok();
     }
 
+    /// What the request needs of a model (its capabilities, the estimate of its prompt, the
+    /// output it asks room for), kept so that past traffic can be routed again
+    /// (`POST /v1/route/replay`).
+    pub fn needs(&mut self, needs: &crate::router::needs::Needs) {
+        let mut names = String::new();
+        // `Capabilities::iter` goes in `Capability::ALL` order.
+        for capability in needs.capabilities.iter() {
+            if !names.is_empty() {
+                names.push(',');
+            }
+            names.push_str(capability.as_str());
+        }
+        self.record.needs = (!names.is_empty()).then_some(names);
+        self.record.prompt_tokens_estimate =
+            Some(i64::try_from(needs.prompt_tokens).unwrap_or(i64::MAX));
+        self.record.max_tokens = needs
+            .max_tokens
+            .map(|m| i64::try_from(m).unwrap_or(i64::MAX));
+    }
+
     /// The routing profile of a routed request.
     pub fn routed(&mut self, profile: Option<&str>) {
         self.record.route_profile = profile.map(str::to_string);

@@ -119,6 +119,7 @@ impl Pipeline {
             message: format!("the request body is not valid JSON: {e}"),
             param: None,
         })?;
+        meter.needs(&needs);
         let routed = call.parsed.model == "auto" || call.meta.route_profile.is_some();
         let (plan, session) = if routed {
             self.route(&call, needs)?

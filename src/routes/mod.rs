@@ -6,6 +6,7 @@ pub mod analytics;
 pub mod health;
 pub mod portal;
 pub mod proxy;
+pub mod replay;
 pub mod routing;
 pub mod signals;
 
@@ -23,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(routing::route)
         .service(routing::profiles)
         .service(routing::catalog)
+        .service(replay::replay)
         .service(admin::list_providers)
         .service(admin::add_provider)
         .service(admin::remove_provider)

@@ -16,6 +16,7 @@ mod metrics;
 mod models;
 mod pipeline;
 mod provider_types;
+mod replay;
 mod routing;
 mod sanitizer;
 mod secrets;
