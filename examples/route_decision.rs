@@ -131,6 +131,7 @@ fn chat_query<'p>(
         today: today.clone(),
         task: None,
         pinned: None,
+        balance: true,
         explain,
     }
 }

@@ -19,11 +19,10 @@ use serde::Serialize;
 use super::pricing::{Price, Pricing};
 use super::report::rfc3339;
 use crate::api::{ApiFormat, Operation, Usage};
-use crate::catalog::{Capabilities, Capability, Catalog, ModelCard};
+use crate::catalog::{Capabilities, Capability, Catalog};
 use crate::providers::snapshot::RegistrySnapshot;
-use crate::router::live::LiveFigures;
 use crate::router::needs::Needs;
-use crate::router::{inventory, RouteQuery, Routing};
+use crate::router::{RouteQuery, Routing};
 
 /// Unroutable requests whose reason the answer shows.
 const EXAMPLES: usize = 5;
@@ -147,6 +146,7 @@ impl PastRequest {
             prompt_tokens: u64::try_from(prompt).unwrap_or(0),
             max_tokens: self.max_tokens.and_then(|m| u64::try_from(m).ok()),
             min_context: None,
+            conversation: None,
         }
     }
 
@@ -178,10 +178,7 @@ pub struct Replayer {
     snapshot: Arc<RegistrySnapshot>,
     catalog: Arc<Catalog>,
     pricing: Arc<Pricing>,
-    live: Arc<LiveFigures>,
     today: Arc<str>,
-    /// The card of each model at each provider, as the router's inventory has it.
-    cards: HashMap<(String, String), Arc<ModelCard>>,
 }
 
 impl Replayer {
@@ -194,19 +191,13 @@ impl Replayer {
         pricing: Arc<Pricing>,
     ) -> Result<Self, String> {
         let profile = routing.profile(profile)?.id.clone();
-        let cards = inventory(&snapshot, &catalog)
-            .into_iter()
-            .map(|c| ((c.provider.id.clone(), c.model().to_string()), c.card))
-            .collect();
         Ok(Self {
-            live: routing.live.load_full(),
             routing,
             profile,
             snapshot,
             catalog,
             pricing,
             today: crate::router::today(),
-            cards,
         })
     }
 
@@ -215,13 +206,16 @@ impl Replayer {
         let Ok(profile) = self.routing.profile(&self.profile) else {
             return;
         };
-        let min_samples = self.routing.tuning.min_live_samples;
         for past in page {
             let query = RouteQuery {
                 api: Some(past.api()),
                 profile,
                 needs: past.needs(),
                 today: self.today.clone(),
+                task: None,
+                pinned: None,
+                // A replay asks what the profile prefers, not how load would have spread.
+                balance: false,
                 explain: false,
             };
             let routed = self
@@ -229,18 +223,13 @@ impl Replayer {
                 .route(&self.snapshot, &self.catalog, &query)
                 .map_err(|none| none.summary())
                 .and_then(|decision| {
-                    let primary = decision
+                    decision
                         .targets
                         .into_iter()
                         .next()
-                        .ok_or_else(|| "the router returned an empty route".to_string())?;
-                    let card = self
-                        .cards
-                        .get(&(primary.provider.id.clone(), primary.model.clone()))
-                        .ok_or_else(|| format!("no card for `{}`", primary.model))?;
-                    Ok((primary, card))
+                        .ok_or_else(|| "the router returned an empty route".to_string())
                 });
-            let (primary, card) = match routed {
+            let primary = match routed {
                 Ok(routed) => routed,
                 Err(reason) => {
                     tally.unroutable(past, reason);
@@ -248,6 +237,7 @@ impl Replayer {
                 }
             };
             let usage = past.usage();
+            let card = &primary.card;
             let price = self
                 .pricing
                 .price(&[&primary.model, &card.id], primary.provider.kind)
@@ -258,20 +248,10 @@ impl Replayer {
                     cache_write_per_mtok: card.cache_write_per_mtok,
                     long_context: card.long_context,
                 });
-            // The latency the router expects: live medians once there are enough samples.
-            let (ttft, tokens_per_s) = match self
-                .live
-                .get(&primary.provider.id, &primary.model)
-                .filter(|l| l.latency_samples >= min_samples)
-            {
-                Some(l) => (
-                    l.ttft_ms_p50.unwrap_or(card.latency.ttft_ms),
-                    l.output_tokens_per_s_p50
-                        .unwrap_or(card.latency.output_tokens_per_s),
-                ),
-                None => (card.latency.ttft_ms, card.latency.output_tokens_per_s),
-            };
-            let latency = ttft + usage.output as f64 / tokens_per_s.max(1e-3) * 1000.0;
+            // The latency and the quality the router scored it by (live figures where it has
+            // them, the card's otherwise), over the request's actual output.
+            let latency =
+                primary.ttft_ms + usage.output as f64 / primary.tokens_per_s.max(1e-3) * 1000.0;
             tally.routed(
                 past,
                 Replayed {
@@ -279,7 +259,7 @@ impl Replayer {
                     model: &primary.model,
                     cost_usd: price.cost(&usage),
                     latency_ms: latency,
-                    quality: card.quality.for_task(profile.spec.task).clamp(0.0, 1.0),
+                    quality: primary.quality,
                 },
             );
         }

@@ -176,6 +176,7 @@ impl Pipeline {
             pinned: pinned
                 .as_deref()
                 .map(|p| (p.provider.as_str(), p.model.as_str())),
+            balance: true,
             explain: false,
         };
         let snapshot = self.providers.load();

@@ -84,6 +84,9 @@ pub struct RouteQuery<'a> {
     /// The provider and model that served the conversation last (prompt-cache affinity): it
     /// goes first while it passes every layer.
     pub pinned: Option<(&'a str, &'a str)>,
+    /// Spread near-equal candidates by load (power of two choices): the request path. Off, the
+    /// best score always goes first (replays of past traffic).
+    pub balance: bool,
     /// Build the layer-by-layer trace.
     pub explain: bool,
 }
@@ -94,6 +97,13 @@ pub struct Ranked {
     pub provider: Arc<Provider>,
     pub model: String,
     pub score: f64,
+    /// The figures it was scored by: time to first token (ms) and output rate (tokens/s),
+    /// live or the card's, and the quality weighed (0–1).
+    pub ttft_ms: f64,
+    pub tokens_per_s: f64,
+    pub quality: f64,
+    /// Its card.
+    pub card: Arc<ModelCard>,
 }
 
 /// The router's answer: the ranked targets (first is primary) and, when asked, the trace.
@@ -990,7 +1000,7 @@ impl Routing {
                 decided_by = DecidedBy::Affinity;
             }
         }
-        if first.is_none() && self.tuning.near_equal > 0.0 && scored.len() > 1 {
+        if first.is_none() && query.balance && self.tuning.near_equal > 0.0 && scored.len() > 1 {
             let best = scored
                 .iter()
                 .map(|(t, _)| *t)
@@ -1075,6 +1085,7 @@ impl Routing {
                         today: query.today.clone(),
                         task: query.task,
                         pinned: query.pinned,
+                        balance: query.balance,
                         explain: true,
                     };
                     return self.route(snapshot, catalog, &again);
@@ -1093,10 +1104,17 @@ impl Routing {
             decided_by,
             targets: chain
                 .iter()
-                .map(|(score, i)| Ranked {
-                    provider: candidates[*i].c.provider.clone(),
-                    model: candidates[*i].c.model().to_string(),
-                    score: *score,
+                .map(|(score, i)| {
+                    let p = candidates[*i];
+                    Ranked {
+                        provider: p.c.provider.clone(),
+                        model: p.c.model().to_string(),
+                        score: *score,
+                        ttft_ms: p.ttft,
+                        tokens_per_s: p.tokens_per_s,
+                        quality: p.quality,
+                        card: p.c.card.clone(),
+                    }
                 })
                 .collect(),
             trace,

@@ -171,6 +171,7 @@ async fn decide(
             None => crate::pipeline::call::task_kind(req.headers())?,
         },
         pinned: None,
+        balance: true,
         explain: true,
     };
     let snapshot = pipeline.providers.load();

@@ -648,3 +648,61 @@ async fn bad_routing_requests_are_answered_in_the_callers_error_shape() {
         .iter()
         .any(|p| p["id"] == "balanced" && p["default"] == true));
 }
+
+#[actix_rt::test]
+async fn a_conversation_keeps_its_provider_moves_when_its_breaker_opens_and_then_stays() {
+    let (a, b) = (lab_mock(), lab_mock());
+    // One failure opens a breaker; a millisecond later it lets a probe through.
+    let breaker = "\n[routing.breaker]\nconsecutive_failures = 1\nerror_rate = 0.5\nmin_requests = 20\nwindow_ms = 60000\ncooldown_ms = 1\n";
+    let app = spawn_app(&lab_config(&[&a, &b], breaker)).await;
+    discovered(&app).await;
+    let ask = |session: &'static str| {
+        let app = &app;
+        async move {
+            let response = app
+                .post(
+                    "/v1/chat/completions",
+                    &json!({"model": "auto", "messages": hello()}),
+                    &[("x-session-id", session)],
+                )
+                .await;
+            assert_eq!(response.status(), 200);
+            let _ = response.bytes().await;
+        }
+    };
+    // lab0 and lab1 are alike: the first conversation lands on lab0 and stays.
+    for _ in 0..4 {
+        ask("s1").await;
+    }
+    assert_eq!((chats(&a), chats(&b)), (4, 0));
+
+    // lab0 fails: its breaker opens, the request fails over to lab1, the conversation with it.
+    a.set_failing(Some(500));
+    ask("s1").await;
+    assert_eq!((chats(&a), chats(&b)), (5, 1));
+    let records = app.records(5).await;
+    assert_eq!(records[0]["outcome"], "mitigated", "{}", records[0]);
+    ask("s1").await;
+    assert_eq!(
+        (chats(&a), chats(&b)),
+        (5, 2),
+        "straight to lab1: no try at lab0"
+    );
+
+    // lab0 recovers; a new conversation's probe closes its breaker and goes on there, while
+    // the first stays where its cache is warm.
+    a.set_failing(None);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    ask("s2").await;
+    assert_eq!((chats(&a), chats(&b)), (6, 2));
+    for _ in 0..3 {
+        ask("s1").await;
+    }
+    assert_eq!((chats(&a), chats(&b)), (6, 5));
+    ask("s2").await;
+    assert_eq!((chats(&a), chats(&b)), (7, 5));
+
+    // The trace says when affinity decided: /v1/route takes no session, so score decides.
+    let (_, answer) = route(&app, json!({"messages": hello()})).await;
+    assert_ne!(answer["decided_by"], "affinity");
+}

@@ -102,6 +102,7 @@ impl Sim {
             today: llm_gateway::router::today(),
             task: None,
             pinned: None,
+            balance: true,
             explain: false,
         };
         let decision = routing

@@ -90,7 +90,7 @@ proptest! {
         let today = llm_gateway::router::today();
         let api = Some(if anthropic { ApiFormat::Anthropic } else { ApiFormat::OpenAi });
         for profile in routing.profiles.by_id.values() {
-            let query = |explain| RouteQuery { api, profile, needs, today: today.clone(), task: None, pinned: None, explain };
+            let query = |explain| RouteQuery { api, profile, needs, today: today.clone(), task: None, pinned: None, balance: true, explain };
             let targets = |explain: bool| match routing.route(&snapshot, &runtime.catalog, &query(explain)) {
                 Ok(d) => Ok(d.targets.iter().map(|t| (t.provider.id.clone(), t.model.clone(), t.score)).collect::<Vec<_>>()),
                 Err(none) => Err(none.summary()),
