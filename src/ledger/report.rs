@@ -17,11 +17,19 @@ pub struct Breakdown {
     pub sums: Sums,
     /// `priced`, `unpriced` (no request had a price) or `partial`.
     pub pricing: &'static str,
+    /// Share of the input tokens read from the provider's prompt cache (cached ÷ input, 0 to
+    /// 1): what prompt-cache affinity raises.
+    pub cache_read_share: f64,
 }
 
 impl Breakdown {
     fn add(&mut self, s: &Sums) {
         self.sums.add(s);
+        self.cache_read_share = if self.sums.input_tokens > 0 {
+            self.sums.cached_input_tokens as f64 / self.sums.input_tokens as f64
+        } else {
+            0.0
+        };
         self.pricing = match (self.sums.unpriced, self.sums.requests) {
             (0, _) => "priced",
             (u, r) if u == r => "unpriced",

@@ -162,6 +162,7 @@ impl Pipeline {
                 session_key(
                     call.headers,
                     call.caller.label().unwrap_or(""),
+                    &profile.id,
                     needs.conversation,
                 )
             })

@@ -123,13 +123,21 @@ impl Affinity {
     }
 }
 
-/// The key of a request's conversation: a session header the client sends, else the hash of
-/// its opening (`conversation`), each together with the caller (the virtual key's label, or
-/// "") so that two teams' alike ids never meet. Hashed with a fixed seed: every worker and
+/// The key of a request's conversation under a routing profile: a session header the client
+/// sends, else the hash of its opening (`conversation`), each together with the caller (the
+/// virtual key's label, or "") so that two teams' alike ids never meet, and the profile (a
+/// conversation asked for under another profile is that profile's to place). Hashed with a fixed seed: every worker and
 /// instance gives a conversation one key.
-pub fn session_key(headers: &HeaderMap, caller: &str, conversation: Option<u64>) -> Option<u64> {
+pub fn session_key(
+    headers: &HeaderMap,
+    caller: &str,
+    profile: &str,
+    conversation: Option<u64>,
+) -> Option<u64> {
     let mut hasher = foldhash::fast::FixedState::with_seed(0x7365_7373_696f_6e00).build_hasher();
     hasher.write(caller.as_bytes());
+    hasher.write_u8(0xff);
+    hasher.write(profile.as_bytes());
     hasher.write_u8(0xff);
     let session = SESSION_HEADERS.iter().find_map(|name| {
         let value = headers.get(HeaderName::from_static(name))?.as_bytes();
@@ -233,33 +241,37 @@ mod tests {
     fn the_session_header_goes_before_the_opening_and_the_caller_separates() {
         let mut headers = HeaderMap::new();
         let opening = Some(42);
-        let by_opening = session_key(&headers, "team", opening);
+        let by_opening = session_key(&headers, "team", "balanced", opening);
         assert!(by_opening.is_some());
-        assert_eq!(session_key(&headers, "team", None), None);
-        assert_ne!(by_opening, session_key(&headers, "other", opening));
+        assert_eq!(session_key(&headers, "team", "balanced", None), None);
+        assert_ne!(
+            by_opening,
+            session_key(&headers, "other", "balanced", opening)
+        );
+        assert_ne!(by_opening, session_key(&headers, "team", "coding", opening));
         headers.insert(
             HeaderName::from_static("x-claude-code-session-id"),
             HeaderValue::from_static("abc"),
         );
-        let claude = session_key(&headers, "team", opening);
+        let claude = session_key(&headers, "team", "balanced", opening);
         assert_ne!(claude, by_opening);
         assert_eq!(
             claude,
-            session_key(&headers, "team", Some(7)),
+            session_key(&headers, "team", "balanced", Some(7)),
             "the header decides"
         );
         headers.insert(
             HeaderName::from_static("x-session-id"),
             HeaderValue::from_static("abc"),
         );
-        let explicit = session_key(&headers, "team", opening);
+        let explicit = session_key(&headers, "team", "balanced", opening);
         assert_eq!(explicit, claude, "the same id in either header");
         headers.insert(
             HeaderName::from_static("x-session-id"),
             HeaderValue::from_static("xyz"),
         );
         assert_ne!(
-            session_key(&headers, "team", opening),
+            session_key(&headers, "team", "balanced", opening),
             claude,
             "x-session-id first"
         );
@@ -269,6 +281,6 @@ mod tests {
             HeaderName::from_static("x-session-id"),
             HeaderValue::from_str(&long).unwrap_or_else(|e| panic!("{e}")),
         );
-        assert_eq!(session_key(&headers, "team", opening), claude);
+        assert_eq!(session_key(&headers, "team", "balanced", opening), claude);
     }
 }

@@ -378,7 +378,7 @@ fn assert_stats_are_sums_of(stats: &Value, records: &[Value]) {
         ("by_source", "source"),
         ("by_project", "project"),
     ] {
-        let mut expected: HashMap<String, (i64, i64, f64)> = HashMap::new();
+        let mut expected: HashMap<String, (i64, i64, f64, i64, i64)> = HashMap::new();
         for r in records {
             let key = match field {
                 "model_used" => r["model_used"].as_str().or(r["model_requested"].as_str()),
@@ -391,10 +391,12 @@ fn assert_stats_are_sums_of(stats: &Value, records: &[Value]) {
             e.0 += 1;
             e.1 += int(r, "input_tokens") + int(r, "output_tokens");
             e.2 += r["cost_usd"].as_f64().unwrap_or(0.0);
+            e.3 += int(r, "cached_input_tokens");
+            e.4 += int(r, "input_tokens");
         }
         let got = stats[breakdown].as_object().unwrap();
         assert_eq!(got.len(), expected.len(), "{breakdown}: {got:?}");
-        for (key, (requests, tokens, cost)) in expected {
+        for (key, (requests, tokens, cost, cached, input)) in expected {
             let b = &got[&key];
             assert_eq!(b["requests"], requests, "{breakdown}.{key}");
             assert_eq!(
@@ -405,6 +407,16 @@ fn assert_stats_are_sums_of(stats: &Value, records: &[Value]) {
             assert!(
                 (b["cost_usd"].as_f64().unwrap() - cost).abs() < 1e-9,
                 "{breakdown}.{key}"
+            );
+            // The share of input read from the prompt cache: its records' cached ÷ input.
+            let share = if input > 0 {
+                cached as f64 / input as f64
+            } else {
+                0.0
+            };
+            assert!(
+                (b["cache_read_share"].as_f64().unwrap() - share).abs() < 1e-12,
+                "{breakdown}.{key}: {b}"
             );
         }
     }
