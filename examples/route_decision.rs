@@ -7,6 +7,9 @@
 //!   request-dependent part over the profile's prepared set;
 //! - **explain** (`explain_p50_us`…): with the layer-by-layer trace `POST /v1/route` builds.
 //!
+//! Learning is on: every candidate has live figures and quality signals, so that each one's
+//! latency is its moving averages and its quality the prior blended with its signals.
+//!
 //! Run by `bench/run.sh`: `cargo run --release --example route_decision [DECISIONS]`. Prints
 //! JSON on stdout, `{profile: {p50_us, p99_us, mean_us, warm_p50_us, candidates, …}}`, and a
 //! summary on stderr.
@@ -25,11 +28,13 @@ use llm_gateway::api::ApiFormat;
 use llm_gateway::catalog::Catalog;
 use llm_gateway::providers::snapshot::RegistrySnapshot;
 use llm_gateway::providers::ProviderKind;
+use llm_gateway::router::live::{LiveTally, Observation};
 use llm_gateway::router::needs::Needs;
 use llm_gateway::router::profile::Profile;
 use llm_gateway::router::{RouteQuery, Routing};
 use llm_gateway::runtime::Runtime;
 use llm_gateway::settings::{self, ConfigSource};
+use llm_gateway::signals::{Evidence, EvidenceTally};
 
 // The gateway's allocator (src/main.rs): the router allocates on every decision.
 #[global_allocator]
@@ -170,7 +175,26 @@ fn main() {
     let snapshot = Arc::new(snapshot);
     let changing = [snapshot.clone(), Arc::new((*snapshot).clone())];
     let same = [snapshot.clone()];
-    let inventory = llm_gateway::router::inventory(&snapshot, catalog).len();
+    let candidates = llm_gateway::router::inventory(&snapshot, catalog);
+    let inventory = candidates.len();
+    // Learning on: every candidate has live figures (moving averages, an error rate) and quality
+    // signals, as on a gateway that has served them all for a while.
+    let mut tally = LiveTally::default();
+    let mut evidence = EvidenceTally::default();
+    for c in &candidates {
+        for i in 0..30u32 {
+            tally.observe(Observation {
+                provider: c.provider.id.clone(),
+                model: c.model().to_string(),
+                failed: i % 10 == 0,
+                ttft_ms: Some(300.0 + f64::from(i)),
+                output_tokens_per_s: Some(50.0 + f64::from(i)),
+            });
+        }
+        evidence.add(&c.provider.id, c.model(), Evidence { n: 40, sum: 30.0 });
+    }
+    routing.live.store(Arc::new(tally.publish().unwrap()));
+    routing.signals.store(Arc::new(evidence.publish().unwrap()));
 
     let needs = Needs::of_json(BODY.as_bytes()).unwrap();
     let today = llm_gateway::router::today();

@@ -61,13 +61,30 @@ pub struct LiveFigures {
 
 type Fast = foldhash::fast::RandomState;
 
+/// One provider's part of the [`LiveFigures`].
+#[derive(Debug, Clone, Copy)]
+pub struct ProviderLive<'a>(&'a HashMap<String, Live, Fast>);
+
+impl<'a> ProviderLive<'a> {
+    /// The figures of one of the provider's models.
+    pub fn get(self, model: &str) -> Option<&'a Live> {
+        self.0.get(model)
+    }
+}
+
 impl LiveFigures {
     /// The figures of a model at a provider.
     pub fn get(&self, provider: &str, model: &str) -> Option<&Live> {
+        self.of_provider(provider)?.get(model)
+    }
+
+    /// The figures of one provider's models, None when it has none: the router looks the
+    /// provider up once for all its candidates.
+    pub fn of_provider(&self, provider: &str) -> Option<ProviderLive<'_>> {
         if self.by_key.is_empty() {
             return None;
         }
-        self.by_key.get(provider)?.get(model)
+        self.by_key.get(provider).map(ProviderLive)
     }
 
     /// A model's figures at every provider that served it.

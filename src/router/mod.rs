@@ -31,9 +31,9 @@ use crate::api::ApiFormat;
 use crate::catalog::{Catalog, ModelCard, TaskKind};
 use crate::providers::snapshot::RegistrySnapshot;
 use crate::providers::{Provider, ProviderKind};
-use crate::signals::{Recent, SignalFigures};
+use crate::signals::{ProviderSignals, Recent, SignalFigures};
 use breaker::{Admission, BreakerPolicy, Breakers};
-use live::LiveFigures;
+use live::{LiveFigures, ProviderLive};
 use needs::Needs;
 use profile::{Profile, Profiles};
 
@@ -346,22 +346,72 @@ impl Candidate {
     /// The recent quality signals of the candidate. Signals are recorded under the model the
     /// provider answered with: the candidate's id, or any id of its card (a dated snapshot).
     pub fn recent_signals(&self, signals: &SignalFigures) -> Recent {
+        self.recent_of(signals.of_provider(&self.provider.id))
+    }
+
+    /// [`Candidate::recent_signals`] over its provider's part of the figures.
+    fn recent_of(&self, signals: Option<ProviderSignals<'_>>) -> Recent {
         let mut recent = Recent::default();
-        if signals.is_empty() {
+        let Some(signals) = signals else {
             return recent;
-        }
-        let mut seen: Vec<&str> = Vec::new();
-        for id in std::iter::once(self.model()).chain(self.card.ids()) {
-            if seen.contains(&id) {
-                continue;
-            }
-            seen.push(id);
-            if let Some(r) = signals.recent(&self.provider.id, id) {
+        };
+        let model = self.model();
+        let card = &self.card;
+        // Each id once: the id sent is often the card's, and an alias list may repeat one
+        // (a few ids: a scan beats a set).
+        let first = |i: usize, id: &str| {
+            id != model && id != card.id && !card.aliases[..i].iter().any(|a| a == id)
+        };
+        let aliases = card.aliases.iter().enumerate();
+        let others = aliases
+            .filter(|(i, a)| first(*i, a))
+            .map(|(_, a)| a.as_str());
+        let card_id = (card.id != model).then_some(card.id.as_str());
+        for id in std::iter::once(model).chain(card_id).chain(others) {
+            if let Some(r) = signals.recent(id) {
                 recent.weight += r.weight;
                 recent.sum += r.sum;
             }
         }
         recent
+    }
+}
+
+/// The live figures and signals of the provider of the candidates being prepared, looked up
+/// once per provider (the inventory lists a provider's models together).
+struct Learned<'a> {
+    live: &'a LiveFigures,
+    signals: &'a SignalFigures,
+    last: Option<(
+        *const Provider,
+        Option<ProviderLive<'a>>,
+        Option<ProviderSignals<'a>>,
+    )>,
+}
+
+impl<'a> Learned<'a> {
+    fn new(live: &'a LiveFigures, signals: &'a SignalFigures) -> Self {
+        Self {
+            live,
+            signals,
+            last: None,
+        }
+    }
+
+    fn of(
+        &mut self,
+        provider: &Arc<Provider>,
+    ) -> (Option<ProviderLive<'a>>, Option<ProviderSignals<'a>>) {
+        let key = Arc::as_ptr(provider);
+        match self.last {
+            Some((last, live, signals)) if last == key => (live, signals),
+            _ => {
+                let live = self.live.of_provider(&provider.id);
+                let signals = self.signals.of_provider(&provider.id);
+                self.last = Some((key, live, signals));
+                (live, signals)
+            }
+        }
     }
 }
 
@@ -709,11 +759,11 @@ impl Routing {
         c: Candidate,
         profile: &Profile,
         task: TaskKind,
-        live: &LiveFigures,
-        signals: &SignalFigures,
+        learned: &mut Learned<'_>,
     ) -> Prepared {
         let card = &c.card;
-        let observed = live.get(&c.provider.id, c.model());
+        let (live, signals) = learned.of(&c.provider);
+        let observed = live.and_then(|l| l.get(c.model()));
         let enough = |samples: u32| samples >= self.tuning.min_live_samples;
         let latency = observed.filter(|l| enough(l.latency_samples));
         let (ttft, tokens_per_s, latency_samples) = match latency {
@@ -725,7 +775,7 @@ impl Routing {
             ),
             None => (card.latency.ttft_ms, card.latency.output_tokens_per_s, None),
         };
-        let recent = c.recent_signals(signals);
+        let recent = c.recent_of(signals);
         let prior = card.quality.for_task(task).clamp(0.0, 1.0);
         let k = self.tuning.quality_prior_weight;
         let blended = (k * prior + recent.sum) / (k + recent.weight);
@@ -805,10 +855,11 @@ impl Routing {
         {
             return set;
         }
+        let mut learned = Learned::new(&state.live, &state.signals);
         let candidates = inventory(snapshot, catalog)
             .into_iter()
             .filter(|c| api_verdict(c, query.api, false).is_none())
-            .map(|c| self.prepare(c, query.profile, task, &state.live, &state.signals))
+            .map(|c| self.prepare(c, query.profile, task, &mut learned))
             .filter(|p| policy_verdict(p, query.profile, &query.today, false).is_none())
             .collect();
         let set = Arc::new(PreparedSet {
@@ -856,9 +907,10 @@ impl Routing {
             let live = self.live.load();
             let signals = self.signals.load();
             let task = query.task.unwrap_or(profile.spec.task);
+            let mut learned = Learned::new(&live, &signals);
             all = inventory(snapshot, catalog)
                 .into_iter()
-                .map(|c| self.prepare(c, profile, task, &live, &signals))
+                .map(|c| self.prepare(c, profile, task, &mut learned))
                 .collect();
             let mut layers = Layer {
                 explain,

@@ -332,6 +332,17 @@ pub struct SignalFigures {
     by_key: HashMap<String, HashMap<String, Entry, Fast>, Fast>,
 }
 
+/// One provider's part of the [`SignalFigures`].
+#[derive(Debug, Clone, Copy)]
+pub struct ProviderSignals<'a>(&'a HashMap<String, Entry, Fast>);
+
+impl ProviderSignals<'_> {
+    /// The recent signals of one of the provider's models.
+    pub fn recent(&self, model: &str) -> Option<Recent> {
+        self.0.get(model).map(|e| e.recent)
+    }
+}
+
 impl SignalFigures {
     /// The evidence of a model at a provider (`model` as the ledger records it: the model
     /// the provider answered with), None when no signal was reported for it.
@@ -341,7 +352,16 @@ impl SignalFigures {
 
     /// The recent signals of a model at a provider (what routing weighs), None without any.
     pub fn recent(&self, provider: &str, model: &str) -> Option<Recent> {
-        self.by_key.get(provider)?.get(model).map(|e| e.recent)
+        self.of_provider(provider)?.recent(model)
+    }
+
+    /// The evidence of one provider's models, None when none has any: the router looks the
+    /// provider up once for all the ids of a card.
+    pub fn of_provider(&self, provider: &str) -> Option<ProviderSignals<'_>> {
+        if self.by_key.is_empty() {
+            return None;
+        }
+        self.by_key.get(provider).map(ProviderSignals)
     }
 
     /// Every (provider, model, evidence), in no particular order.
