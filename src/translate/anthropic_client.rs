@@ -754,9 +754,12 @@ struct Empty {}
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Delta<'a> {
-    TextDelta { text: &'a str },
-    ThinkingDelta { thinking: &'a str },
-    InputJsonDelta { partial_json: &'a str },
+    #[serde(rename = "text_delta")]
+    Text { text: &'a str },
+    #[serde(rename = "thinking_delta")]
+    Thinking { thinking: &'a str },
+    #[serde(rename = "input_json_delta")]
+    InputJson { partial_json: &'a str },
 }
 
 #[derive(Serialize)]
@@ -903,8 +906,8 @@ impl Stream {
             }
         };
         let delta = match kind {
-            Open::Text => Delta::TextDelta { text },
-            Open::Thinking => Delta::ThinkingDelta { thinking: text },
+            Open::Text => Delta::Text { text },
+            Open::Thinking => Delta::Thinking { thinking: text },
         };
         Self::send(out, &Out::ContentBlockDelta { index, delta });
     }
@@ -959,7 +962,7 @@ impl Stream {
             }
         };
         if !arguments.is_empty() {
-            let delta = Delta::InputJsonDelta {
+            let delta = Delta::InputJson {
                 partial_json: arguments,
             };
             Self::send(

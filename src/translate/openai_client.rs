@@ -831,19 +831,23 @@ enum StartBlock<'a> {
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Delta<'a> {
-    TextDelta {
+    #[serde(rename = "text_delta")]
+    Text {
         #[serde(borrow)]
         text: Cow<'a, str>,
     },
-    ThinkingDelta {
+    #[serde(rename = "thinking_delta")]
+    Thinking {
         #[serde(borrow)]
         thinking: Cow<'a, str>,
     },
-    SignatureDelta {
+    #[serde(rename = "signature_delta")]
+    Signature {
         #[serde(borrow)]
         signature: Cow<'a, str>,
     },
-    InputJsonDelta {
+    #[serde(rename = "input_json_delta")]
+    InputJson {
         #[serde(borrow)]
         partial_json: Cow<'a, str>,
     },
@@ -1110,19 +1114,19 @@ impl Stream {
                 self.start(out);
                 let block = self.block(index);
                 let out_delta = match (&delta, block) {
-                    (Delta::TextDelta { text }, _) => ChunkDelta {
+                    (Delta::Text { text }, _) => ChunkDelta {
                         content: Some(text),
                         ..ChunkDelta::default()
                     },
-                    (Delta::ThinkingDelta { thinking }, _) => ChunkDelta {
+                    (Delta::Thinking { thinking }, _) => ChunkDelta {
                         reasoning_content: Some(thinking),
                         ..ChunkDelta::default()
                     },
-                    (Delta::InputJsonDelta { partial_json }, Some(Block::Json)) => ChunkDelta {
+                    (Delta::InputJson { partial_json }, Some(Block::Json)) => ChunkDelta {
                         content: Some(partial_json),
                         ..ChunkDelta::default()
                     },
-                    (Delta::InputJsonDelta { partial_json }, Some(Block::Tool(k))) => ChunkDelta {
+                    (Delta::InputJson { partial_json }, Some(Block::Tool(k))) => ChunkDelta {
                         tool_calls: Some([ToolCallOut {
                             index: *k,
                             id: None,
@@ -1134,7 +1138,7 @@ impl Stream {
                         }]),
                         ..ChunkDelta::default()
                     },
-                    (Delta::SignatureDelta { signature }, _) => {
+                    (Delta::Signature { signature }, _) => {
                         if let Some((_, Block::Thinking { signature: s })) =
                             self.blocks.iter_mut().rev().find(|(i, _)| *i == index)
                         {
