@@ -49,6 +49,7 @@ fn record(i: usize) -> LedgerRecord {
             needs: None,
             prompt_tokens_estimate: Some(5),
             max_tokens: None,
+            translated: None,
             attempts: 1,
         },
         attempts: vec![attempts::Model {

@@ -6,7 +6,6 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
 use crate::api::{anthropic, openai, ApiFormat};
-use crate::providers::ProviderKind;
 
 /// Which side a failure comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,12 +61,10 @@ pub enum GatewayError {
     ComplianceBlocked { kinds: Vec<String> },
     #[error("model `{model}` is not served by any enabled provider; GET /v1/models lists the models available, and `provider_id/model` sends to one provider")]
     ModelNotFound { model: String },
-    #[error("model `{model}` is served by provider `{provider}` ({}), which speaks the {} API: send it to {}", provider_type.as_str(), provider_type.api().name(), provider_type.api().endpoint())]
-    WrongApi {
-        model: String,
-        provider: String,
-        provider_type: ProviderKind,
-    },
+    /// The request has something the target's API cannot take (translating between the two
+    /// APIs); `param` names it.
+    #[error("{message}")]
+    Untranslatable { param: String, message: String },
     #[error("{message}")]
     UnknownProfile { message: String },
     #[error("no model fits this request under routing profile `{profile}`: {summary}. POST /v1/route with the same body shows each layer's drops")]
@@ -136,7 +133,7 @@ impl GatewayError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::InvalidRequest { .. }
-            | Self::WrongApi { .. }
+            | Self::Untranslatable { .. }
             | Self::UnknownProfile { .. }
             | Self::NoRoute { .. } => StatusCode::BAD_REQUEST,
             Self::CircuitOpen { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -176,7 +173,7 @@ impl GatewayError {
             | Self::Unauthorized { .. }
             | Self::ComplianceBlocked { .. }
             | Self::ModelNotFound { .. }
-            | Self::WrongApi { .. }
+            | Self::Untranslatable { .. }
             | Self::UnknownProfile { .. }
             | Self::NoRoute { .. }
             | Self::RouteNotFound { .. }
@@ -228,7 +225,7 @@ impl GatewayError {
             Self::CircuitOpen { .. } => "circuit_open",
             Self::ProjectNotFound { .. } => "project_not_found",
             Self::RequestNotFound { .. } => "request_not_found",
-            Self::WrongApi { .. } => "wrong_api",
+            Self::Untranslatable { .. } => "untranslatable",
             Self::ProviderNotFound { .. } => "provider_not_found",
             Self::ProviderDisabled { .. } => "provider_disabled",
             Self::Conflict { .. } => "conflict",
@@ -254,6 +251,7 @@ impl GatewayError {
             ApiFormat::OpenAi => {
                 let param = match self {
                     Self::InvalidRequest { param, .. } => param.as_deref(),
+                    Self::Untranslatable { param, .. } => Some(param.as_str()),
                     _ => None,
                 };
                 openai::error_body(status, &message, self.code(), param)

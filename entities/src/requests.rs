@@ -56,6 +56,10 @@ pub struct Model {
     /// The output tokens the client asked room for (`max_tokens`, `max_completion_tokens`).
     #[serde(default)]
     pub max_tokens: Option<i64>,
+    /// The translation the call went through, client API to upstream API
+    /// (`openai->anthropic`, `anthropic->openai`); None when the upstream spoke the client's API.
+    #[serde(default)]
+    pub translated: Option<String>,
     pub attempts: i32,
 }
 

@@ -6,6 +6,7 @@ mod m20261125_000001_create_ledger;
 mod m20261202_000001_route_rank;
 mod m20261202_000010_signals;
 mod m20261202_000020_request_needs;
+mod m20261203_000001_request_translated;
 
 /// All migrations of the gateway's database.
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_route_rank::Migration),
             Box::new(m20261202_000010_signals::Migration),
             Box::new(m20261202_000020_request_needs::Migration),
+            Box::new(m20261203_000001_request_translated::Migration),
         ]
     }
 }

@@ -24,7 +24,8 @@ fn error_type(status: u16) -> &'static str {
         404 => "not_found_error",
         413 | 431 => "request_too_large",
         408 | 504 => "timeout_error",
-        503 => "overloaded_error",
+        429 => "rate_limit_error",
+        503 | 529 => "overloaded_error",
         _ => "api_error",
     }
 }

@@ -71,6 +71,18 @@ impl Operation {
         }
     }
 
+    /// The operation that serves this one on a provider of `api`: itself on its own API; the
+    /// other API's chat endpoint through translation; None for count_tokens on OpenAI's API,
+    /// which has no such endpoint (the gateway counts with a tokenizer instead).
+    pub fn on(self, api: ApiFormat) -> Option<Self> {
+        match (self, api) {
+            (op, api) if op.api() == api => Some(op),
+            (Self::ChatCompletions, _) => Some(Self::Messages),
+            (Self::Messages, _) => Some(Self::ChatCompletions),
+            (Self::CountTokens, _) => None,
+        }
+    }
+
     /// Whether the answer can be a stream (count_tokens never is).
     pub fn can_stream(self) -> bool {
         self != Self::CountTokens

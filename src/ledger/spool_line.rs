@@ -65,6 +65,7 @@ pub(super) fn write(out: &mut Vec<u8>, seq: u64, record: &LedgerRecord) {
     j.key(key!("prompt_tokens_estimate"))
         .opt_int(r.prompt_tokens_estimate);
     j.key(key!("max_tokens")).opt_int(r.max_tokens);
+    j.key(key!("translated")).opt_str(&r.translated);
     j.key(key!("attempts")).int(i64::from(r.attempts));
     j.raw(b"},\"attempts\":[");
     for (i, a) in record.attempts_kept().iter().enumerate() {
@@ -254,6 +255,7 @@ mod tests {
                 needs: Some("tools,vision".into()),
                 prompt_tokens_estimate: Some(1_701),
                 max_tokens: Some(300),
+                translated: Some("anthropic->openai".into()),
                 sanitizer_findings: Some("{\"email\":2}".into()),
                 route_profile: Some("cheap".into()),
                 attempts: 2,

@@ -65,11 +65,11 @@ mod tests {
     #[test]
     fn insert_statements_number_their_parameters_per_backend() {
         let sqlite = super::requests_insert_sql(sea_orm::DbBackend::Sqlite, 2);
-        assert_eq!(sqlite.matches('?').count(), 62);
+        assert_eq!(sqlite.matches('?').count(), 64);
         assert!(sqlite.ends_with("ON CONFLICT (id) DO NOTHING"));
         let pg = super::requests_insert_sql(sea_orm::DbBackend::Postgres, 2);
-        assert!(pg.contains("($1, $2,") && pg.contains("$62)"));
-        assert!(!pg.contains("$63"));
+        assert!(pg.contains("($1, $2,") && pg.contains("$64)"));
+        assert!(!pg.contains("$65"));
     }
 }
 
@@ -177,7 +177,7 @@ fn model_of(r: &requests::Model) -> &str {
 }
 
 /// The columns of `requests`, in the order `push_request_values` gives their values.
-const REQUEST_COLUMNS: [&str; 31] = [
+const REQUEST_COLUMNS: [&str; 32] = [
     "id",
     "ts_ms",
     "project",
@@ -208,6 +208,7 @@ const REQUEST_COLUMNS: [&str; 31] = [
     "needs",
     "prompt_tokens_estimate",
     "max_tokens",
+    "translated",
     "attempts",
 ];
 
@@ -244,6 +245,7 @@ fn push_request_values(r: &requests::Model, values: &mut Vec<Value>) {
         r.needs.clone().into(),
         r.prompt_tokens_estimate.into(),
         r.max_tokens.into(),
+        r.translated.clone().into(),
         r.attempts.into(),
     ]);
 }

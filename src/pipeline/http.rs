@@ -10,9 +10,10 @@ use super::call::{Inbound, RequestMeta};
 use super::mask::KeyMask;
 use super::meter::RequestMeter;
 use super::upstream::UpstreamClients;
-use super::{inbound, response, Answer, Pipeline};
+use super::{inbound, response, Answer, Pipeline, Reply};
 use crate::api::Operation;
 use crate::error::ApiError;
+use crate::translate::Translation;
 
 /// Serves one proxied call. Every call leaves exactly one ledger record, through its meter,
 /// however it ends.
@@ -58,23 +59,52 @@ async fn respond(pipeline: &Pipeline, answer: Answer, meter: RequestMeter) -> Ht
         .observe(answer.overhead.as_secs_f64());
     let mask = KeyMask::new(answer.secret.as_ref());
     let routed = answer.routed;
-    let mut response = if answer.response.status().as_u16() >= 400 {
-        response::error_answer(answer.response, mask, meter).await
-    } else {
-        response::passthrough(
-            answer.response,
+    let translation = answer.translation;
+    let mut response = match (answer.reply, translation.as_ref()) {
+        (Reply::Counted { input_tokens }, _) => response::counted(input_tokens, meter),
+        (Reply::Upstream { response, .. }, translation) if response.status().as_u16() >= 400 => {
+            response::error_answer(response, mask, meter, translation).await
+        }
+        (Reply::Upstream { response, .. }, Some(translation)) if !translation.stream => {
+            response::translated_answer(
+                response,
+                answer.read_timeout,
+                &answer.provider_id,
+                mask,
+                meter,
+                translation,
+            )
+            .await
+        }
+        (Reply::Upstream { response, permit }, translation) => response::passthrough(
+            response,
             answer.read_timeout,
             &answer.provider_id,
             mask,
-            answer.permit,
+            permit,
             meter,
-        )
+            translation.map(Translation::stream),
+        ),
     };
     let headers = response.headers_mut();
     headers.insert(
         HeaderName::from_static("x-gateway-overhead-ms"),
         millis_header(answer.overhead),
     );
+    if let Some(translation) = &translation {
+        headers.insert(
+            HeaderName::from_static("x-gateway-translated"),
+            HeaderValue::from_static(super::translation::direction(translation)),
+        );
+        if !translation.removed.is_empty() {
+            if let Ok(value) = HeaderValue::from_str(&translation.removed.join(", ")) {
+                headers.insert(
+                    HeaderName::from_static("x-gateway-translation-removed"),
+                    value,
+                );
+            }
+        }
+    }
     if let Some((profile, model)) = &routed {
         for (name, value) in [("x-route-profile", profile), ("x-route-model", model)] {
             if let Ok(value) = HeaderValue::from_str(value) {

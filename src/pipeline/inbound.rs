@@ -345,6 +345,8 @@ pub fn parse(op: Operation, body: &[u8]) -> Result<ParsedRequest, GatewayError> 
 pub struct UpstreamBody {
     pub body: Bytes,
     pub strip_usage_chunk: bool,
+    /// Set when the body was translated for a provider of the other API.
+    pub translation: Option<crate::translate::Translation>,
 }
 
 /// The body to send to `target`: the client's bytes unchanged, except (a) the model id when it
@@ -363,6 +365,7 @@ pub fn body_for_target(
         return Ok(UpstreamBody {
             body: body.clone(),
             strip_usage_chunk: false,
+            translation: None,
         });
     }
     // The cheap way: the target's model id in place of the client's, and the usage request
@@ -383,6 +386,7 @@ pub fn body_for_target(
             return Ok(UpstreamBody {
                 body: spliced,
                 strip_usage_chunk: false,
+                translation: None,
             });
         }
         if !parsed.has_stream_options {
@@ -390,6 +394,7 @@ pub fn body_for_target(
                 return Ok(UpstreamBody {
                     body: Bytes::from(out),
                     strip_usage_chunk: true,
+                    translation: None,
                 });
             }
         }
@@ -412,6 +417,7 @@ pub fn body_for_target(
         .map(|b| UpstreamBody {
             body: Bytes::from(b),
             strip_usage_chunk: ask_usage,
+            translation: None,
         })
         .map_err(|e| GatewayError::Internal {
             message: format!("failed to encode the request body: {e}"),

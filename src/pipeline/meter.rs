@@ -172,6 +172,11 @@ impl RequestMeter {
         self.push_attempt(target, started, status, Some(error));
     }
 
+    /// The call went through a translation (`anthropic->openai`).
+    pub fn translated(&mut self, direction: &str) {
+        self.record.translated = Some(direction.to_string());
+    }
+
     /// The upstream that answered, with the status it answered with.
     pub fn answered(
         &mut self,

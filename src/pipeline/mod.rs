@@ -11,6 +11,7 @@ pub mod mask;
 pub mod meter;
 pub mod plan;
 pub mod response;
+pub mod translation;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -31,6 +32,7 @@ use crate::router::affinity::session_key;
 use crate::router::breaker::Admission;
 use crate::router::needs::Needs;
 use crate::router::{RouteQuery, Routing};
+use crate::translate;
 use call::{Inbound, ProxyCall, RequestMeta};
 use inbound::BodyLimits;
 use meter::{Recorder, RequestMeter};
@@ -58,11 +60,24 @@ pub struct Pipeline {
     pub recorder: Recorder,
 }
 
+/// What answered a call.
+pub enum Reply {
+    /// The upstream's response head, its body still to come.
+    Upstream {
+        response: awc::ClientResponse,
+        /// The provider's connection slot, held until the answer has been passed on.
+        permit: tokio::sync::OwnedSemaphorePermit,
+    },
+    /// `count_tokens` for a model of OpenAI's API, which has no such endpoint: the gateway's
+    /// own count with a tokenizer, an estimate.
+    Counted { input_tokens: u64 },
+}
+
 /// An upstream answer ready to be passed on.
 pub struct Answer {
-    pub response: awc::ClientResponse,
-    /// The provider's connection slot, held until the answer has been passed on.
-    pub permit: tokio::sync::OwnedSemaphorePermit,
+    pub reply: Reply,
+    /// The translation the answer goes back through, when the upstream speaks the other API.
+    pub translation: Option<translate::Translation>,
     pub read_timeout: Duration,
     pub provider_id: String,
     /// The key the gateway sent, if it holds it (never shown back to the client).
@@ -258,9 +273,55 @@ impl Pipeline {
                 )
             });
             let attempt_started = Instant::now();
+            let translated = target.provider.kind.api() != call.op.api();
+            if translated && call.op.on(target.provider.kind.api()).is_none() {
+                // count_tokens for a model of OpenAI's API: counted here.
+                let input_tokens = translation::count_tokens(call.body.clone()).await?;
+                meter.answered(target, attempt_started, 200, Credential::None, false);
+                return Ok(Answer {
+                    reply: Reply::Counted { input_tokens },
+                    translation: None,
+                    read_timeout: target.provider.read_timeout,
+                    provider_id: target.provider.id.clone(),
+                    secret: None,
+                    overhead: call.meta.arrived.elapsed().saturating_sub(upstream_wait),
+                    routed: plan
+                        .profile
+                        .as_deref()
+                        .map(|p| (p.to_string(), target.model.clone())),
+                });
+            }
             let credential = call.caller.credential_for(&target.provider)?;
-            let upstream_body =
-                inbound::body_for_target(call.op, &call.body, &call.parsed, target)?;
+            let upstream_body = if translated {
+                let card = translation::card_of(&self.catalog, target);
+                match translation::body(call, target, card) {
+                    Ok((body, translation)) => inbound::UpstreamBody {
+                        body,
+                        strip_usage_chunk: false,
+                        translation: Some(translation),
+                    },
+                    // What this target cannot take another may (a model with `pdf`, a
+                    // provider of the client's own API).
+                    Err(error) if has_next => {
+                        tracing::debug!(provider, model = %target.model, error = %error, "not translatable for this target: moving on");
+                        failures.push(TargetFailure {
+                            provider: provider.to_string(),
+                            failure: error.to_string(),
+                        });
+                        last_error = Some(error);
+                        continue;
+                    }
+                    Err(error) => {
+                        if failures.is_empty() {
+                            return Err(error);
+                        }
+                        last_error = Some(error);
+                        break;
+                    }
+                }
+            } else {
+                inbound::body_for_target(call.op, &call.body, &call.parsed, target)?
+            };
             let waited = Instant::now();
             let sent = match self.connection_permit(target).await {
                 Ok(permit) => {
@@ -290,6 +351,7 @@ impl Pipeline {
                             (response, permit),
                             credential,
                             upstream_body.strip_usage_chunk,
+                            upstream_body.translation,
                             upstream_wait,
                             meter,
                         ));
@@ -368,6 +430,7 @@ impl Pipeline {
         (response, permit): (awc::ClientResponse, tokio::sync::OwnedSemaphorePermit),
         credential: Credential,
         strip_usage_chunk: bool,
+        translation: Option<translate::Translation>,
         upstream_wait: Duration,
         meter: &mut RequestMeter,
     ) -> Answer {
@@ -382,6 +445,7 @@ impl Pipeline {
             project = meta.project.as_deref().unwrap_or(""),
             status,
             stream = call.parsed.stream,
+            translated = translation.as_ref().map_or("", translation::direction),
             head_ms = meta.arrived.elapsed().as_millis() as u64,
             "proxied"
         );
@@ -396,9 +460,12 @@ impl Pipeline {
             credential,
             strip_usage_chunk,
         );
+        if let Some(translation) = &translation {
+            meter.translated(translation::direction(translation));
+        }
         Answer {
-            response,
-            permit,
+            reply: Reply::Upstream { response, permit },
+            translation,
             read_timeout: target.provider.read_timeout,
             provider_id: target.provider.id.clone(),
             secret,

@@ -89,13 +89,6 @@ impl RoutePlan {
                 if !provider.enabled {
                     return Err(GatewayError::ProviderDisabled { id: id.to_string() });
                 }
-                if provider.kind.api() != op.api() {
-                    return Err(GatewayError::WrongApi {
-                        model: model.to_string(),
-                        provider: provider.id.clone(),
-                        provider_type: provider.kind,
-                    });
-                }
                 return Ok(Self {
                     targets: vec![Target {
                         provider: provider.clone(),
@@ -118,9 +111,12 @@ impl RoutePlan {
                 p.enabled && p.serves(model, catalog_kind, discovered)
             })
             .collect();
-        let targets: Vec<Target> = serving
-            .iter()
-            .filter(|p| p.kind.api() == op.api())
+        // Providers of the client's API first; the others are reached through translation.
+        let (native, translated): (Vec<&Arc<Provider>>, Vec<_>) =
+            serving.iter().partition(|p| p.kind.api() == op.api());
+        let targets: Vec<Target> = native
+            .into_iter()
+            .chain(translated)
             .map(|p| Target {
                 provider: (*p).clone(),
                 model: model.to_string(),
@@ -131,22 +127,15 @@ impl RoutePlan {
                 },
             })
             .collect();
-        if !targets.is_empty() {
-            return Ok(Self {
-                targets,
-                profile: None,
+        if targets.is_empty() {
+            return Err(GatewayError::ModelNotFound {
+                model: model.to_string(),
             });
         }
-        match serving.first() {
-            Some(other) => Err(GatewayError::WrongApi {
-                model: model.to_string(),
-                provider: other.id.clone(),
-                provider_type: other.kind,
-            }),
-            None => Err(GatewayError::ModelNotFound {
-                model: model.to_string(),
-            }),
-        }
+        Ok(Self {
+            targets,
+            profile: None,
+        })
     }
 }
 

@@ -20,6 +20,7 @@ use super::mask::KeyMask;
 
 use super::meter::RequestMeter;
 use crate::error::GatewayError;
+use crate::translate::{StreamTranslator, Translation};
 
 /// Response headers the gateway does not pass on: hop-by-hop headers, the length (the
 /// body is re-framed), and cookies set for the provider's own domain.
@@ -43,11 +44,13 @@ fn is_passed_back(name: &HeaderName) -> bool {
 const MAX_ERROR_BODY: usize = 1024 * 1024;
 
 /// An upstream error answer, read whole: same status and headers, the body with any
-/// occurrence of the gateway's provider key masked (some servers echo the key they got).
+/// occurrence of the gateway's provider key masked (some servers echo the key they got);
+/// through a translation, the error in the client's API's shape.
 pub async fn error_answer(
     mut upstream: ClientResponse,
     mask: Option<KeyMask>,
     mut meter: RequestMeter,
+    translation: Option<&Translation>,
 ) -> HttpResponse {
     let mut builder = response_head(&upstream, mask.as_ref());
     let body = match upstream.body().limit(MAX_ERROR_BODY).await {
@@ -67,7 +70,81 @@ pub async fn error_answer(
     };
     let body = meter.on_chunk(body);
     let _ = meter.on_end();
-    builder.body(body)
+    match translation {
+        Some(translation) => {
+            let status = upstream.status().as_u16();
+            builder
+                .insert_header((header::CONTENT_TYPE, "application/json"))
+                .body(translation.error(status, &body))
+        }
+        None => builder.body(body),
+    }
+}
+
+/// A whole JSON answer of the other API, read (within the provider's read timeout), masked,
+/// metered in the upstream's shape, and given to the client in its own.
+pub async fn translated_answer(
+    mut upstream: ClientResponse,
+    read_timeout: Duration,
+    provider: &str,
+    mask: Option<KeyMask>,
+    mut meter: RequestMeter,
+    translation: &Translation,
+) -> HttpResponse {
+    let mut builder = response_head(&upstream, mask.as_ref());
+    let body =
+        match tokio::time::timeout(read_timeout, upstream.body().limit(MAX_ANSWER_BODY)).await {
+            Ok(Ok(body)) => body,
+            failed => {
+                let error = match failed {
+                    Ok(Err(e)) => GatewayError::UpstreamBroken {
+                        provider: provider.to_string(),
+                        message: e.to_string(),
+                    },
+                    _ => GatewayError::UpstreamTimeout {
+                        provider: provider.to_string(),
+                        timeout_ms: read_timeout.as_millis() as u64,
+                    },
+                };
+                meter.fail(&error);
+                return error.to_response(translation.client);
+            }
+        };
+    let body = match &mask {
+        Some(mask) => mask.all(body),
+        None => body,
+    };
+    let body = meter.on_chunk(body);
+    let _ = meter.on_end();
+    match translation.answer(&body) {
+        Ok(answer) => builder
+            .insert_header((header::CONTENT_TYPE, "application/json"))
+            .body(answer),
+        Err(message) => GatewayError::UpstreamBroken {
+            provider: provider.to_string(),
+            message: format!("its answer could not be translated: {message}"),
+        }
+        .to_response(translation.client),
+    }
+}
+
+/// Largest whole answer read to be translated.
+const MAX_ANSWER_BODY: usize = 64 * 1024 * 1024;
+
+/// The gateway's own `count_tokens` answer, marked as an estimate by the tokenizer it used.
+pub fn counted(input_tokens: u64, mut meter: RequestMeter) -> HttpResponse {
+    let body = serde_json::json!({
+        "input_tokens": input_tokens,
+        "estimate": true,
+        "tokenizer": super::translation::TOKENIZER,
+    })
+    .to_string();
+    let body = meter.on_chunk(Bytes::from(body));
+    let _ = meter.on_end();
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "application/json"))
+        .insert_header(("x-gateway-token-estimate", super::translation::TOKENIZER))
+        .body(body)
 }
 
 /// The client's response head from the upstream's: status and headers, less hop-by-hop
@@ -102,6 +179,7 @@ pub fn passthrough(
     mask: Option<KeyMask>,
     permit: tokio::sync::OwnedSemaphorePermit,
     meter: RequestMeter,
+    translator: Option<StreamTranslator>,
 ) -> HttpResponse {
     let mut builder = response_head(&upstream, mask.as_ref());
     let length = upstream
@@ -109,9 +187,12 @@ pub fn passthrough(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    // A translated stream's length is its own.
+    let length = length.filter(|_| translator.is_none());
     let body = Metered {
         inner: IdleTimeout::new(upstream.take_payload(), read_timeout, provider),
         mask,
+        translator,
         _permit: permit,
         meter: Some(meter),
         remaining: length,
@@ -129,6 +210,8 @@ pub fn passthrough(
 struct Metered<S> {
     inner: S,
     mask: Option<KeyMask>,
+    /// The other API's events, each turned into the client's as it completes.
+    translator: Option<StreamTranslator>,
     /// The provider's connection slot, freed when the body ends or the client leaves.
     _permit: tokio::sync::OwnedSemaphorePermit,
     meter: Option<RequestMeter>,
@@ -159,6 +242,14 @@ where
                     let out = match this.meter.as_mut() {
                         Some(meter) => meter.on_chunk(chunk),
                         None => chunk,
+                    };
+                    let out = match this.translator.as_mut() {
+                        Some(translator) => {
+                            let mut translated = bytes::BytesMut::new();
+                            translator.push(&out, &mut translated);
+                            translated.freeze()
+                        }
+                        None => out,
                     };
                     if let Some(remaining) = this.remaining.as_mut() {
                         *remaining = remaining.saturating_sub(out.len() as u64);
@@ -196,6 +287,15 @@ where
                         Some(rest) if !held.is_empty() => [held, rest].concat().into(),
                         Some(rest) => rest,
                         None => held,
+                    };
+                    let out = match this.translator.as_mut() {
+                        Some(translator) => {
+                            let mut translated = bytes::BytesMut::new();
+                            translator.push(&out, &mut translated);
+                            translator.finish(&mut translated);
+                            translated.freeze()
+                        }
+                        None => out,
                     };
                     Poll::Ready((!out.is_empty()).then_some(Ok(out)))
                 }

@@ -95,6 +95,13 @@ fn is_forwarded(name: &HeaderName) -> bool {
     )
 }
 
+/// Headers that belong to one wire API (`anthropic-version`, `anthropic-beta`,
+/// `openai-organization`, …): not sent to a provider of the other API.
+pub fn is_api_specific(name: &HeaderName) -> bool {
+    let name = name.as_str();
+    name.starts_with("anthropic-") || name.starts_with("openai-")
+}
+
 /// Sends the request to the target and waits for the response head (not the body).
 pub async fn send(
     clients: &UpstreamClients,
@@ -104,7 +111,12 @@ pub async fn send(
     credential: &Credential,
 ) -> Result<ClientResponse, GatewayError> {
     let provider = &target.provider;
-    let url = provider.upstream_url(call.op, call.query);
+    let api = provider.kind.api();
+    // Through translation: the other API's endpoint, without the client's query (Claude
+    // Code's `?beta=true` means nothing there) and without the client API's own headers.
+    let translated = api != call.op.api();
+    let op = call.op.on(api).unwrap_or(call.op);
+    let url = provider.upstream_url(op, if translated { "" } else { call.query });
     let client = clients.for_provider(provider);
     let mut request = client
         .post(url)
@@ -123,6 +135,7 @@ pub async fn send(
     for (name, value) in call.headers {
         if is_forwarded(name)
             && name != header::CONTENT_TYPE
+            && !(translated && is_api_specific(name))
             && !connection_scoped.iter().any(|c| c == name.as_str())
         {
             request = request.append_header((name.clone(), value.clone()));

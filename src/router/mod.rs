@@ -73,7 +73,8 @@ pub struct Routing {
 
 /// One routing question.
 pub struct RouteQuery<'a> {
-    /// The caller's API: until requests are translated, candidates must speak it. None: any.
+    /// The caller's API (None: any). Every candidate serves it: a provider of the other API is
+    /// reached through translation (`translate`); the prepared sets are kept per API.
     pub api: Option<ApiFormat>,
     pub profile: &'a Profile,
     pub needs: Needs,
@@ -512,18 +513,6 @@ macro_rules! reason {
     };
 }
 
-/// Layer 2, the part that depends on the caller's API only: until requests are translated,
-/// a candidate must speak it.
-fn api_verdict(c: &Candidate, api: Option<ApiFormat>, explain: bool) -> Option<Cow<'static, str>> {
-    let api = api.filter(|api| *api != c.provider.kind.api())?;
-    reason!(
-        explain,
-        "speaks the {} API, the request the {} API: requests are not translated between APIs yet",
-        c.provider.kind.api().name(),
-        api.name()
-    )
-}
-
 /// Whether a model has the capabilities and the room a request needs ([`fit_verdict`]'s
 /// test, without the reason).
 #[inline]
@@ -858,7 +847,6 @@ impl Routing {
         let mut learned = Learned::new(&state.live, &state.signals);
         let candidates = inventory(snapshot, catalog)
             .into_iter()
-            .filter(|c| api_verdict(c, query.api, false).is_none())
             .map(|c| self.prepare(c, query.profile, task, &mut learned))
             .filter(|p| policy_verdict(p, query.profile, &query.today, false).is_none())
             .collect();
@@ -919,8 +907,7 @@ impl Routing {
             };
             layers.filter(1, "inventory", |_| None);
             layers.filter(2, "capabilities and context", |p| {
-                api_verdict(&p.c, query.api, explain)
-                    .or_else(|| fit_verdict(&p.c.card, needs, explain))
+                fit_verdict(&p.c.card, needs, explain)
             });
             layers.filter(3, "policy and health", |p| {
                 policy_verdict(p, profile, &query.today, explain).or_else(|| health(p))

@@ -27,7 +27,10 @@ async fn proxied(
     http::serve(&state.pipeline, op, &req, payload, &clients, meta).await
 }
 
-/// Forwards an OpenAI Chat Completions request to OpenAI, Azure OpenAI or a local server.
+/// Forwards an OpenAI Chat Completions request to OpenAI, Azure OpenAI or a local server, or,
+/// translated to Anthropic Messages and back (JSON and streams, tools, thinking as
+/// `reasoning_content`), to an Anthropic model. What Anthropic cannot take (`n` > 1, `logprobs`,
+/// audio, a temperature above 1…) is refused with 400 `untranslatable` naming the field.
 #[utoipa::path(
     post, path = "/v1/chat/completions", tag = "proxy",
     params(
@@ -38,7 +41,8 @@ async fn proxied(
     request_body(content = ProxyRequest, description = "Standard OpenAI Chat Completions body", content_type = "application/json",
         example = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello"}]})),
     responses(
-        (status = 200, description = "The provider's answer, unchanged (JSON, or text/event-stream with \"stream\": true)"),
+        (status = 200, description = "The provider's answer, unchanged (JSON, or text/event-stream with \"stream\": true); from an Anthropic model, translated to this API, with `x-gateway-translated: openai->anthropic` and, when something could not be honoured and was removed, `x-gateway-translation-removed` naming it"),
+        (status = 400, description = "Invalid request; `code: untranslatable` with `param` naming what the target's API cannot take", body = crate::error::OpenAiErrorBody),
     )
 )]
 #[post("/v1/chat/completions")]
@@ -60,7 +64,11 @@ pub async fn chat_completions(
     .await
 }
 
-/// Forwards an Anthropic Messages request to Anthropic.
+/// Forwards an Anthropic Messages request to Anthropic, or, translated to Chat Completions and
+/// back (JSON and streams with consistent content blocks, tools, tool names over 64
+/// characters shortened reversibly), to an OpenAI, Azure OpenAI or local model. `cache_control`,
+/// `top_k`, thinking blocks of earlier turns and `anthropic-beta` values are removed toward
+/// them and named in `x-gateway-translation-removed`; server tools are refused with 400.
 #[utoipa::path(
     post, path = "/v1/messages", tag = "proxy",
     params(
@@ -72,7 +80,8 @@ pub async fn chat_completions(
     request_body(content = ProxyRequest, description = "Standard Anthropic Messages body", content_type = "application/json",
         example = json!({"model": "claude-sonnet-4-20250514", "max_tokens": 256, "messages": [{"role": "user", "content": "Hello"}]})),
     responses(
-        (status = 200, description = "The provider's answer, unchanged (JSON, or text/event-stream with \"stream\": true)"),
+        (status = 200, description = "The provider's answer, unchanged (JSON, or text/event-stream with \"stream\": true); from an OpenAI-API model, translated to this API, with `x-gateway-translated: anthropic->openai` and `x-gateway-translation-removed` naming what was removed"),
+        (status = 400, description = "Invalid request, or something the target's API cannot take (the message names the field)", body = crate::error::AnthropicErrorBody),
     )
 )]
 #[post("/v1/messages")]
@@ -94,12 +103,15 @@ pub async fn messages(
     .await
 }
 
-/// Forwards an Anthropic token-counting request to Anthropic.
+/// Forwards an Anthropic token-counting request to Anthropic. For a model of OpenAI's API
+/// (which has no such endpoint) the gateway counts itself with the o200k tokenizer and says so:
+/// `{"input_tokens": N, "estimate": true, "tokenizer": "o200k_base"}` and an
+/// `x-gateway-token-estimate: o200k_base` header.
 #[utoipa::path(
     post, path = "/v1/messages/count_tokens", tag = "proxy",
     request_body(content = ProxyRequest, description = "Anthropic count_tokens body", content_type = "application/json",
         example = json!({"model": "claude-sonnet-4-20250514", "messages": [{"role": "user", "content": "Hello"}]})),
-    responses((status = 200, description = "The provider's answer, unchanged"))
+    responses((status = 200, description = "The provider's answer, unchanged; for an OpenAI-API model the gateway's estimate, marked `estimate: true`"))
 )]
 #[post("/v1/messages/count_tokens")]
 pub async fn count_tokens(

@@ -110,24 +110,6 @@ async fn an_unknown_model_is_a_404_that_says_where_to_look() {
 }
 
 #[actix_web::test]
-async fn a_model_of_the_other_api_is_a_400_naming_the_right_endpoint() {
-    let mock = MockUpstream::start().unwrap();
-    let app = spawn_app(&four_providers(&mock)).await;
-
-    let response = app
-        .post(
-            "/v1/chat/completions",
-            &chat_body("claude-sonnet-4-20250514", false),
-            &[],
-        )
-        .await;
-
-    assert!(error_message(response, "/v1/chat/completions", 400)
-        .await
-        .contains("/v1/messages"));
-}
-
-#[actix_web::test]
 async fn a_body_over_max_body_bytes_is_a_413_declared_or_streamed() {
     let mock = MockUpstream::start().unwrap();
     let app = spawn_app(&format!(

@@ -23,3 +23,4 @@ mod secrets;
 mod shutdown;
 mod signals;
 mod streaming;
+mod translation;

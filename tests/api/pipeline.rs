@@ -8,6 +8,7 @@ use llm_gateway::api::Operation;
 use llm_gateway::error::{GatewayError, Origin};
 use llm_gateway::pipeline::call::{Inbound, RequestMeta};
 use llm_gateway::pipeline::upstream::UpstreamClients;
+use llm_gateway::pipeline::Reply;
 use llm_gateway::settings::{self, ConfigSource};
 use llm_gateway::startup::Application;
 
@@ -57,7 +58,7 @@ async fn the_core_runs_a_call_given_as_plain_values() {
 
     let meta = RequestMeta::from_headers(&headers, "inside-1".into(), Instant::now());
     let mut meter = pipeline.meter(Operation::ChatCompletions, &meta);
-    let mut answer = pipeline
+    let answer = pipeline
         .call(
             inbound(&headers, &chat_body("gpt-4o", false)),
             &clients,
@@ -65,9 +66,12 @@ async fn the_core_runs_a_call_given_as_plain_values() {
         )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(answer.response.status(), 200);
     assert_eq!(answer.provider_id, "openai");
-    let body = answer.response.body().await.unwrap();
+    let Reply::Upstream { mut response, .. } = answer.reply else {
+        panic!("an upstream answer was expected");
+    };
+    assert_eq!(response.status(), 200);
+    let body = response.body().await.unwrap();
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert!(
         json["choices"][0]["message"]["content"].is_string(),
