@@ -293,3 +293,6 @@ fn write_event(out: &mut BytesMut, name: Option<&str>, value: &impl serde::Seria
     let out = writer.into_inner();
     out.extend_from_slice(b"\n\n");
 }
+
+#[cfg(test)]
+mod tests;
