@@ -53,6 +53,7 @@ BODY='{"model":"gpt-4o","messages":[{"role":"user","content":"Hello, how are you
 AUTO_BODY='{"model":"auto","messages":[{"role":"user","content":"Hello, how are you today?"}]}'
 STREAM_BODY_OPENAI='{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Hello, how are you today?"}]}'
 STREAM_BODY_ANTHROPIC='{"model":"claude-sonnet-4-20250514","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Hello, how are you today?"}]}'
+STREAM_BODY_TRANSLATED='{"model":"gpt-4o","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Hello, how are you today?"}]}'
 COMMON_HEADERS=(-H "x-project: bench" -H "x-source: wrk" -H "Content-Type: application/json")
 GATEWAY_AUTH=(-H "Authorization: Bearer bench-team-key")
 STREAM_HEADERS=(-H "x-mock-chunks: $STREAM_CHUNKS" -H "x-mock-chunk-delay-ms: $STREAM_GAP_MS")
@@ -127,6 +128,10 @@ log "measuring the sanitizer on a 100 KB prompt"
 # (r) One routing decision over the whole catalog: built now, measured before the lanes (below).
 (cd "$REPO" && cargo build --release --quiet --example route_decision) >> "$RAW/logs/build.log" 2>&1 \
   || log "examples/route_decision failed to build (see build.log)"
+# (t) Translating one streamed event between the two APIs (examples/translate_event.rs; JSON).
+log "measuring the translation of one streamed event, both ways"
+(cd "$REPO" && taskset -c 0 cargo run --release --quiet --example translate_event) \
+  > "$RAW/translate.json" 2>> "$RAW/logs/build.log" || log "translation measurement failed (see build.log)"
 # Run private copies: a concurrent rebuild of target/ must not swap binaries mid-run.
 cp "$REPO/target/release/llm-gateway" "$REPO/target/release/mock-upstream" "$WORK/bin/"
 cp "$REPO/target/release/examples/route_decision" "$WORK/bin/" 2>/dev/null || true
@@ -455,6 +460,9 @@ stream_lane nginx-openai "http://127.0.0.1:$NGINX_PORT/v1/chat/completions" "$ST
 stream_lane gateway-openai "$GATEWAY/v1/chat/completions" "$STREAM_BODY_OPENAI" "${GATEWAY_AUTH[@]}"
 stream_lane direct-anthropic "$MOCK/v1/messages" "$STREAM_BODY_ANTHROPIC" -H "anthropic-version: 2023-06-01"
 stream_lane gateway-anthropic "$GATEWAY/v1/messages" "$STREAM_BODY_ANTHROPIC" -H "anthropic-version: 2023-06-01" "${GATEWAY_AUTH[@]}"
+# Translated: an Anthropic client on gpt-4o (the mock's OpenAI stream, turned into Messages
+# events as each chunk arrives), beside the direct OpenAI lane.
+stream_lane gateway-translated "$GATEWAY/v1/messages" "$STREAM_BODY_TRANSLATED" -H "anthropic-version: 2023-06-01" "${GATEWAY_AUTH[@]}"
 gateway_check gateway "$GATEWAY_PID" "$GATEWAY" || true
 stop_pid "$GATEWAY_PID"; echo "$STOP_RC" > "$RAW/logs/gateway.exit"
 cp "$WORK/gateway.log" "$RAW/logs/gateway.log"

@@ -7,6 +7,8 @@
 //! Run by `bench/run.sh`: `cargo run --release --example translate_event [EVENTS]`. Prints JSON
 //! on stdout, `{direction: {p50_ns, p99_ns, mean_ns, events}}`, and a summary on stderr.
 
+#![allow(clippy::print_stdout)]
+
 use std::time::Instant;
 
 use bytes::BytesMut;

@@ -14,7 +14,7 @@ LANES_HTTP = ["mock", "nginx", "gateway", "gateway-auto", "litellm"]
 LANES_STATIC = ["static", "nginx-static", "gateway-static"]
 LANES_1CORE = ["static-1core", "nginx-static-1core", "gateway-static-1core"]
 LANES_STREAM = ["direct-openai", "nginx-openai", "gateway-openai", "litellm-openai",
-                "direct-anthropic", "gateway-anthropic"]
+                "direct-anthropic", "gateway-anthropic", "gateway-translated"]
 LANE_TITLES = {
     "mock": "mock (direct)", "nginx": "nginx → mock", "gateway": "llm-gateway → mock",
     "gateway-auto": "llm-gateway auto → mock",
@@ -25,6 +25,7 @@ LANE_TITLES = {
     "direct-openai": "direct, OpenAI shape", "nginx-openai": "nginx, OpenAI shape",
     "gateway-openai": "llm-gateway, OpenAI shape", "litellm-openai": "LiteLLM, OpenAI shape",
     "direct-anthropic": "direct, Anthropic shape", "gateway-anthropic": "llm-gateway, Anthropic shape",
+    "gateway-translated": "llm-gateway, Anthropic client → OpenAI upstream (translated)",
 }
 COLORS = {"mock": "#7f8c8d", "nginx": "#2e86c1", "gateway": "#e67e22", "gateway-auto": "#f4d03f",
           "litellm": "#8e44ad"}
@@ -383,6 +384,15 @@ def evaluate(data):
             f"{max(r['explain_p99_us'] for r in rt.values()):.1f} µs" + routing_disturbed(data))
     else:
         add(T, "routing decision p99 ≤ 20 µs", "–", None, "not measured (see logs/route-decision.log)")
+    tr = {k: v for k, v in (data.get("translate") or {}).items() if isinstance(v, dict) and v.get("p50_ns") is not None}
+    if tr:
+        worst = max(tr, key=lambda k: tr[k]["p50_ns"])
+        add(T, "translating one streamed event ≤ 5 µs (p50, each direction)", f"{tr[worst]['p50_ns'] / 1000:.2f} µs",
+            tr[worst]["p50_ns"] <= 5000,
+            "; ".join(f"{k.replace('_', ' ')}: p50 {v['p50_ns'] / 1000:.2f} µs, p99 {v['p99_ns'] / 1000:.2f} µs"
+                      for k, v in tr.items()))
+    else:
+        add(T, "translating one streamed event ≤ 5 µs (p50)", "–", None, "not measured (see logs/build.log)")
 
     st = data["streaming"]
     for shape in ("openai", "anthropic"):
@@ -759,6 +769,7 @@ def markdown(data):
     L.append("| comparison | TTFB p50 diff ms | TTFB p99 diff ms | \\|gap−20 ms\\| p99 diff ms | \\|gap−20 ms\\| max diff ms |")
     L.append("|---|---:|---:|---:|---:|")
     for a, b in [("gateway-openai", "direct-openai"), ("gateway-anthropic", "direct-anthropic"),
+                 ("gateway-translated", "direct-openai"), ("gateway-translated", "gateway-openai"),
                  ("nginx-openai", "direct-openai"), ("litellm-openai", "direct-openai")]:
         if a in st and b in st:
             x, y = st[a], st[b]
@@ -975,6 +986,7 @@ def main():
         "soak": soak_results(raw, settings),
         "sanitizer": load(f"{raw}/sanitizer.json", {}),
         "routing": load(f"{raw}/routing.json", {}),
+        "translate": load(f"{raw}/translate.json", {}),
         "routing_load": load_info(f"{raw}/routing"),
         "auto_route": route_headers(f"{raw}/lanes/gateway-auto.route"),
         "logs": log_findings(raw),

@@ -185,10 +185,11 @@ async fn an_openai_client_streams_from_a_claude_model_event_by_event() {
     let sent = mock.last_request().unwrap();
     assert_eq!(sent.path, "/v1/messages");
     assert_eq!(sent.json()["stream"], true);
+    let catalog = llm_gateway::catalog::Catalog::embedded().unwrap();
     assert_eq!(
-        sent.json()["max_tokens"].as_u64().unwrap() > 0,
-        true,
-        "Anthropic requires max_tokens: the card's"
+        sent.json()["max_tokens"].as_u64(),
+        Some(catalog.card(CLAUDE).unwrap().max_output_tokens),
+        "Anthropic requires max_tokens: the card's maximum output"
     );
     let record = &app.records(1).await[0];
     assert_eq!(record["translated"], "openai->anthropic");
