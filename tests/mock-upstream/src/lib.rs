@@ -15,6 +15,15 @@
 //! With `x-mock-echo-key`, the credential received is also repeated in a `www-authenticate`
 //! header of error answers, in an `x-mock-echo` header and the text of JSON chat answers,
 //! and in a chat stream's text, split across two writes in the middle of the key.
+//!
+//! Tool calls and thinking, in both APIs' wire formats, JSON and SSE:
+//! `x-mock-tool: NAME` (with `x-mock-tool-args: <JSON object>`, default `{}`) answers with a
+//! call of that tool when the request offers it (`tools[].function.name` / `tools[].name`) and
+//! the conversation holds no tool result yet; once it does, the answer is the text
+//! `tool result: <the latest tool results' text, first 200 chars>`. `x-mock-tools: N` makes N
+//! parallel calls (ids `call_mock_<i>` / `toolu_mock_<i>`; in OpenAI streams their argument
+//! fragments interleave). `x-mock-reasoning: TEXT` adds reasoning: OpenAI's
+//! `reasoning_content`, Anthropic's `thinking` block (signature `sig-mock-1`) before the text.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future as _;
@@ -210,6 +219,14 @@ struct Steering {
     no_usage: bool,
     echo_key: Option<String>,
     location: Option<String>,
+    /// `x-mock-tool`: the tool to call, if the request offers it.
+    tool: Option<String>,
+    /// `x-mock-tool-args`: the call's arguments (a JSON object; `{}` when absent or invalid).
+    tool_args: Value,
+    /// `x-mock-tools`: how many parallel calls (at least 1).
+    tool_calls: usize,
+    /// `x-mock-reasoning`: reasoning / thinking text to answer with.
+    reasoning: Option<String>,
 }
 
 impl Steering {
@@ -222,6 +239,11 @@ impl Steering {
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok())
+        };
+        let text = |name: &str| {
+            req.headers()
+                .get(name)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).to_string())
         };
         Self {
             status: number("x-mock-status")
@@ -246,8 +268,159 @@ impl Steering {
                 .get("x-mock-location")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string),
+            tool: text("x-mock-tool"),
+            tool_args: text("x-mock-tool-args")
+                .and_then(|v| serde_json::from_str::<Value>(&v).ok())
+                .filter(Value::is_object)
+                .unwrap_or_else(|| json!({})),
+            tool_calls: number("x-mock-tools").unwrap_or(1).max(1) as usize,
+            reasoning: text("x-mock-reasoning"),
         }
     }
+}
+
+/// What a request is answered with, beyond the steering of the transport.
+enum Reply {
+    /// The default text, `chunk0 chunk1 …`.
+    Chunks,
+    /// Calls of the steered tool.
+    ToolCalls(Vec<ToolCall>),
+    /// The text `tool result: …`, once the conversation carries a tool result.
+    ToolResult(String),
+}
+
+/// One call of the steered tool.
+struct ToolCall {
+    index: usize,
+    name: String,
+    input: Value,
+    /// `input` as the compact JSON text OpenAI sends (and Anthropic streams in pieces).
+    arguments: String,
+}
+
+impl Reply {
+    /// The reply `steer` asks for, given whether the request offers the tool and the text of
+    /// its latest tool results (None: no tool result yet).
+    fn plan(steer: &Steering, offers_tool: impl Fn(&str) -> bool, result: Option<String>) -> Self {
+        let Some(name) = steer.tool.as_deref().filter(|name| offers_tool(name)) else {
+            return Reply::Chunks;
+        };
+        if let Some(result) = result {
+            let head: String = result.chars().take(200).collect();
+            return Reply::ToolResult(format!("tool result: {head}"));
+        }
+        let arguments = steer.tool_args.to_string();
+        Reply::ToolCalls(
+            (0..steer.tool_calls)
+                .map(|index| ToolCall {
+                    index,
+                    name: name.to_string(),
+                    input: steer.tool_args.clone(),
+                    arguments: arguments.clone(),
+                })
+                .collect(),
+        )
+    }
+
+    /// The streamed text pieces of a text reply (none for tool calls).
+    fn text_pieces(&self, chunks: usize) -> Vec<String> {
+        match self {
+            Reply::Chunks => (0..chunks).map(chunk_text).collect(),
+            Reply::ToolResult(text) => split_into(text, chunks),
+            Reply::ToolCalls(_) => Vec::new(),
+        }
+    }
+}
+
+/// `text` in about `parts` pieces of whole characters (at least one piece).
+fn split_into(text: &str, parts: usize) -> Vec<String> {
+    let size = text.chars().count().div_ceil(parts.max(1)).max(1);
+    pieces(text, size)
+}
+
+/// `text` in pieces of `size` characters (at least one piece, maybe empty).
+fn pieces(text: &str, size: usize) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.is_empty() {
+        return vec![String::new()];
+    }
+    chars
+        .chunks(size.max(1))
+        .map(|c| c.iter().collect())
+        .collect()
+}
+
+/// The size of a streamed tool-argument fragment, in characters.
+const ARGUMENT_FRAGMENT: usize = 5;
+
+/// The text of a message `content` (a string, or parts / blocks carrying `text`).
+fn content_text(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p["text"].as_str())
+            .collect::<Vec<_>>()
+            .join(""),
+        _ => String::new(),
+    }
+}
+
+/// OpenAI: whether `tools[].function.name` holds `name`.
+fn openai_offers(request: &Value, name: &str) -> bool {
+    request["tools"]
+        .as_array()
+        .is_some_and(|tools| tools.iter().any(|t| t["function"]["name"] == name))
+}
+
+/// OpenAI: the text of the last run of `role:"tool"` messages, if there is one.
+fn openai_tool_result(request: &Value) -> Option<String> {
+    let messages = request["messages"].as_array()?;
+    let last = messages.iter().rposition(|m| m["role"] == "tool")?;
+    let first = messages[..=last]
+        .iter()
+        .rposition(|m| m["role"] != "tool")
+        .map_or(0, |i| i + 1);
+    Some(
+        messages[first..=last]
+            .iter()
+            .map(|m| content_text(&m["content"]))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+}
+
+/// Anthropic: whether `tools[].name` holds `name`.
+fn anthropic_offers(request: &Value, name: &str) -> bool {
+    request["tools"]
+        .as_array()
+        .is_some_and(|tools| tools.iter().any(|t| t["name"] == name))
+}
+
+/// Anthropic: the text of the `tool_result` blocks of the last user message holding any.
+fn anthropic_tool_result(request: &Value) -> Option<String> {
+    let results = |m: &Value| -> Vec<String> {
+        if m["role"] != "user" {
+            return Vec::new();
+        }
+        m["content"]
+            .as_array()
+            .map(|blocks| {
+                blocks
+                    .iter()
+                    .filter(|b| b["type"] == "tool_result")
+                    .map(|b| content_text(&b["content"]))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    request["messages"]
+        .as_array()?
+        .iter()
+        .rev()
+        .map(results)
+        .find(|r| !r.is_empty())
+        .map(|r| r.join("\n"))
 }
 
 fn record(state: &MockState, req: &HttpRequest, body: &Bytes) {
@@ -353,6 +526,11 @@ async fn chat(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> Htt
         .as_str()
         .unwrap_or("mock-model")
         .to_string();
+    let reply = Reply::plan(
+        &steer,
+        |name| openai_offers(&request, name),
+        openai_tool_result(&request),
+    );
     let input = prompt_tokens(&body);
     let output = steer.chunks as u64;
     let usage = if steer.no_usage {
@@ -366,20 +544,35 @@ async fn chat(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> Htt
         .as_ref()
         .map(|k| format!(" (you sent {k})"))
         .unwrap_or_default();
+    let finish = match reply {
+        Reply::ToolCalls(_) => "tool_calls",
+        _ => "stop",
+    };
     if request["stream"].as_bool() != Some(true) {
         let mut answer = HttpResponse::Ok();
         answer.insert_header(("x-request-id", "upstream-req-123"));
         if let Some(key) = &steer.echo_key {
             answer.insert_header(("x-mock-echo", key.as_str()));
         }
-        return answer
-            .json(json!({
-                "id": "chatcmpl-mock", "object": "chat.completion", "created": 1_700_000_000,
-                "model": model, "system_fingerprint": "fp_mock",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": format!("{}{echoed}", reply_text(steer.chunks)), "refusal": null},
-                             "logprobs": null, "finish_reason": "stop"}],
-                "usage": usage,
-            }));
+        let mut message = match &reply {
+            Reply::ToolCalls(calls) => json!({"role": "assistant", "content": null,
+                "tool_calls": calls.iter().map(|c| json!({"id": format!("call_mock_{}", c.index),
+                    "type": "function", "function": {"name": c.name, "arguments": c.arguments}}))
+                    .collect::<Vec<_>>(),
+                "refusal": null}),
+            _ => json!({"role": "assistant",
+                "content": format!("{}{echoed}", reply.text_pieces(steer.chunks).concat()), "refusal": null}),
+        };
+        if let Some(reasoning) = &steer.reasoning {
+            message["reasoning_content"] = json!(reasoning);
+        }
+        return answer.json(json!({
+            "id": "chatcmpl-mock", "object": "chat.completion", "created": 1_700_000_000,
+            "model": model, "system_fingerprint": "fp_mock",
+            "choices": [{"index": 0, "message": message,
+                         "logprobs": null, "finish_reason": finish}],
+            "usage": usage,
+        }));
     }
     let chunk = |delta: Value, finish: Value| {
         let event = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000,
@@ -387,11 +580,51 @@ async fn chat(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> Htt
             "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]});
         format!("data: {event}\n\n")
     };
-    let mut events = vec![chunk(
-        json!({"role": "assistant", "content": ""}),
-        Value::Null,
-    )];
-    events.extend((0..steer.chunks).map(|i| chunk(json!({"content": chunk_text(i)}), Value::Null)));
+    let mut events = vec![match reply {
+        Reply::ToolCalls(_) => chunk(
+            json!({"role": "assistant", "content": null, "refusal": null}),
+            Value::Null,
+        ),
+        _ => chunk(json!({"role": "assistant", "content": ""}), Value::Null),
+    }];
+    if let Some(reasoning) = &steer.reasoning {
+        events.extend(
+            split_into(reasoning, steer.chunks)
+                .into_iter()
+                .map(|piece| chunk(json!({"reasoning_content": piece}), Value::Null)),
+        );
+    }
+    if let Reply::ToolCalls(calls) = &reply {
+        // Each call's head, then the argument fragments of all calls in turn: interleaved.
+        events.extend(calls.iter().map(|c| {
+            chunk(
+                json!({"tool_calls": [{"index": c.index, "id": format!("call_mock_{}", c.index),
+                    "type": "function", "function": {"name": c.name, "arguments": ""}}]}),
+                Value::Null,
+            )
+        }));
+        let fragments: Vec<Vec<String>> = calls
+            .iter()
+            .map(|c| pieces(&c.arguments, ARGUMENT_FRAGMENT))
+            .collect();
+        let rounds = fragments.iter().map(Vec::len).max().unwrap_or(0);
+        for round in 0..rounds {
+            for (call, pieces) in calls.iter().zip(&fragments) {
+                if let Some(piece) = pieces.get(round) {
+                    events.push(chunk(
+                        json!({"tool_calls": [{"index": call.index, "function": {"arguments": piece}}]}),
+                        Value::Null,
+                    ));
+                }
+            }
+        }
+    }
+    events.extend(
+        reply
+            .text_pieces(steer.chunks)
+            .into_iter()
+            .map(|piece| chunk(json!({"content": piece}), Value::Null)),
+    );
     if let Some(key) = &steer.echo_key {
         // The key split across two writes, in the middle of the key.
         let event = chunk(json!({"content": echoed}), Value::Null);
@@ -399,7 +632,7 @@ async fn chat(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> Htt
         events.push(event[..middle].to_string());
         events.push(event[middle..].to_string());
     }
-    events.push(chunk(json!({}), json!("stop")));
+    events.push(chunk(json!({}), json!(finish)));
     if request["stream_options"]["include_usage"].as_bool() == Some(true) && !steer.no_usage {
         let event = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000,
             "model": model, "system_fingerprint": "fp_mock", "choices": [], "usage": usage});
@@ -421,20 +654,53 @@ async fn messages(req: HttpRequest, body: Bytes, state: web::Data<MockState>) ->
         .as_str()
         .unwrap_or("mock-model")
         .to_string();
+    let reply = Reply::plan(
+        &steer,
+        |name| anthropic_offers(&request, name),
+        anthropic_tool_result(&request),
+    );
     let input = prompt_tokens(&body);
     let output = steer.chunks as u64;
+    let (stop_reason, text_pieces, calls) = match &reply {
+        Reply::ToolCalls(calls) => {
+            let name = calls.first().map_or("", |c| c.name.as_str());
+            ("tool_use", vec![format!("calling {name}")], &calls[..])
+        }
+        _ => ("end_turn", reply.text_pieces(steer.chunks), &[][..]),
+    };
     if request["stream"].as_bool() != Some(true) {
+        let mut content = Vec::new();
+        if let Some(thinking) = &steer.reasoning {
+            content
+                .push(json!({"type": "thinking", "thinking": thinking, "signature": "sig-mock-1"}));
+        }
+        content.push(json!({"type": "text", "text": text_pieces.concat()}));
+        content.extend(calls.iter().map(|c| {
+            json!({"type": "tool_use", "id": format!("toolu_mock_{}", c.index), "name": c.name, "input": c.input})
+        }));
         return HttpResponse::Ok()
             .insert_header(("request-id", "req_mock_123"))
             .json(json!({
                 "id": "msg_mock", "type": "message", "role": "assistant", "model": model,
-                "content": [{"type": "text", "text": reply_text(steer.chunks)}],
-                "stop_reason": "end_turn", "stop_sequence": null,
+                "content": content,
+                "stop_reason": stop_reason, "stop_sequence": null,
                 "usage": {"input_tokens": input, "output_tokens": output,
                           "cache_creation_input_tokens": steer.cache_write, "cache_read_input_tokens": steer.cached},
             }));
     }
     let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+    let delta = |index: usize, delta: Value| {
+        event(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": index, "delta": delta}),
+        )
+    };
+    let block_stop = |index: usize| {
+        event(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": index}),
+        )
+    };
     let mut events = vec![event(
         "message_start",
         json!({"type": "message_start", "message": {
@@ -442,21 +708,59 @@ async fn messages(req: HttpRequest, body: Bytes, state: web::Data<MockState>) ->
         "stop_reason": null, "stop_sequence": null,
         "usage": {"input_tokens": input, "output_tokens": 1, "cache_creation_input_tokens": steer.cache_write, "cache_read_input_tokens": steer.cached}}}),
     )];
-    events.push(event("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})));
-    events.push(event("ping", json!({"type": "ping"})));
-    events.extend((0..steer.chunks).map(|i| {
-        event(
-            "content_block_delta",
-            json!({"type": "content_block_delta", "index": 0,
-            "delta": {"type": "text_delta", "text": chunk_text(i)}}),
-        )
-    }));
-    events.push(event(
-        "content_block_stop",
-        json!({"type": "content_block_stop", "index": 0}),
-    ));
+    let mut index = 0;
+    if let Some(thinking) = &steer.reasoning {
+        events.push(event(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": index,
+            "content_block": {"type": "thinking", "thinking": "", "signature": ""}}),
+        ));
+        events.push(event("ping", json!({"type": "ping"})));
+        events.extend(
+            split_into(thinking, steer.chunks)
+                .into_iter()
+                .map(|piece| delta(index, json!({"type": "thinking_delta", "thinking": piece}))),
+        );
+        events.push(delta(
+            index,
+            json!({"type": "signature_delta", "signature": "sig-mock-1"}),
+        ));
+        events.push(block_stop(index));
+        index += 1;
+    }
+    events.push(event("content_block_start", json!({"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}})));
+    if index == 0 {
+        events.push(event("ping", json!({"type": "ping"})));
+    }
+    events.extend(
+        text_pieces
+            .iter()
+            .map(|piece| delta(index, json!({"type": "text_delta", "text": piece}))),
+    );
+    events.push(block_stop(index));
+    for call in calls {
+        index += 1;
+        events.push(event("content_block_start", json!({"type": "content_block_start", "index": index,
+            "content_block": {"type": "tool_use", "id": format!("toolu_mock_{}", call.index), "name": call.name, "input": {}}})));
+        // As the real API does: an empty fragment first.
+        events.push(delta(
+            index,
+            json!({"type": "input_json_delta", "partial_json": ""}),
+        ));
+        events.extend(
+            pieces(&call.arguments, ARGUMENT_FRAGMENT)
+                .into_iter()
+                .map(|piece| {
+                    delta(
+                        index,
+                        json!({"type": "input_json_delta", "partial_json": piece}),
+                    )
+                }),
+        );
+        events.push(block_stop(index));
+    }
     events.push(event("message_delta", json!({"type": "message_delta",
-        "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": output}})));
+        "delta": {"stop_reason": stop_reason, "stop_sequence": null}, "usage": {"output_tokens": output}})));
     events.push(event("message_stop", json!({"type": "message_stop"})));
     sse(events, steer, state.into_inner())
 }
