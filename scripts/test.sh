@@ -34,9 +34,11 @@ fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt
 "$venv/bin/python" tests/sdk/test_sdks.py target/debug/llm-gateway target/debug/mock-upstream
 
-# Claude Code (installed into target/claude-code), headless, through the gateway to the mock.
-# SWITCH: anthropic = an anthropic provider (passthrough); flip to openai (only an openai provider:
-# Messages -> Chat Completions translation) once the translation has landed.
-CLAUDE_CODE_UPSTREAM="${CLAUDE_CODE_UPSTREAM:-anthropic}" python3 tests/clients/claude_code.py target/debug/llm-gateway target/debug/mock-upstream
+# Claude Code (installed into target/claude-code), headless, through the gateway to the mock:
+# on an anthropic provider (passthrough), and on an openai provider only (every request
+# translated, Messages -> Chat Completions and the stream back).
+for upstream in anthropic openai; do
+  CLAUDE_CODE_UPSTREAM=$upstream python3 tests/clients/claude_code.py target/debug/llm-gateway target/debug/mock-upstream
+done
 
 ./scripts/schemathesis.sh

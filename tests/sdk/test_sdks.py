@@ -202,11 +202,82 @@ spool_dir = "{cls.dir.name}/spool"
                 messages=[{"role": "user", "content": "hi"}],
                 extra_headers={"x-mock-status": "404"},
             )
-        with self.assertRaises(anthropic.BadRequestError) as caught:
+        with self.assertRaises(anthropic.RateLimitError):
             self.anthropic_client().messages.create(
-                model="gpt-4o", max_tokens=16, messages=[{"role": "user", "content": "hi"}]
+                model="gpt-4o", max_tokens=16, messages=[{"role": "user", "content": "hi"}],
+                extra_headers={"x-mock-status": "429"},
             )
-        self.assertIn("/v1/chat/completions", str(caught.exception))
+
+    # --- translation: each SDK on the other API's model -------------------------
+
+    WEATHER_ARGS = {"city": "Paris", "unit": "celsius"}
+
+    def test_openai_sdk_streams_a_tool_call_from_a_claude_model(self):
+        tools = [{"type": "function", "function": {
+            "name": "get_weather", "description": "The weather of a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "unit": {"type": "string"}},
+                           "required": ["city"]}}}]
+        stream = self.openai_client().chat.completions.create(
+            model="claude-sonnet-4-20250514", stream=True, tools=tools,
+            messages=[{"role": "user", "content": "Weather in Paris?"}],
+            extra_headers={"x-mock-tool": "get_weather", "x-mock-tool-args": json.dumps(self.WEATHER_ARGS),
+                           "x-mock-tools": "2"},
+        )
+        calls, finish = {}, None
+        for chunk in stream:
+            for choice in chunk.choices:
+                for call in choice.delta.tool_calls or []:
+                    got = calls.setdefault(call.index, {"id": None, "name": "", "arguments": ""})
+                    got["id"] = call.id or got["id"]
+                    if call.function is not None:
+                        got["name"] += call.function.name or ""
+                        got["arguments"] += call.function.arguments or ""
+                finish = choice.finish_reason or finish
+        self.assertEqual(sorted(calls), [0, 1])
+        for i, call in calls.items():
+            self.assertEqual(call["id"], f"toolu_mock_{i}")
+            self.assertEqual(call["name"], "get_weather")
+            self.assertEqual(json.loads(call["arguments"]), self.WEATHER_ARGS)
+        self.assertEqual(finish, "tool_calls")
+        self.assertEqual(self.last_upstream()["path"], "/v1/messages")
+
+        # The tool's result goes back to Claude as a tool_result block with the same id.
+        answer = self.openai_client().chat.completions.create(
+            model="claude-sonnet-4-20250514", tools=tools,
+            messages=[
+                {"role": "user", "content": "Weather in Paris?"},
+                {"role": "assistant", "content": None, "tool_calls": [
+                    {"id": "toolu_mock_0", "type": "function",
+                     "function": {"name": "get_weather", "arguments": json.dumps(self.WEATHER_ARGS)}}]},
+                {"role": "tool", "tool_call_id": "toolu_mock_0", "content": "18 degrees, sunny"},
+            ],
+            extra_headers={"x-mock-tool": "get_weather"},
+        )
+        self.assertEqual(answer.choices[0].message.content, "tool result: 18 degrees, sunny")
+        sent = json.loads(self.last_upstream()["body"])
+        result = sent["messages"][-1]["content"][0]
+        self.assertEqual((result["type"], result["tool_use_id"]), ("tool_result", "toolu_mock_0"))
+
+    def test_anthropic_sdk_streams_a_tool_use_from_gpt_4o(self):
+        tools = [{"name": "get_weather", "description": "The weather of a city",
+                  "input_schema": {"type": "object", "properties": {"city": {"type": "string"}, "unit": {"type": "string"}},
+                                   "required": ["city"]}}]
+        with self.anthropic_client().messages.stream(
+            model="gpt-4o", max_tokens=256, tools=tools,
+            messages=[{"role": "user", "content": "Weather in Paris?"}],
+            extra_headers={"x-mock-tool": "get_weather", "x-mock-tool-args": json.dumps(self.WEATHER_ARGS)},
+        ) as stream:
+            final = stream.get_final_message()
+        self.assertEqual(final.stop_reason, "tool_use")
+        uses = [b for b in final.content if b.type == "tool_use"]
+        self.assertEqual(len(uses), 1, final.content)
+        self.assertEqual(uses[0].id, "call_mock_0")
+        self.assertEqual(uses[0].name, "get_weather")
+        self.assertEqual(uses[0].input, self.WEATHER_ARGS)
+        self.assertGreater(final.usage.output_tokens, 0)
+        upstream = self.last_upstream()
+        self.assertEqual(upstream["path"], "/v1/chat/completions")
+        self.assertEqual(upstream["headers"]["authorization"], "Bearer sk-provider-openai")
 
 
 if __name__ == "__main__":
