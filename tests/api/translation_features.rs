@@ -864,6 +864,45 @@ async fn sampling_parameters_stop_sequences_and_the_user_are_mapped_both_ways() 
 }
 
 #[actix_rt::test]
+async fn an_anthropic_client_reaches_an_azure_deployment_with_tools_through_translation() {
+    let (app, mock) = app_and_mock().await;
+    let body = json!({"model": "my-gpt4o", "max_tokens": 64, "tools": [anthropic_tool(WEATHER)],
+                      "messages": [{"role": "user", "content": "Weather in Paris?"}]});
+    let response = app
+        .post(
+            "/v1/messages",
+            &body,
+            &[("x-mock-tool", WEATHER), ("x-mock-tool-args", ARGS)],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        header(&response, "x-gateway-translated"),
+        Some("anthropic->openai")
+    );
+    let answer: Value = response.json().await.unwrap();
+    let sent = mock.last_request().unwrap();
+    assert_eq!(sent.path, "/openai/deployments/my-gpt4o/chat/completions");
+    assert_eq!(sent.query, "api-version=2024-10-21");
+    assert_eq!(sent.header("api-key"), Some("azure-provider-key"));
+    assert!(sent.header("authorization").is_none() && sent.header("x-api-key").is_none());
+    assert_eq!(sent.json()["tools"], json!([openai_tool(WEATHER)]));
+    assert_eq!(
+        answer["content"],
+        json!([{"type": "tool_use", "id": "call_mock_0", "name": WEATHER,
+                "input": {"city": "Paris", "unit": "celsius"}}])
+    );
+    assert_eq!(answer["stop_reason"], "tool_use");
+    let record = &app.records(1).await[0];
+    assert_eq!(record["provider_id"], "azure");
+    assert_eq!(record["translated"], "anthropic->openai");
+    assert_eq!(
+        record["input_tokens"],
+        mock_upstream::prompt_tokens(&sent.body)
+    );
+}
+
+#[actix_rt::test]
 async fn max_tokens_toward_claude_is_the_cards_output_limit_unless_asked_and_never_more() {
     let (app, mock) = app_and_mock().await;
     let catalog = llm_gateway::catalog::Catalog::embedded().unwrap();
