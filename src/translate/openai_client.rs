@@ -690,6 +690,9 @@ pub(super) fn answer(t: &Translation, body: &[u8]) -> Result<Vec<u8>, String> {
     let mut reasoning = String::new();
     let mut thinking_blocks = Vec::new();
     let mut tool_calls = Vec::new();
+    // The forced tool's input, when the answer has it: the whole content (a text block beside
+    // it is no part of the JSON the client asked for).
+    let mut json_content: Option<String> = None;
     for block in blocks {
         match block.get("type").and_then(Value::as_str) {
             Some("text") => text.push_str(block.get("text").and_then(Value::as_str).unwrap_or("")),
@@ -703,7 +706,9 @@ pub(super) fn answer(t: &Translation, body: &[u8]) -> Result<Vec<u8>, String> {
                 let input = block.get("input").cloned().unwrap_or_else(|| json!({}));
                 let arguments = serde_json::to_string(&input).map_err(|e| e.to_string())?;
                 if t.json_tool && name == JSON_TOOL {
-                    text.push_str(&arguments);
+                    json_content
+                        .get_or_insert_with(String::new)
+                        .push_str(&arguments);
                 } else {
                     tool_calls.push(json!({
                         "id": block.get("id").and_then(Value::as_str).unwrap_or(""),
@@ -714,6 +719,9 @@ pub(super) fn answer(t: &Translation, body: &[u8]) -> Result<Vec<u8>, String> {
             }
             _ => {}
         }
+    }
+    if let Some(json) = json_content {
+        text = json;
     }
     let stop_reason = message
         .get("stop_reason")
@@ -958,6 +966,11 @@ pub(super) struct Stream {
     pub(super) created: u64,
     include_usage: bool,
     json_tool: bool,
+    /// With the forced JSON tool: text held back until it is known whether the tool's input
+    /// (the content) comes; sent only if it does not.
+    held: String,
+    /// The forced JSON tool's block has started: text is no longer content.
+    json_seen: bool,
     started: bool,
     blocks: Vec<(u64, Block)>,
     tool_calls: usize,
@@ -973,6 +986,8 @@ impl Stream {
             created: now(),
             include_usage: t.client_include_usage,
             json_tool: t.json_tool,
+            held: String::new(),
+            json_seen: false,
             started: false,
             blocks: Vec::new(),
             tool_calls: 0,
@@ -1051,7 +1066,9 @@ impl Stream {
                 self.start(out);
                 let block = match content_block {
                     StartBlock::Text { text } => {
-                        if !text.is_empty() {
+                        if self.json_tool {
+                            self.hold(&text);
+                        } else if !text.is_empty() {
                             let delta = ChunkDelta {
                                 content: Some(&text),
                                 ..ChunkDelta::default()
@@ -1085,6 +1102,8 @@ impl Stream {
                     }
                     StartBlock::ToolUse { id, name } => {
                         if self.json_tool && name == JSON_TOOL {
+                            self.json_seen = true;
+                            self.held.clear();
                             Block::Json
                         } else {
                             let k = self.tool_calls;
@@ -1114,6 +1133,10 @@ impl Stream {
                 self.start(out);
                 let block = self.block(index);
                 let out_delta = match (&delta, block) {
+                    (Delta::Text { text }, _) if self.json_tool => {
+                        self.hold(text);
+                        return;
+                    }
                     (Delta::Text { text }, _) => ChunkDelta {
                         content: Some(text),
                         ..ChunkDelta::default()
@@ -1176,6 +1199,7 @@ impl Stream {
             }
             Event::MessageDelta { delta, usage } => {
                 self.start(out);
+                self.flush_held(out);
                 if let Some(u) = &usage {
                     self.usage.update(u);
                 }
@@ -1204,11 +1228,32 @@ impl Stream {
         }
     }
 
+    /// Text beside the forced JSON tool, held back while the tool's input may still come.
+    fn hold(&mut self, text: &str) {
+        if !self.json_seen {
+            self.held.push_str(text);
+        }
+    }
+
+    /// Held text goes out as content when the forced tool never came.
+    fn flush_held(&mut self, out: &mut BytesMut) {
+        if self.json_seen || self.held.is_empty() {
+            return;
+        }
+        let held = std::mem::take(&mut self.held);
+        let delta = ChunkDelta {
+            content: Some(&held),
+            ..ChunkDelta::default()
+        };
+        self.chunk(out, delta, None);
+    }
+
     /// The usage chunk (when asked) and `[DONE]`.
     fn end(&mut self, out: &mut BytesMut) {
         if self.done {
             return;
         }
+        self.flush_held(out);
         self.done = true;
         if self.include_usage {
             let chunk = Chunk {

@@ -444,6 +444,54 @@ fn json_schema_travels_as_a_forced_tool_and_comes_back_as_content() {
 }
 
 #[test]
+fn text_beside_the_forced_json_tool_is_not_part_of_the_content() {
+    let body = json!({"messages": [{"role": "user", "content": "q"}], "stream": true,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": {"type": "object"}}}});
+    let (_, t) = translate(ApiFormat::OpenAi, body, &target());
+    let answer = json!({"id": "msg_1", "model": "m", "stop_reason": "tool_use", "content": [
+        {"type": "text", "text": "Here it is:"},
+        {"type": "tool_use", "id": "t", "name": "json_response", "input": {"n": 3}}]});
+    let got: Value =
+        serde_json::from_slice(&t.answer(&serde_json::to_vec(&answer).unwrap()).unwrap()).unwrap();
+    assert_eq!(got["choices"][0]["message"]["content"], "{\"n\":3}");
+
+    let start = json!({"type": "message_start", "message": {"id": "msg_1", "model": "m", "usage": {"input_tokens": 3, "output_tokens": 1}}});
+    let text = [
+        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Here it is:"}}),
+        json!({"type": "content_block_stop", "index": 0}),
+    ];
+    let tool = [
+        json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "t", "name": "json_response", "input": {}}}),
+        json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"n\":3}"}}),
+        json!({"type": "content_block_stop", "index": 1}),
+    ];
+    let end = [
+        json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 5}}),
+        json!({"type": "message_stop"}),
+    ];
+    let content = |events: Vec<Value>| -> String {
+        openai_chunks(&run_all(&t, &anthropic_sse(&events)))
+            .iter()
+            .filter_map(|c| {
+                c["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect()
+    };
+    let with_tool: Vec<Value> = std::iter::once(start.clone())
+        .chain(text.clone())
+        .chain(tool)
+        .chain(end.clone())
+        .collect();
+    assert_eq!(content(with_tool), "{\"n\":3}");
+    // Without the tool (it was forced: this should not happen), the text is all there is.
+    let text_only: Vec<Value> = std::iter::once(start).chain(text).chain(end).collect();
+    assert_eq!(content(text_only), "Here it is:");
+}
+
+#[test]
 fn an_anthropic_stream_becomes_chat_chunks_event_by_event() {
     let (_, t) = translate(
         ApiFormat::OpenAi,

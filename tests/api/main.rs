@@ -24,3 +24,4 @@ mod shutdown;
 mod signals;
 mod streaming;
 mod translation;
+mod translation_features;

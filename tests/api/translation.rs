@@ -8,9 +8,9 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-const CLAUDE: &str = "claude-sonnet-4-20250514";
+pub(crate) const CLAUDE: &str = "claude-sonnet-4-20250514";
 
-async fn app_and_mock() -> (TestApp, MockUpstream) {
+pub(crate) async fn app_and_mock() -> (TestApp, MockUpstream) {
     let mock = MockUpstream::start().unwrap();
     mock.set_models(&["llama3.1:8b"]);
     let app = spawn_app(&four_providers(&mock)).await;
@@ -18,7 +18,7 @@ async fn app_and_mock() -> (TestApp, MockUpstream) {
 }
 
 /// The `data:` payloads of an SSE body, with each event's `event:` name (None without one).
-fn events(body: &str) -> Vec<(Option<String>, String)> {
+pub(crate) fn events(body: &str) -> Vec<(Option<String>, String)> {
     body.split("\n\n")
         .filter(|e| !e.trim().is_empty())
         .map(|e| {
@@ -37,7 +37,7 @@ fn events(body: &str) -> Vec<(Option<String>, String)> {
 }
 
 /// Reads a streamed answer chunk by chunk, as a client does.
-async fn streamed(response: reqwest::Response) -> String {
+pub(crate) async fn streamed(response: reqwest::Response) -> String {
     let mut body = Vec::new();
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {
@@ -47,14 +47,14 @@ async fn streamed(response: reqwest::Response) -> String {
 }
 
 /// What the mock received besides the local server's model discovery.
-fn chat_requests(mock: &MockUpstream) -> Vec<mock_upstream::Recorded> {
+pub(crate) fn chat_requests(mock: &MockUpstream) -> Vec<mock_upstream::Recorded> {
     mock.requests()
         .into_iter()
         .filter(|r| r.path != "/v1/models")
         .collect()
 }
 
-fn header<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
     response.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
