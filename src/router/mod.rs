@@ -572,7 +572,17 @@ fn policy_verdict(
     today: &str,
     explain: bool,
 ) -> Option<Cow<'static, str>> {
-    let c = &p.c;
+    card_policy_verdict(&p.c, profile, today, explain).or_else(|| ttft_verdict(p, profile, explain))
+}
+
+/// The part of [`policy_verdict`] a candidate's card and provider decide: checked before the
+/// candidate's figures are prepared, so that a dropped one costs none.
+fn card_policy_verdict(
+    c: &Candidate,
+    profile: &Profile,
+    today: &str,
+    explain: bool,
+) -> Option<Cow<'static, str>> {
     let card = &c.card;
     if !c.provider.enabled {
         return reason!(explain, "provider disabled: `{}`", c.provider.id);
@@ -621,7 +631,13 @@ fn policy_verdict(
             card.context_window
         );
     }
-    if let Some(max) = caps.max_ttft_ms.filter(|max| p.ttft > *max) {
+    None
+}
+
+/// The part of [`policy_verdict`] that needs the prepared figures: the time-to-first-token cap
+/// (live or the card's).
+fn ttft_verdict(p: &Prepared, profile: &Profile, explain: bool) -> Option<Cow<'static, str>> {
+    if let Some(max) = profile.spec.caps.max_ttft_ms.filter(|max| p.ttft > *max) {
         return reason!(
             explain,
             "over the profile's time-to-first-token cap: {:.0} ms > {max:.0} ms",
@@ -847,8 +863,9 @@ impl Routing {
         let mut learned = Learned::new(&state.live, &state.signals);
         let candidates = inventory(snapshot, catalog)
             .into_iter()
+            .filter(|c| card_policy_verdict(c, query.profile, &query.today, false).is_none())
             .map(|c| self.prepare(c, query.profile, task, &mut learned))
-            .filter(|p| policy_verdict(p, query.profile, &query.today, false).is_none())
+            .filter(|p| ttft_verdict(p, query.profile, false).is_none())
             .collect();
         let set = Arc::new(PreparedSet {
             profile: query.profile.id.clone(),
