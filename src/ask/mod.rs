@@ -125,10 +125,6 @@ impl Analyst {
         question: &str,
     ) -> Result<AskAnswer, GatewayError> {
         let started = Instant::now();
-        let writer = self
-            .writer
-            .as_ref()
-            .ok_or(GatewayError::AnalyticsNotConfigured)?;
         let question = question.trim();
         if question.is_empty() || question.chars().count() > MAX_QUESTION_CHARS {
             return Err(GatewayError::InvalidRequest {
@@ -136,6 +132,10 @@ impl Analyst {
                 param: Some("question".into()),
             });
         }
+        let writer = self
+            .writer
+            .as_ref()
+            .ok_or(GatewayError::AnalyticsNotConfigured)?;
         let db = self.db.as_ref().map_err(|e| GatewayError::Internal {
             message: format!("failed to open the ledger read-only: {e}"),
         })?;

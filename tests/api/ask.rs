@@ -592,7 +592,8 @@ async fn a_routing_profile_as_the_analytics_model_routes_the_call() {
          context_window = 128000\nmax_output_tokens = 4096\ncapabilities = [\"streaming\"]\n\
          latency = {{ ttft_ms = 500, output_tokens_per_s = 50 }}\n\
          quality = {{ general = 0.5, coding = 0.5, reasoning = 0.5, long_context = 0.5 }}\n\n\
-         [routing.profiles.sql]\nproviders = [\"writer\"]\n\n\
+         [routing.profiles.sql]\ndescription = \"SQL\"\ntask = \"general\"\n\
+         weights = {{ cost = 1.0, latency = 1.0, quality = 1.0 }}\nmodels = {{ allow = [\"sql-writer\"] }}\n\n\
          [[providers]]\nid = \"writer\"\nprovider_type = \"openai\"\nendpoint = \"{}\"\nmodels = [\"sql-writer\"]\n\n\
          [analytics]\nmodel = \"sql\"\n",
         writer.url()
