@@ -620,7 +620,11 @@ fn validate(settings: &Settings) -> Result<(), (String, String)> {
         ));
     }
     let analytics = &settings.analytics;
-    if analytics.model.as_deref().is_some_and(|m| m.trim().is_empty()) {
+    if analytics
+        .model
+        .as_deref()
+        .is_some_and(|m| m.trim().is_empty())
+    {
         return Err((
             "analytics.model".into(),
             "must name a model id (e.g. \"gpt-4o\") or a routing profile (e.g. \"balanced\"); leave it out to turn POST /v1/ask off".into(),

@@ -260,7 +260,9 @@ fn postgres_value(row: &PgRow, i: usize) -> Result<Value, ExecError> {
                 .map_or(Value::Null, number)
         }
         "BOOL" => Value::Bool(decode::<bool, _>(row, i)?),
-        "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" => Value::String(decode::<String, _>(row, i)?),
+        "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" => {
+            Value::String(decode::<String, _>(row, i)?)
+        }
         "DATE" => Value::String(decode::<NaiveDate, _>(row, i)?.to_string()),
         "TIMESTAMP" => Value::String(
             decode::<NaiveDateTime, _>(row, i)?

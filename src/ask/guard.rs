@@ -117,12 +117,8 @@ pub fn check(sql: &str, dialect: Dialect) -> Result<String, Refusal> {
         Dialect::Sqlite => &SQLiteDialect {},
         Dialect::Postgres => &PostgreSqlDialect {},
     };
-    let statements = Parser::parse_sql(parser_dialect, sql).map_err(|e| {
-        Refusal(format!(
-            "not a single valid {} query: {e}",
-            dialect.name()
-        ))
-    })?;
+    let statements = Parser::parse_sql(parser_dialect, sql)
+        .map_err(|e| Refusal(format!("not a single valid {} query: {e}", dialect.name())))?;
     let statement = match statements.as_slice() {
         [one] => one,
         [] => return Err(Refusal("no SQL statement was found".into())),
@@ -167,7 +163,11 @@ fn statement_kind(statement: &Statement) -> String {
                 "CREATE" | "DROP" | "ALTER"
             ) =>
         {
-            format!("{} {}", first.to_ascii_uppercase(), second.to_ascii_uppercase())
+            format!(
+                "{} {}",
+                first.to_ascii_uppercase(),
+                second.to_ascii_uppercase()
+            )
         }
         [first, ..] => first.to_ascii_uppercase(),
         [] => "an empty statement".into(),
@@ -346,13 +346,17 @@ impl Visitor for Guard {
             ));
         }
         if !matches!(function.parameters, FunctionArguments::None) {
-            return refuse(format!("`{}`: parametric function calls are not supported", function.name));
+            return refuse(format!(
+                "`{}`: parametric function calls are not supported",
+                function.name
+            ));
         }
         ControlFlow::Continue(())
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -380,9 +384,21 @@ mod tests {
                 assert!(!printed.contains(';'), "{printed}");
             }
         }
-        check("SELECT strftime('%Y-%m-%d', ts_ms / 1000, 'unixepoch') FROM requests", Dialect::Sqlite).unwrap();
-        check("SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) FROM requests", Dialect::Postgres).unwrap();
-        check("SELECT date_trunc('day', to_timestamp(ts_ms / 1000.0)) FROM requests", Dialect::Postgres).unwrap();
+        check(
+            "SELECT strftime('%Y-%m-%d', ts_ms / 1000, 'unixepoch') FROM requests",
+            Dialect::Sqlite,
+        )
+        .unwrap();
+        check(
+            "SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) FROM requests",
+            Dialect::Postgres,
+        )
+        .unwrap();
+        check(
+            "SELECT date_trunc('day', to_timestamp(ts_ms / 1000.0)) FROM requests",
+            Dialect::Postgres,
+        )
+        .unwrap();
     }
 
     #[test]
@@ -400,12 +416,21 @@ mod tests {
             ("SELECT * FROM sqlite_master", "not one of the ledger's"),
             ("SELECT * FROM pg_authid", "not one of the ledger's"),
             ("SELECT * FROM pg_catalog.pg_authid", "schema-qualified"),
-            ("SELECT * FROM information_schema.tables", "schema-qualified"),
+            (
+                "SELECT * FROM information_schema.tables",
+                "schema-qualified",
+            ),
             ("SELECT * FROM main.requests", "schema-qualified"),
             ("SELECT * FROM seaql_migrations", "not one of the ledger's"),
             ("SELECT pg_sleep(10)", "function `pg_sleep`"),
-            ("SELECT pg_read_file('/etc/passwd')", "function `pg_read_file`"),
-            ("SELECT set_config('default_transaction_read_only', 'off', false)", "function `set_config`"),
+            (
+                "SELECT pg_read_file('/etc/passwd')",
+                "function `pg_read_file`",
+            ),
+            (
+                "SELECT set_config('default_transaction_read_only', 'off', false)",
+                "function `set_config`",
+            ),
             ("SELECT load_extension('evil')", "function `load_extension`"),
             ("SELECT randomblob(1000000000)", "function `randomblob`"),
             ("SELECT pg_catalog.now()", "function `pg_catalog.now`"),
@@ -414,20 +439,35 @@ mod tests {
             ("SELECT * FROM generate_series(1, 10)", "table functions"),
             // A CTE cannot lend its name to a relation outside the ledger that an earlier
             // CTE reads (a non-recursive CTE sees only those before it).
-            ("WITH a AS (SELECT * FROM pg_authid), pg_authid AS (SELECT 1) SELECT * FROM a", "not one of the ledger's"),
-            ("SELECT * FROM pg_authid, (WITH pg_authid AS (SELECT 1) SELECT 1) x", "not one of the ledger's"),
+            (
+                "WITH a AS (SELECT * FROM pg_authid), pg_authid AS (SELECT 1) SELECT * FROM a",
+                "not one of the ledger's",
+            ),
+            (
+                "SELECT * FROM pg_authid, (WITH pg_authid AS (SELECT 1) SELECT 1) x",
+                "not one of the ledger's",
+            ),
         ];
         for dialect in [Dialect::Sqlite, Dialect::Postgres] {
             for (sql, why) in cases {
                 let message = refused(sql, dialect);
-                assert!(message.contains(why), "{}: {sql}: {message}", dialect.name());
+                assert!(
+                    message.contains(why),
+                    "{}: {sql}: {message}",
+                    dialect.name()
+                );
             }
         }
     }
 
     #[test]
     fn dialect_statements_that_write_or_escape_are_refused() {
-        for sql in ["ATTACH DATABASE '/tmp/x.db' AS x", "PRAGMA query_only = OFF", "VACUUM", "VACUUM INTO '/tmp/copy.db'"] {
+        for sql in [
+            "ATTACH DATABASE '/tmp/x.db' AS x",
+            "PRAGMA query_only = OFF",
+            "VACUUM",
+            "VACUUM INTO '/tmp/copy.db'",
+        ] {
             refused(sql, Dialect::Sqlite);
         }
         for sql in [

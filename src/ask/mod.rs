@@ -62,7 +62,11 @@ pub struct Analyst {
 #[serde(deny_unknown_fields)]
 pub struct AskRequest {
     /// The question, in plain language (at most 2000 characters).
-    #[schema(example = "How much did each model cost over the last 7 days?", min_length = 1, max_length = 2000)]
+    #[schema(
+        example = "How much did each model cost over the last 7 days?",
+        min_length = 1,
+        max_length = 2000
+    )]
     pub question: String,
 }
 
@@ -185,7 +189,10 @@ impl Analyst {
         match db.run(&checked, self.limits).await {
             Ok(table) => Ok((checked, table)),
             Err(ExecError::Timeout) => Err(Failed::Timeout { sql: checked }),
-            Err(ExecError::Database(error)) => Err(Failed::Database { sql: checked, error }),
+            Err(ExecError::Database(error)) => Err(Failed::Database {
+                sql: checked,
+                error,
+            }),
             Err(ExecError::Connect(message)) => Err(Failed::Gateway(message)),
         }
     }
@@ -303,7 +310,9 @@ fn is_time_column(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
     ["day", "hour", "date", "week", "month", "time", "ts"]
         .iter()
-        .any(|t| name == *t || name.starts_with(&format!("{t}_")) || name.ends_with(&format!("_{t}")))
+        .any(|t| {
+            name == *t || name.starts_with(&format!("{t}_")) || name.ends_with(&format!("_{t}"))
+        })
 }
 
 /// The chart hint: a time column and a number → line; one text column and a number → bar;
@@ -354,6 +363,7 @@ pub fn chart(table: &Table) -> Chart {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -367,13 +377,31 @@ mod tests {
 
     #[test]
     fn the_chart_hint_follows_the_columns() {
-        let line = chart(&table(&["day", "requests"], vec![vec![json!("2026-12-01"), json!(3)]]));
-        assert_eq!((line.kind, line.x.as_deref(), line.y.as_deref()), ("line", Some("day"), Some("requests")));
+        let line = chart(&table(
+            &["day", "requests"],
+            vec![vec![json!("2026-12-01"), json!(3)]],
+        ));
+        assert_eq!(
+            (line.kind, line.x.as_deref(), line.y.as_deref()),
+            ("line", Some("day"), Some("requests"))
+        );
         let hourly = chart(&table(&["hour", "spend"], vec![vec![json!(4), json!(0.5)]]));
         assert_eq!((hourly.kind, hourly.y.as_deref()), ("line", Some("spend")));
-        let bar = chart(&table(&["model", "spend_usd"], vec![vec![json!("gpt-4o"), json!(1.5)], vec![json!("x"), Value::Null]]));
-        assert_eq!((bar.kind, bar.x.as_deref(), bar.y.as_deref()), ("bar", Some("model"), Some("spend_usd")));
-        let many = chart(&table(&["project", "model", "n"], vec![vec![json!("a"), json!("b"), json!(1)]]));
+        let bar = chart(&table(
+            &["model", "spend_usd"],
+            vec![
+                vec![json!("gpt-4o"), json!(1.5)],
+                vec![json!("x"), Value::Null],
+            ],
+        ));
+        assert_eq!(
+            (bar.kind, bar.x.as_deref(), bar.y.as_deref()),
+            ("bar", Some("model"), Some("spend_usd"))
+        );
+        let many = chart(&table(
+            &["project", "model", "n"],
+            vec![vec![json!("a"), json!("b"), json!(1)]],
+        ));
         assert_eq!(many.kind, "table");
         assert_eq!(chart(&table(&["n"], vec![])).kind, "table");
     }

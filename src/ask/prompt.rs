@@ -57,7 +57,8 @@ Table projects — id TEXT (the x-project value), first_seen_ms INTEGER, last_se
 /// Worked examples per dialect: a question, then the SQL that answers it.
 fn examples(dialect: Dialect) -> &'static str {
     match dialect {
-        Dialect::Sqlite => "\
+        Dialect::Sqlite => {
+            "\
 Q: How much did each model cost over the last 7 days?
 SELECT model, ROUND(SUM(cost_usd), 6) AS spend_usd, COUNT(*) AS requests FROM ask_requests
 WHERE ts_ms >= (CAST(strftime('%s', 'now') AS INTEGER) - 7 * 86400) * 1000
@@ -73,8 +74,10 @@ SELECT provider, latency_ms AS p50_latency_ms FROM (
          ROW_NUMBER() OVER (PARTITION BY provider ORDER BY latency_ms) AS rn,
          COUNT(*) OVER (PARTITION BY provider) AS n
   FROM ask_requests WHERE provider IS NOT NULL) AS ranked
-WHERE rn = (n * 50 + 99) / 100 ORDER BY provider",
-        Dialect::Postgres => "\
+WHERE rn = (n * 50 + 99) / 100 ORDER BY provider"
+        }
+        Dialect::Postgres => {
+            "\
 Q: How much did each model cost over the last 7 days?
 SELECT model, ROUND(CAST(SUM(cost_usd) AS NUMERIC), 6) AS spend_usd, COUNT(*) AS requests
 FROM ask_requests WHERE ts_ms >= (EXTRACT(EPOCH FROM now()) - 7 * 86400) * 1000
@@ -86,7 +89,8 @@ WHERE day >= to_char(date_trunc('month', now()), 'YYYY-MM-DD') GROUP BY day ORDE
 
 Q: Median latency per provider?
 SELECT provider, percentile_disc(0.5) WITHIN GROUP (ORDER BY latency_ms) AS p50_latency_ms
-FROM ask_requests WHERE provider IS NOT NULL GROUP BY provider ORDER BY provider",
+FROM ask_requests WHERE provider IS NOT NULL GROUP BY provider ORDER BY provider"
+        }
     }
 }
 
@@ -134,6 +138,7 @@ pub fn extract_sql(text: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

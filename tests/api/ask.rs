@@ -81,9 +81,16 @@ fn serve(mut stream: std::net::TcpStream, answer: &Answerer, seen: &Mutex<Vec<(S
         }
         data.extend_from_slice(&buf[..n]);
     }
-    let body: Value = serde_json::from_slice(&data[head_end..head_end + length]).unwrap_or_default();
-    let system = body["messages"][0]["content"].as_str().unwrap_or("").to_string();
-    let user = body["messages"][1]["content"].as_str().unwrap_or("").to_string();
+    let body: Value =
+        serde_json::from_slice(&data[head_end..head_end + length]).unwrap_or_default();
+    let system = body["messages"][0]["content"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let user = body["messages"][1]["content"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     let sql = answer(&system, &user);
     seen.lock().unwrap().push((system, user));
     let reply = json!({
@@ -198,12 +205,38 @@ fn row(
 /// | b01–b20 | 4 | gpt-4o-mini | azure | bulk | gamma | ok | 10, 20, … 200 | 0.01 each |
 fn seed_rows() -> Vec<requests::Model> {
     let mut rows = vec![
-        row("r1", 1, "gpt-4o", "openai", "app-a", "alpha", false, 100, 1.0),
-        row("r2", 1, "gpt-4o", "openai", "app-a", "alpha", false, 200, 0.5),
-        row("r3", 2, "claude-x", "anthropic", "app-b", "beta", true, 300, 0.25),
-        row("r4", 2, "claude-x", "anthropic", "app-b", "alpha", false, 400, 0.25),
+        row(
+            "r1", 1, "gpt-4o", "openai", "app-a", "alpha", false, 100, 1.0,
+        ),
+        row(
+            "r2", 1, "gpt-4o", "openai", "app-a", "alpha", false, 200, 0.5,
+        ),
+        row(
+            "r3",
+            2,
+            "claude-x",
+            "anthropic",
+            "app-b",
+            "beta",
+            true,
+            300,
+            0.25,
+        ),
+        row(
+            "r4",
+            2,
+            "claude-x",
+            "anthropic",
+            "app-b",
+            "alpha",
+            false,
+            400,
+            0.25,
+        ),
         row("r5", 3, "gpt-4o", "openai", "app-c", "beta", true, 500, 0.1),
-        row("r6", 10, "gpt-4o", "openai", "app-a", "alpha", false, 1000, 5.0),
+        row(
+            "r6", 10, "gpt-4o", "openai", "app-a", "alpha", false, 1000, 5.0,
+        ),
     ];
     for i in 1..=20 {
         rows.push(row(
@@ -243,7 +276,9 @@ fn config(writer: &SqlWriter, extra: &str) -> String {
 }
 
 async fn ask(app: &TestApp, question: &str) -> (u16, Value) {
-    let response = app.post("/v1/ask", &json!({"question": question}), &[]).await;
+    let response = app
+        .post("/v1/ask", &json!({"question": question}), &[])
+        .await;
     let status = response.status().as_u16();
     (status, response.json().await.unwrap())
 }
@@ -281,23 +316,40 @@ async fn four_questions_are_answered_with_the_rows_of_the_seeded_ledger() {
     let (status, spend) = ask(&app, "What is the spend per model over the last 7 days?").await;
     assert_eq!(status, 200, "{spend}");
     assert_eq!(spend["columns"], json!(["model", "spend_usd"]));
-    assert_rows(&spend, json!([["gpt-4o", 1.6], ["claude-x", 0.5], ["gpt-4o-mini", 0.2]]));
-    assert_eq!(spend["chart"], json!({"kind": "bar", "x": "model", "y": "spend_usd"}));
+    assert_rows(
+        &spend,
+        json!([["gpt-4o", 1.6], ["claude-x", 0.5], ["gpt-4o-mini", 0.2]]),
+    );
+    assert_eq!(
+        spend["chart"],
+        json!({"kind": "bar", "x": "model", "y": "spend_usd"})
+    );
     assert_eq!(spend["truncated"], json!(false));
     assert_eq!(spend["model"], json!("sql-writer-1"));
     assert_eq!(spend["repaired"], json!(false));
     assert!(spend["elapsed_ms"].is_u64());
     assert!(
-        spend["sql"].as_str().unwrap().starts_with("SELECT model, ROUND("),
+        spend["sql"]
+            .as_str()
+            .unwrap()
+            .starts_with("SELECT model, ROUND("),
         "{spend}"
     );
 
     let (status, errors) = ask(&app, "Top sources by error rate?").await;
     assert_eq!(status, 200, "{errors}");
-    assert_eq!(errors["columns"], json!(["source", "error_rate", "requests"]));
+    assert_eq!(
+        errors["columns"],
+        json!(["source", "error_rate", "requests"])
+    );
     assert_rows(
         &errors,
-        json!([["app-c", 1.0, 1], ["app-b", 0.5, 2], ["app-a", 0.0, 3], ["bulk", 0.0, 20]]),
+        json!([
+            ["app-c", 1.0, 1],
+            ["app-b", 0.5, 2],
+            ["app-a", 0.0, 3],
+            ["bulk", 0.0, 20]
+        ]),
     );
 
     let (status, p95) = ask(&app, "p95 latency per provider").await;
@@ -305,7 +357,10 @@ async fn four_questions_are_answered_with_the_rows_of_the_seeded_ledger() {
     assert_eq!(p95["columns"], json!(["provider", "p95_latency_ms"]));
     // openai: 100, 200, 500, 1000 → rank ceil(3.8) = 4; anthropic: 300, 400 → rank 2;
     // azure: 10 … 200 → rank 19.
-    assert_rows(&p95, json!([["anthropic", 400], ["azure", 190], ["openai", 1000]]));
+    assert_rows(
+        &p95,
+        json!([["anthropic", 400], ["azure", 190], ["openai", 1000]]),
+    );
 
     let (status, daily) = ask(&app, "How many requests per project per day?").await;
     assert_eq!(status, 200, "{daily}");
@@ -321,14 +376,28 @@ async fn four_questions_are_answered_with_the_rows_of_the_seeded_ledger() {
             ["gamma", d(4), 20],
         ]),
     );
-    assert_eq!(daily["chart"], json!({"kind": "line", "x": "day", "y": "requests"}));
+    assert_eq!(
+        daily["chart"],
+        json!({"kind": "line", "x": "day", "y": "requests"})
+    );
 
     // The prompt carries the dialect, today's date, the units and the views.
     let (system, user) = writer.prompts()[0].clone();
-    let dialect = if app.db_url.starts_with("postgres") { "PostgreSQL" } else { "SQLite" };
+    let dialect = if app.db_url.starts_with("postgres") {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
     assert!(system.contains(&format!("Dialect: {dialect}.")), "{system}");
     assert!(system.contains(&noon(0).1), "{system}");
-    for part in ["ask_requests", "cost_usd", "US dollars", "milliseconds", "tokens", "Examples:"] {
+    for part in [
+        "ask_requests",
+        "cost_usd",
+        "US dollars",
+        "milliseconds",
+        "tokens",
+        "Examples:",
+    ] {
         assert!(system.contains(part), "{part}");
     }
     assert_eq!(user, "What is the spend per model over the last 7 days?");
@@ -342,7 +411,10 @@ async fn rows_past_max_rows_are_cut_and_marked_truncated() {
     let (status, answer) = ask(&app, "List every request id").await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["truncated"], json!(true));
-    assert_rows(&answer, json!([["b01"], ["b02"], ["b03"], ["b04"], ["b05"]]));
+    assert_rows(
+        &answer,
+        json!([["b01"], ["b02"], ["b03"], ["b04"], ["b05"]]),
+    );
     assert_eq!(answer["chart"]["kind"], json!("table"));
 }
 
@@ -363,7 +435,10 @@ async fn ledger_checksum(db_url: &str) -> (usize, u64) {
         "SELECT name FROM sqlite_master ORDER BY name"
     };
     let tables: Vec<String> = db
-        .query_all_raw(Statement::from_string(db.get_database_backend(), tables_sql))
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            tables_sql,
+        ))
         .await
         .unwrap()
         .iter()
@@ -419,7 +494,11 @@ async fn hostile_sql_is_refused_and_the_ledger_is_untouched() {
     for (index, sql) in HOSTILE.iter().enumerate() {
         let (status, answer) = ask(&app, &format!("hostile {index}")).await;
         assert_eq!(status, 422, "{sql}: {answer}");
-        assert_eq!(answer["error"]["code"], json!("sql_refused"), "{sql}: {answer}");
+        assert_eq!(
+            answer["error"]["code"],
+            json!("sql_refused"),
+            "{sql}: {answer}"
+        );
         assert_eq!(answer["sql"], json!(sql), "{answer}");
         let message = answer["error"]["message"].as_str().unwrap();
         assert!(message.starts_with("the SQL was refused: "), "{message}");
@@ -431,11 +510,21 @@ async fn hostile_sql_is_refused_and_the_ledger_is_untouched() {
     let took = started.elapsed();
     assert_eq!(status, 422, "{answer}");
     assert_eq!(answer["error"]["code"], json!("sql_timeout"), "{answer}");
-    assert!(answer["sql"].as_str().unwrap().contains("RECURSIVE"), "{answer}");
-    assert!(took < Duration::from_secs(5), "stopped after {took:?} (limit 800 ms)");
+    assert!(
+        answer["sql"].as_str().unwrap().contains("RECURSIVE"),
+        "{answer}"
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "stopped after {took:?} (limit 800 ms)"
+    );
     assert!(took >= Duration::from_millis(800), "{took:?}");
 
-    assert_eq!(ledger_checksum(&app.db_url).await, before, "the ledger changed");
+    assert_eq!(
+        ledger_checksum(&app.db_url).await,
+        before,
+        "the ledger changed"
+    );
     // One refusal each: no repair round for a refused query.
     assert_eq!(writer.prompts().len(), HOSTILE.len() + 1);
 }
@@ -487,9 +576,16 @@ async fn the_read_only_connection_alone_refuses_writes_the_parser_never_saw() {
     assert_eq!(db.run(FOREVER, limits).await, Err(ExecError::Timeout));
     assert!(started.elapsed() < Duration::from_secs(3));
     // And reading works.
-    let table = db.run("SELECT COUNT(*) AS n FROM requests", limits).await.unwrap();
+    let table = db
+        .run("SELECT COUNT(*) AS n FROM requests", limits)
+        .await
+        .unwrap();
     assert_eq!(table.columns, ["n"]);
-    assert_eq!(ledger_checksum(&app.db_url).await, before, "the ledger changed");
+    assert_eq!(
+        ledger_checksum(&app.db_url).await,
+        before,
+        "the ledger changed"
+    );
 }
 
 #[actix_web::test]
@@ -516,7 +612,10 @@ async fn sql_that_fails_at_the_database_is_repaired_once_with_the_error_fed_back
     assert_eq!(prompts.len(), 2);
     let (_, second) = &prompts[1];
     assert!(second.starts_with("How many bulk requests?"), "{second}");
-    assert!(second.contains("SELECT no_such_column FROM ask_requests"), "{second}");
+    assert!(
+        second.contains("SELECT no_such_column FROM ask_requests"),
+        "{second}"
+    );
     assert!(second.contains("Database error: "), "{second}");
     assert!(second.contains("no_such_column"), "{second}");
 
@@ -524,9 +623,15 @@ async fn sql_that_fails_at_the_database_is_repaired_once_with_the_error_fed_back
     let (status, answer) = ask(&app, "fails twice").await;
     assert_eq!(status, 422, "{answer}");
     assert_eq!(answer["error"]["code"], json!("sql_failed"));
-    assert_eq!(answer["sql"], json!("SELECT still_no_such_column FROM ask_requests"));
+    assert_eq!(
+        answer["sql"],
+        json!("SELECT still_no_such_column FROM ask_requests")
+    );
     let message = answer["error"]["message"].as_str().unwrap();
-    assert!(message.starts_with("the SQL failed at the database: "), "{message}");
+    assert!(
+        message.starts_with("the SQL failed at the database: "),
+        "{message}"
+    );
     assert!(message.contains("still_no_such_column"), "{message}");
     assert_eq!(writer.prompts().len(), 4, "one repair round, no more");
 }
@@ -536,14 +641,19 @@ async fn without_an_analytics_model_the_answer_names_the_key_to_set() {
     let app = spawn_app("").await;
     let (status, answer) = ask(&app, "How much did we spend?").await;
     assert_eq!(status, 503, "{answer}");
-    assert_eq!(answer["error"]["code"], json!("analytics_model_not_configured"));
+    assert_eq!(
+        answer["error"]["code"],
+        json!("analytics_model_not_configured")
+    );
     let message = answer["error"]["message"].as_str().unwrap();
     assert!(message.contains("`[analytics] model`"), "{message}");
 
     // A bad body is the client's: 400.
     let response = app.post("/v1/ask", &json!({"question": "  "}), &[]).await;
     assert_eq!(response.status(), 400);
-    let response = app.post("/v1/ask", &json!({"question": "x", "sql": "DROP"}), &[]).await;
+    let response = app
+        .post("/v1/ask", &json!({"question": "x", "sql": "DROP"}), &[])
+        .await;
     assert_eq!(response.status(), 400);
 }
 
@@ -602,6 +712,11 @@ async fn a_routing_profile_as_the_analytics_model_routes_the_call() {
     let (status, answer) = ask(&app, "How many requests per project per day?").await;
     assert_eq!(status, 200, "{answer}");
     let records = app.records(1).await;
-    assert_eq!(records[0]["model_requested"], json!("auto"), "{}", records[0]);
+    assert_eq!(
+        records[0]["model_requested"],
+        json!("auto"),
+        "{}",
+        records[0]
+    );
     assert_eq!(records[0]["route_profile"], json!("sql"), "{}", records[0]);
 }
