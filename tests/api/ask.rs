@@ -720,3 +720,55 @@ async fn a_routing_profile_as_the_analytics_model_routes_the_call() {
     );
     assert_eq!(records[0]["route_profile"], json!("sql"), "{}", records[0]);
 }
+
+#[test]
+fn analytics_settings_are_validated_naming_the_key() {
+    for (config, key) in [
+        ("[analytics]\nmodel = \" \"\n", "analytics.model"),
+        ("[analytics]\nmax_rows = 0\n", "analytics.max_rows"),
+        ("[analytics]\nmax_rows = 100001\n", "analytics.max_rows"),
+        ("[analytics]\ntimeout_ms = 0\n", "analytics.timeout_ms"),
+        ("[analytics]\ntimeout_ms = 600001\n", "analytics.timeout_ms"),
+        ("[analytics]\nsql = \"x\"\n", "sql"),
+    ] {
+        let error = crate::helpers::load_settings(config)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.contains(key), "{config}: {error}");
+    }
+    let settings = crate::helpers::load_settings("").unwrap();
+    assert_eq!(settings.analytics.model, None);
+    assert_eq!(settings.analytics.max_rows, 1000);
+    assert_eq!(settings.analytics.timeout_ms, 5000);
+}
+
+#[actix_web::test]
+async fn the_openapi_document_describes_the_ask_endpoint() {
+    let app = spawn_app("").await;
+    let doc: Value = app.get("/openapi.json").await.json().await.unwrap();
+    let ask = &doc["paths"]["/v1/ask"]["post"];
+    assert_eq!(ask["tags"], json!(["analytics"]), "{ask}");
+    assert!(ask["security"].is_array(), "{ask}");
+    assert!(
+        ask["requestBody"]["content"]["application/json"].is_object(),
+        "{ask}"
+    );
+    for status in ["200", "400", "401", "422", "503"] {
+        assert!(ask["responses"][status].is_object(), "{status}: {ask}");
+    }
+    let answer = &doc["components"]["schemas"]["AskAnswer"]["properties"];
+    for field in [
+        "question",
+        "sql",
+        "columns",
+        "rows",
+        "truncated",
+        "model",
+        "elapsed_ms",
+        "chart",
+    ] {
+        assert!(answer[field].is_object(), "{field}: {answer}");
+    }
+    assert!(doc["components"]["schemas"]["AskRequest"].is_object());
+}
