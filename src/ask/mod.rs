@@ -65,7 +65,8 @@ pub struct AskRequest {
     #[schema(
         example = "How much did each model cost over the last 7 days?",
         min_length = 1,
-        max_length = 2000
+        max_length = 2000,
+        pattern = r"\S"
     )]
     pub question: String,
 }
