@@ -94,6 +94,18 @@ pub enum GatewayError {
     UpstreamBroken { provider: String, message: String },
     #[error("internal error: {message}")]
     Internal { message: String },
+    /// `POST /v1/ask` without a model to write its SQL.
+    #[error("no model writes the SQL of POST /v1/ask: set `[analytics] model` in the config file to a model id (e.g. \"gpt-4o\") or a routing profile (e.g. \"balanced\")")]
+    AnalyticsNotConfigured,
+    /// The model's SQL did not pass the read-only check; `sql` is what it wrote.
+    #[error("the SQL was refused: {reason}")]
+    SqlRefused { reason: String, sql: String },
+    /// The checked SQL failed at the database (after the repair round).
+    #[error("the SQL failed at the database: {error}")]
+    SqlFailed { error: String, sql: String },
+    /// The checked SQL ran past `[analytics] timeout_ms` and was stopped.
+    #[error("the SQL was stopped at the time limit of {timeout_ms} ms ([analytics] timeout_ms)")]
+    SqlTimeout { timeout_ms: u64, sql: String },
     /// Every target of the route plan failed; the last one's error decides the status.
     #[error("all {} targets failed: {}", failures.len(), failures.iter().map(|f| format!("{}: {}", f.provider, f.failure)).collect::<Vec<_>>().join("; "))]
     AllTargetsFailed {
@@ -157,6 +169,11 @@ impl GatewayError {
             Self::UpstreamConnect { .. } | Self::UpstreamBroken { .. } => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            // The gateway is not set up for it: nothing the caller can change in the request.
+            Self::AnalyticsNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
+            Self::SqlRefused { .. } | Self::SqlFailed { .. } | Self::SqlTimeout { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Self::AllTargetsFailed { last, .. } => last.status(),
         }
     }
@@ -180,11 +197,15 @@ impl GatewayError {
             | Self::ProjectNotFound { .. }
             | Self::RequestNotFound { .. }
             | Self::ProviderNotFound { .. }
-            | Self::Conflict { .. } => Origin::Client,
+            | Self::Conflict { .. }
+            | Self::SqlRefused { .. }
+            | Self::SqlFailed { .. }
+            | Self::SqlTimeout { .. } => Origin::Client,
             Self::Overloaded { .. }
             | Self::AdminLocked
             | Self::NoKeyForProvider { .. }
             | Self::ProviderDisabled { .. }
+            | Self::AnalyticsNotConfigured
             | Self::Internal { .. } => Origin::Gateway,
             Self::UpstreamConnect { .. }
             | Self::UpstreamTimeout { .. }
@@ -233,6 +254,10 @@ impl GatewayError {
             Self::UpstreamTimeout { .. } => "upstream_timeout",
             Self::UpstreamBroken { .. } => "upstream_broken",
             Self::Internal { .. } => "internal",
+            Self::AnalyticsNotConfigured => "analytics_model_not_configured",
+            Self::SqlRefused { .. } => "sql_refused",
+            Self::SqlFailed { .. } => "sql_failed",
+            Self::SqlTimeout { .. } => "sql_timeout",
             // The last failure is what the client is told to act on.
             Self::AllTargetsFailed { last, .. } => last.code(),
         }
@@ -254,7 +279,15 @@ impl GatewayError {
                     Self::Untranslatable { param, .. } => Some(param.as_str()),
                     _ => None,
                 };
-                openai::error_body(status, &message, self.code(), param)
+                let mut body = openai::error_body(status, &message, self.code(), param);
+                // The ask endpoint's refusals carry the SQL they are about.
+                if let Self::SqlRefused { sql, .. }
+                | Self::SqlFailed { sql, .. }
+                | Self::SqlTimeout { sql, .. } = self
+                {
+                    body["sql"] = serde_json::Value::String(sql.clone());
+                }
+                body
             }
             ApiFormat::Anthropic => anthropic::error_body(status, &message),
         }

@@ -3,6 +3,7 @@
 pub mod access;
 pub mod actors;
 pub mod api;
+pub mod ask;
 pub mod catalog;
 pub mod cli;
 pub mod error;

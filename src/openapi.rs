@@ -36,6 +36,7 @@ use crate::error::GatewayError;
         crate::routes::analytics::projects,
         crate::routes::analytics::project_records,
         crate::routes::analytics::errors,
+        crate::routes::ask::ask,
         crate::routes::replay::replay,
         crate::routes::signals::report_signal,
         crate::routes::signals::signals,

@@ -38,6 +38,7 @@ pub struct Settings {
     pub models: Vec<crate::catalog::CardPatch>,
     pub routing: RoutingSettings,
     pub signals: SignalSettings,
+    pub analytics: AnalyticsSettings,
     pub log: LogSettings,
     /// Where this configuration was read from (the file, the environment, the defaults), for
     /// the start-up log.
@@ -96,6 +97,25 @@ pub struct SignalSettings {
     /// written its request still finds it; 0 looks every request up in the database.
     pub recent_requests: usize,
 }
+
+/// `[analytics]`: the model that writes the SQL of `POST /v1/ask`, and the limits of a query.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalyticsSettings {
+    /// A model id, or a routing profile id (sent as `model: "auto"` under that profile);
+    /// None: `/v1/ask` answers 503 naming this key.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Rows returned at most; more are cut (`truncated: true`).
+    pub max_rows: usize,
+    /// How long a query may run before the database stops it.
+    pub timeout_ms: u64,
+}
+
+/// The most rows `[analytics] max_rows` may return.
+pub const MAX_ASK_ROWS: usize = 100_000;
+/// The longest `[analytics] timeout_ms`: ten minutes.
+pub const MAX_ASK_TIMEOUT_MS: u64 = 600_000;
 
 /// The most finished requests `[signals] recent_requests` may remember (about 60 bytes each).
 pub const MAX_RECENT_REQUESTS: usize = 10_000_000;
@@ -597,6 +617,29 @@ fn validate(settings: &Settings) -> Result<(), (String, String)> {
         return Err((
             "signals.recent_requests".into(),
             format!("must be at most {MAX_RECENT_REQUESTS} (each remembered request holds about 60 bytes; default 100000)"),
+        ));
+    }
+    let analytics = &settings.analytics;
+    if analytics
+        .model
+        .as_deref()
+        .is_some_and(|m| m.trim().is_empty())
+    {
+        return Err((
+            "analytics.model".into(),
+            "must name a model id (e.g. \"gpt-4o\") or a routing profile (e.g. \"balanced\"); leave it out to turn POST /v1/ask off".into(),
+        ));
+    }
+    if !(1..=MAX_ASK_ROWS).contains(&analytics.max_rows) {
+        return Err((
+            "analytics.max_rows".into(),
+            format!("must lie between 1 and {MAX_ASK_ROWS} (default 1000)"),
+        ));
+    }
+    if !(1..=MAX_ASK_TIMEOUT_MS).contains(&analytics.timeout_ms) {
+        return Err((
+            "analytics.timeout_ms".into(),
+            format!("must lie between 1 and {MAX_ASK_TIMEOUT_MS} ms (default 5000)"),
         ));
     }
     for (i, p) in settings.pricing.iter().enumerate() {

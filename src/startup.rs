@@ -175,6 +175,21 @@ impl Application {
             Duration::from_millis(settings.routing.live_refresh_ms),
         )
         .start();
+        let analytics = &settings.analytics;
+        let writer = analytics.model.as_ref().map(|id| {
+            // A profile's id is a profile: the router picks the model under it.
+            if runtime.routing.profile(id).is_ok() {
+                crate::ask::Writer::Profile(id.clone())
+            } else {
+                crate::ask::Writer::Model(id.clone())
+            }
+        });
+        let analyst = crate::ask::Analyst::new(
+            writer,
+            analytics.max_rows,
+            Duration::from_millis(analytics.timeout_ms),
+            &db_options.url,
+        );
         let state = web::Data::new(AppState {
             pipeline: Pipeline {
                 keys: runtime.keys,
@@ -199,6 +214,7 @@ impl Application {
             ledger: ledger.clone(),
             projects,
             signals: signals.clone(),
+            analyst,
             signal_figures: runtime.signal_figures,
             metrics_public: settings.server.metrics_public,
             started_at: Instant::now(),

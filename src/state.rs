@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 use crate::actors::cost_ledger::CostLedger;
 use crate::actors::project_tracker::ProjectTracker;
 use crate::actors::signal_collector::SignalCollector;
+use crate::ask::Analyst;
 use crate::pipeline::Pipeline;
 use crate::signals::SignalFigures;
 
@@ -20,6 +21,8 @@ pub struct AppState {
     pub ledger: Addr<CostLedger>,
     pub projects: Addr<ProjectTracker>,
     pub signals: Addr<SignalCollector>,
+    /// `POST /v1/ask`: its model, its limits and the read-only access to the ledger.
+    pub analyst: Analyst,
     /// The evidence of quality signals per provider and model, as last published by the
     /// SignalCollector: what the router's quality scoring reads.
     pub signal_figures: Arc<ArcSwap<SignalFigures>>,

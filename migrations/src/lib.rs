@@ -7,6 +7,7 @@ mod m20261202_000001_route_rank;
 mod m20261202_000010_signals;
 mod m20261202_000020_request_needs;
 mod m20261203_000001_request_translated;
+mod m20261204_000001_ask_views;
 
 /// All migrations of the gateway's database.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000010_signals::Migration),
             Box::new(m20261202_000020_request_needs::Migration),
             Box::new(m20261203_000001_request_translated::Migration),
+            Box::new(m20261204_000001_ask_views::Migration),
         ]
     }
 }

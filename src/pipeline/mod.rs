@@ -13,6 +13,7 @@ pub mod plan;
 pub mod response;
 pub mod translation;
 pub mod upstream;
+pub mod whole;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

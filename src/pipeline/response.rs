@@ -129,7 +129,7 @@ pub async fn translated_answer(
 }
 
 /// Largest whole answer read to be translated.
-const MAX_ANSWER_BODY: usize = 64 * 1024 * 1024;
+pub(super) const MAX_ANSWER_BODY: usize = 64 * 1024 * 1024;
 
 /// The gateway's own `count_tokens` answer, marked as an estimate by the tokenizer it used.
 pub fn counted(input_tokens: u64, mut meter: RequestMeter) -> HttpResponse {

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod analytics;
+pub mod ask;
 pub mod health;
 pub mod portal;
 pub mod proxy;
@@ -34,6 +35,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(analytics::projects)
         .service(analytics::project_records)
         .service(analytics::errors)
+        .service(ask::ask)
         .service(signals::report_signal)
         .service(signals::signals)
         .service(health::health)

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin;
+mod ask;
 mod bad_input;
 mod bounds;
 mod config;
