@@ -31,6 +31,7 @@ use crate::error::GatewayError;
         crate::routes::admin::add_provider,
         crate::routes::admin::remove_provider,
         crate::routes::analytics::stats,
+        crate::routes::analytics::timeseries,
         crate::routes::analytics::records,
         crate::routes::analytics::sources,
         crate::routes::analytics::projects,

@@ -19,7 +19,7 @@ use crate::ledger::inbox::LedgerInbox;
 use crate::ledger::route_replay::{self, PastPage, PastRequest};
 use crate::ledger::spool::{self, Cursor, Spool};
 use crate::ledger::spooler::{Spooled, SpoolerHandle};
-use crate::ledger::store::{self, GroupSums, RecordFilter, Window};
+use crate::ledger::store::{self, BucketSums, GroupSums, RecordFilter, Window};
 use crate::ledger::{now_ms, LedgerRecord};
 use crate::metrics::Metrics;
 
@@ -460,6 +460,29 @@ impl Handler<SumUsage> for CostLedger {
     fn handle(&mut self, msg: SumUsage, _: &mut Self::Context) -> Self::Result {
         let db = self.db.clone();
         Box::pin(async move { store::group_sums(&db, msg.0).await })
+    }
+}
+
+/// Sums per hour or day over whole hours, from the rollups: `(from_ms, to_ms, bucket_ms)`.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<BucketSums>, sea_orm::DbErr>")]
+pub struct SumBuckets {
+    /// First hour (inclusive), Unix milliseconds on an hour boundary.
+    pub from_ms: i64,
+    /// Last hour (exclusive), Unix milliseconds on an hour boundary.
+    pub to_ms: i64,
+    /// An hour or a day, in milliseconds.
+    pub bucket_ms: i64,
+}
+
+impl Handler<SumBuckets> for CostLedger {
+    type Result = ResponseFuture<Result<Vec<BucketSums>, sea_orm::DbErr>>;
+
+    fn handle(&mut self, msg: SumBuckets, _: &mut Self::Context) -> Self::Result {
+        let db = self.db.clone();
+        Box::pin(
+            async move { store::bucket_sums(&db, msg.from_ms, msg.to_ms, msg.bucket_ms).await },
+        )
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use entities::{projects, requests};
 use serde::Serialize;
 
-use super::store::{GroupSums, Sums};
+use super::store::{BucketSums, GroupSums, Sums};
 
 /// The key used for requests that did not name a source, project or key label.
 pub const NONE_KEY: &str = "(none)";
@@ -113,6 +113,81 @@ pub fn stats(groups: &[GroupSums], since: Option<String>, until: Option<String>)
         by_source,
         by_project,
         by_key_label,
+    }
+}
+
+/// One bucket of `GET /v1/stats/timeseries`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Bucket {
+    /// Start of the bucket, RFC 3339.
+    pub start: String,
+    pub requests: i64,
+    /// Requests that ended in an error.
+    pub errors: i64,
+    /// `errors ÷ requests`, 0 to 1 (0 for an empty bucket).
+    pub error_rate: f64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    /// Sum over priced requests.
+    pub cost_usd: f64,
+    /// Mean latency of the bucket's requests (0 for an empty bucket).
+    pub avg_latency_ms: f64,
+}
+
+/// `GET /v1/stats/timeseries`: every bucket of the window, in order, empty ones included.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TimeSeries {
+    /// `hour` or `day`.
+    pub bucket: &'static str,
+    /// Start of the first bucket (the window rounded out to whole buckets).
+    pub since: String,
+    /// End of the last bucket.
+    pub until: String,
+    pub buckets: Vec<Bucket>,
+}
+
+/// Every bucket from `from_ms` to `to_ms` (both on bucket boundaries), zero where no request fell.
+pub fn time_series(
+    bucket: &'static str,
+    bucket_ms: i64,
+    from_ms: i64,
+    to_ms: i64,
+    sums: &[BucketSums],
+) -> TimeSeries {
+    let mut found = sums.iter().peekable();
+    let mut buckets = Vec::new();
+    let mut start = from_ms;
+    while start < to_ms {
+        let mut s = Sums::default();
+        while let Some(b) = found.next_if(|b| b.bucket_ms < start + bucket_ms) {
+            if b.bucket_ms >= start {
+                s.add(&b.sums);
+            }
+        }
+        let per_request = |x: f64| {
+            if s.requests > 0 {
+                x / s.requests as f64
+            } else {
+                0.0
+            }
+        };
+        buckets.push(Bucket {
+            start: rfc3339(start),
+            requests: s.requests,
+            errors: s.errors,
+            error_rate: per_request(s.errors as f64),
+            input_tokens: s.input_tokens,
+            output_tokens: s.output_tokens,
+            cost_usd: s.cost_usd,
+            avg_latency_ms: per_request(s.latency_ms_sum as f64),
+        });
+        start += bucket_ms;
+    }
+    TimeSeries {
+        bucket,
+        since: rfc3339(from_ms),
+        until: rfc3339(to_ms),
+        buckets,
     }
 }
 

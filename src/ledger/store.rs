@@ -732,3 +732,40 @@ pub async fn delete_before(db: &DatabaseConnection, cutoff_ms: i64) -> Result<u6
         .await?;
     Ok(requests.rows_affected + attempts.rows_affected)
 }
+
+/// Sums of the requests in one time bucket (an hour or a day), from the hourly rollups.
+#[derive(Debug, Clone, PartialEq, FromQueryResult)]
+pub struct BucketSums {
+    /// Start of the bucket, Unix milliseconds.
+    pub bucket_ms: i64,
+    #[sea_orm(nested)]
+    pub sums: Sums,
+}
+
+/// Sums per bucket of `bucket_ms` (an hour or a day) over the hours from `from_ms` (inclusive)
+/// to `to_ms` (exclusive), both on hour boundaries. Read from the hourly rollups alone, one
+/// `GROUP BY` over at most the window's hours × groups: fast however large the ledger.
+pub async fn bucket_sums(
+    db: &DatabaseConnection,
+    from_ms: i64,
+    to_ms: i64,
+    bucket_ms: i64,
+) -> Result<Vec<BucketSums>, DbErr> {
+    use rollups_hourly::Column as R;
+    // Integer arithmetic that SQLite and PostgreSQL evaluate alike (hour_ms is never negative).
+    let bucket = format!("(hour_ms - (hour_ms % {bucket_ms}))");
+    let mut query = rollups_hourly::Entity::find()
+        .select_only()
+        .column_as(Expr::cust(bucket.clone()), "bucket_ms");
+    for (alias, expr) in SUMS_OF_ROLLUPS {
+        query = query.column_as(Expr::cust(expr), alias);
+    }
+    query
+        .filter(R::HourMs.gte(from_ms))
+        .filter(R::HourMs.lt(to_ms))
+        .group_by(Expr::cust(bucket.clone()))
+        .order_by_asc(Expr::cust(bucket))
+        .into_model::<BucketSums>()
+        .all(db)
+        .await
+}

@@ -4,7 +4,7 @@ use actix_web::{get, web, HttpResponse};
 use serde::Deserialize;
 
 use crate::access::Admin;
-use crate::actors::cost_ledger::{CostLedger, ListErrors, ListRecords, SumUsage};
+use crate::actors::cost_ledger::{CostLedger, ListErrors, ListRecords, SumBuckets, SumUsage};
 use crate::actors::project_tracker::{ListProjects, ProjectRecords};
 use crate::error::GatewayError;
 use crate::ledger::errors::{ErrorFilter, ErrorsPage, Impact};
@@ -148,6 +148,89 @@ pub async fn stats(
         &groups,
         window.since_ms.map(rfc3339),
         window.until_ms.map(rfc3339),
+    )))
+}
+
+/// The most buckets one time series answers: a month of hours, two years of days.
+const MAX_BUCKETS: i64 = 744;
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 86_400_000;
+
+/// Query of `GET /v1/stats/timeseries`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct TimeSeriesQuery {
+    /// `hour` (default) or `day` (UTC days).
+    #[param(pattern = "^(hour|day)$")]
+    bucket: Option<String>,
+    /// Start: RFC 3339 or Unix seconds, rounded down to its bucket; default 24 hours (or 30
+    /// days) before `until`.
+    #[param(
+        pattern = r"^([0-9]{1,12}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2}))$",
+        example = "2026-11-25T12:00:00Z"
+    )]
+    since: Option<String>,
+    /// End: RFC 3339 or Unix seconds, rounded up to its bucket; default now.
+    #[param(
+        pattern = r"^([0-9]{1,12}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2}))$",
+        example = "2026-11-26T12:00:00Z"
+    )]
+    until: Option<String>,
+}
+
+/// Requests, errors, tokens, spend and mean latency per hour or day, for the portal's charts:
+/// read from the hourly rollups (whole hours; the window is rounded out to whole buckets), every
+/// bucket listed, empty ones as zeros; at most 744 buckets.
+#[utoipa::path(get, path = "/v1/stats/timeseries", tag = "analytics", params(TimeSeriesQuery),
+    responses((status = 200, body = report::TimeSeries), (status = 400, description = "Bad query parameter", body = crate::error::OpenAiErrorBody)))]
+#[get("/v1/stats/timeseries")]
+pub async fn timeseries(
+    _: Admin,
+    state: web::Data<AppState>,
+    query: web::Query<TimeSeriesQuery>,
+) -> Result<HttpResponse, GatewayError> {
+    let (bucket, bucket_ms, default_buckets) = match query.bucket.as_deref() {
+        None | Some("hour") => ("hour", HOUR_MS, 24),
+        Some("day") => ("day", DAY_MS, 30),
+        Some(other) => {
+            return Err(bad(
+                "bucket",
+                format!("`bucket` must be hour or day, not `{other}`"),
+            ))
+        }
+    };
+    let window = WindowQuery {
+        since: query.since.clone(),
+        until: query.until.clone(),
+    }
+    .window()?;
+    let until = window
+        .until_ms
+        .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
+    let to_ms = until + (bucket_ms - until.rem_euclid(bucket_ms)) % bucket_ms;
+    let since = window
+        .since_ms
+        .unwrap_or(to_ms - default_buckets * bucket_ms)
+        .max(0);
+    let from_ms = since - since.rem_euclid(bucket_ms);
+    if (to_ms - from_ms) / bucket_ms > MAX_BUCKETS {
+        return Err(bad(
+            "since",
+            format!("a time series has at most {MAX_BUCKETS} buckets: narrow `since`..`until` or use `bucket=day`"),
+        ));
+    }
+    let sums = ask_ledger(
+        &state,
+        SumBuckets {
+            from_ms,
+            to_ms,
+            bucket_ms,
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(report::time_series(
+        bucket, bucket_ms, from_ms, to_ms, &sums,
     )))
 }
 

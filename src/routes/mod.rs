@@ -30,6 +30,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(admin::add_provider)
         .service(admin::remove_provider)
         .service(analytics::stats)
+        .service(analytics::timeseries)
         .service(analytics::records)
         .service(analytics::sources)
         .service(analytics::projects)
@@ -40,7 +41,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(signals::signals)
         .service(health::health)
         .service(health::metrics)
-        .service(portal::index);
+        .service(portal::index)
+        .service(portal::asset);
 }
 
 /// Turns a JSON extractor failure into a 400 in the OpenAI error shape.

@@ -890,3 +890,69 @@ async fn the_sqlite_threads_run_at_a_lower_priority_than_the_workers() {
         "{nice:?}"
     );
 }
+
+#[actix_web::test]
+async fn the_time_series_puts_each_request_in_its_hour_and_sums_to_the_stats() {
+    let mock = MockUpstream::start().unwrap();
+    let app = spawn_app(&config(&mock)).await;
+    for _ in 0..3 {
+        send(
+            &app,
+            "/v1/chat/completions",
+            &chat_body("gpt-4o", false),
+            &[],
+        )
+        .await;
+    }
+    app.records(3).await;
+
+    let stats: Value = app.get("/v1/stats").await.json().await.unwrap();
+    let hourly: Value = app.get("/v1/stats/timeseries").await.json().await.unwrap();
+    let daily: Value = app
+        .get("/v1/stats/timeseries?bucket=day")
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    assert_eq!(hourly["bucket"], "hour");
+    let buckets = hourly["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), 24, "a day of hours by default");
+    let sum = |series: &Value, field: &str| -> i64 {
+        series["buckets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b[field].as_i64().unwrap())
+            .sum()
+    };
+    assert_eq!(
+        sum(&hourly, "requests"),
+        stats["total_requests"].as_i64().unwrap()
+    );
+    assert_eq!(
+        sum(&hourly, "input_tokens"),
+        stats["input_tokens"].as_i64().unwrap()
+    );
+    assert_eq!(sum(&daily, "requests"), 3);
+    assert_eq!(daily["buckets"].as_array().unwrap().len(), 30);
+    let cost: f64 = buckets
+        .iter()
+        .map(|b| b["cost_usd"].as_f64().unwrap())
+        .sum();
+    assert!((cost - stats["total_cost_usd"].as_f64().unwrap()).abs() < 1e-9);
+
+    for (path, needle) in [
+        ("/v1/stats/timeseries?bucket=week", "bucket"),
+        ("/v1/stats/timeseries?since=0", "since"),
+        ("/v1/stats/timeseries?until=soon", "until"),
+    ] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), 400, "{path}");
+        let json: Value = response.json().await.unwrap();
+        assert!(
+            json["error"]["message"].as_str().unwrap().contains(needle),
+            "{path}"
+        );
+    }
+}
