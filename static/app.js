@@ -108,7 +108,7 @@ function renderOverview(s, series) {
   const box = (name, html) => `<div class="panel chart"><h2>${name} <span class="muted" style="text-transform:none;font-weight:400">${span}</span></h2>${html}</div>`;
   const charts = `<section class="grid charts" aria-label="Over time">
     ${box('Requests', chart([{ name: 'requests', color: '#2f5bea', values: b.map((x) => x.requests) }, { name: 'errors', color: '#c0362c', values: b.map((x) => x.errors) }], labels, { kind: 'bar', format: compact, title: 'Requests' }))}
-    ${box('Spend', chart([{ name: 'USD', color: '#0f9d8a', values: b.map((x) => x.cost_usd) }], labels, { format: (v) => '$' + (v < 1 ? v.toFixed(3) : compact(v)), title: 'Spend' }))}
+    ${box('Spend', chart([{ name: 'USD', color: '#0f9d8a', values: b.map((x) => x.cost_usd) }], labels, { format: (v) => '$' + (v === 0 ? '0' : v < 1 ? Number(v.toPrecision(2)).toString() : compact(v)), title: 'Spend' }))}
     ${box('Tokens', chart([{ name: 'input', color: '#6d4de0', values: b.map((x) => x.input_tokens) }, { name: 'output', color: '#e08a1e', values: b.map((x) => x.output_tokens) }], labels, { format: compact, title: 'Tokens' }))}
     ${box('Latency and errors', chart([{ name: 'mean latency (ms)', color: '#2f5bea', values: b.map((x) => x.avg_latency_ms) }], labels, { format: compact, title: 'Latency' }) + `<div class="muted" style="font-size:12px">error rate over the range: ${pct(errorRate)}</div>`)}
   </section>`;
@@ -167,11 +167,10 @@ async function records(gen) {
       { label: 'Model', value: (r) => r.model_used || r.model_requested || '—' },
       { label: 'Provider', value: (r) => r.provider_id || '—' },
       { label: 'Project', value: (r) => r.project || '—' },
-      { label: 'Source', value: (r) => r.source || '—' },
       { label: 'Tokens', num: true, value: (r) => int(r.input_tokens + r.output_tokens) },
       { label: 'Cost', num: true, value: (r) => (r.cost_usd == null ? '—' : usd(r.cost_usd)) },
       { label: 'Latency', num: true, value: (r) => ms(r.latency_ms) },
-    ], page.data, { clickable: true }) + pager(q, offset, limit, page.has_more);
+    ], page.data, { clickable: true }) + pager(q, offset, page.data.length, limit, page.has_more);
     list.querySelectorAll('tr.clickable').forEach((tr) => {
       const open = () => showRecord(page.data[Number(tr.dataset.row)]);
       tr.onclick = open;
@@ -182,9 +181,9 @@ async function records(gen) {
   }
 }
 
-function pager(q, offset, limit, more) {
+function pager(q, offset, shown, limit, more) {
   const link = (o, text) => { const p = new URLSearchParams(q); p.delete('limit'); p.set('offset', o); return `<a href="#records?${p}">${text}</a>`; };
-  return `<p class="muted">Records ${offset + 1}–${offset + limit} ${offset > 0 ? link(Math.max(0, offset - limit), '← newer') : ''} ${more ? link(offset + limit, 'older →') : ''}</p>`;
+  return `<p class="muted">Records ${offset + 1}–${offset + shown} ${offset > 0 ? link(Math.max(0, offset - limit), '← newer') : ''} ${more ? link(offset + limit, 'older →') : ''}</p>`;
 }
 
 function showRecord(r) {
@@ -239,7 +238,7 @@ async function errors(gen) {
       { label: 'Kind', value: (e) => e.error_kind },
       { label: 'Status', num: true, value: (e) => e.status ?? '—' },
       { label: 'Message', value: (e) => (e.message || '').slice(0, 90) },
-      { label: 'Request', html: (e) => `<a href="#records">${esc(e.request_id.slice(0, 8))}…</a>` },
+      { label: 'Request', html: (e) => `<code title="${esc(e.request_id)}">${esc(e.request_id.slice(0, 8))}…</code>` },
     ], page.errors)}<p class="muted">Showing ${page.errors.length} of ${int(page.total)}.</p></div>`;
   } catch (err) {
     if (gen === generation) view.innerHTML = failed(err);
@@ -287,7 +286,7 @@ function renderRoute(r) {
       ${dropped ? `<ul class="dropped">${dropped}</ul>` : '<p class="muted" style="font-size:12px">nothing dropped</p>'}</div>`;
   }).join('');
   const scores = (r.scores || []).slice(0, 10);
-  const part = (p) => (p ? `${p.normalised.toFixed(2)} × ${p.weight} <span class="muted">(${esc(p.basis)})</span>` : '—');
+  const part = (p) => (p ? `${p.normalised.toFixed(2)} × ${Number(p.weight).toFixed(2)} <span class="muted">(${esc(p.basis)})</span>` : '—');
   const scoreTable = scores.length ? table([
     { label: 'Candidate', value: name },
     { label: 'Total', num: true, value: (s) => s.total.toFixed(3) },
@@ -298,7 +297,7 @@ function renderRoute(r) {
   const ranking = (r.ranking || []).map((x) => `<li>${esc(name(x))} <span class="muted">${x.score.toFixed(3)}</span></li>`).join('');
   return `<div class="panel" style="margin-top:14px" data-decision><h2>Decision</h2><p style="font-size:16px;margin:0"><strong>${esc(r.provider)}/${esc(r.model)}</strong> under <code>${esc(r.profile)}</code>, decided by ${esc(r.decided_by || 'score')}; needs ${esc((r.needs?.capabilities || []).join(', ') || 'nothing special')}, ~${int(r.needs?.prompt_tokens)} prompt tokens.</p></div>
     <div class="layers">${layers}</div>
-    <div class="grid" style="grid-template-columns: 2fr 1fr; margin-top: 14px"><div class="panel"><h2>Scores (layer 4, top 10)</h2>${scoreTable}</div><div class="panel"><h2>Ranking (layer 5)</h2><ol>${ranking}</ol></div></div>`;
+    <div class="grid" style="grid-template-columns: minmax(0, 2fr) minmax(0, 1fr); margin-top: 14px"><div class="panel"><h2>Scores (layer 4, top 10)</h2>${scoreTable}</div><div class="panel"><h2>Ranking (layer 5)</h2><ol>${ranking}</ol></div></div>`;
 }
 
 // ---------- Model catalog: 1 call (GET /v1/catalog?served=true) ----------
@@ -311,19 +310,20 @@ async function catalog(gen) {
     const card = (m) => {
       const serving = m.serving || [];
       const live = serving.find((s) => s.live)?.live;
-      const price = m.pricing || m.price || {};
-      const input = price.input_per_million ?? price.input ?? m.input_per_million;
-      const output = price.output_per_million ?? price.output ?? m.output_per_million;
+      const num = (v, d = 2) => (v == null ? '—' : Number(v).toFixed(d));
       const caps = (m.capabilities || []).map((c) => `<span class="tag">${esc(c)}</span>`).join('');
-      const q = m.quality?.general ?? m.quality_general ?? (typeof m.quality === 'number' ? m.quality : null);
-      const lat = m.latency?.ttft_ms ?? m.latency_ms ?? null;
-      return `<article class="panel card"><h3>${esc(m.id)}</h3><div class="provider">${esc(serving.map((s) => `${s.provider} · breaker ${typeof s.breaker === 'string' ? s.breaker : s.breaker?.state || ''}`).join(', ') || m.provider_type || '')}</div>
+      const recent = serving.find((s) => s.signals)?.signals?.recent;
+      const breakers = serving.map((s) => `${esc(s.provider)} · ${badge('breaker ' + s.breaker, s.breaker === 'closed' ? 'ok' : 'error')}`).join(' ');
+      return `<article class="panel card"><h3>${esc(m.id)}</h3><div class="provider">${breakers || esc(m.provider_type || '')}</div>
         <div class="tags">${caps}</div>
-        <div class="pair"><span class="h"></span><span class="h">prior</span><span class="h">live</span>
-        <span>in $/M</span><span>${input == null ? '—' : esc(input)}</span><span>—</span>
-        <span>out $/M</span><span>${output == null ? '—' : esc(output)}</span><span>—</span>
-        <span>latency</span><span>${lat == null ? '—' : ms(lat)}</span><span>${live ? ms(live.latency_ms ?? live.ttft_ms) : '—'}</span>
-        <span>quality</span><span>${q == null ? '—' : esc(q)}</span><span>${serving.find((s) => s.signals)?.signals?.recent?.toFixed?.(2) ?? '—'}</span></div></article>`;
+        <div class="pair"><span class="h"></span><span class="h">prior (card)</span><span class="h">live</span>
+        <span>input $/M</span><span>${num(m.input_per_mtok)}</span><span class="muted">—</span>
+        <span>output $/M</span><span>${num(m.output_per_mtok)}</span><span class="muted">—</span>
+        <span>first token</span><span>${ms(m.latency?.ttft_ms)}</span><span>${live?.ttft_ms_p50 != null ? ms(live.ttft_ms_p50) : '—'}</span>
+        <span>tokens/s</span><span>${num(m.latency?.output_tokens_per_s, 0)}</span><span>${num(live?.output_tokens_per_s_p50, 0)}</span>
+        <span>quality</span><span>${num(m.quality?.general)}</span><span>${num(recent)}</span>
+        <span>error rate</span><span class="muted">—</span><span>${live ? pct(live.error_rate) + ` <span class="muted">(${int(live.attempts)})</span>` : '—'}</span>
+        <span>context</span><span>${compact(m.context_window)}</span><span></span></div></article>`;
     };
     view.innerHTML = `<p class="muted">${cat.models.length} models served${cat.live ? '' : ' · live figures need the admin token'} · live after ${cat.min_live_samples} samples.</p><section class="grid cards">${cat.models.map(card).join('')}</section>`;
   } catch (err) {

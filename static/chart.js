@@ -28,7 +28,8 @@ export function chart(series, labels, opts = {}) {
   const all = series.flatMap((s) => s.values);
   const ticks = niceTicks(Math.max(0, ...all));
   const top = ticks[ticks.length - 1] || 1;
-  const x = (i) => L + (n <= 1 ? 0 : (i * (W - L - R)) / (n - 1));
+  const slot = (W - L - R) / Math.max(n, 1);
+  const x = opts.kind === 'bar' ? (i) => L + i * slot + slot / 2 : (i) => L + (n <= 1 ? 0 : (i * (W - L - R)) / (n - 1));
   const y = (v) => T + (H - T - B) * (1 - v / top);
   const parts = [];
   for (const t of ticks) {
@@ -38,11 +39,11 @@ export function chart(series, labels, opts = {}) {
   const every = Math.max(1, Math.ceil(n / 6));
   labels.forEach((lab, i) => {
     if (i % every === 0 || i === n - 1) {
-      parts.push(`<text x="${x(i)}" y="${H - 8}" text-anchor="middle" font-size="10.5" fill="#5b6470">${esc(lab)}</text>`);
+      const anchor = i === 0 ? 'start' : i === n - 1 ? 'end' : 'middle';
+      parts.push(`<text x="${x(i)}" y="${H - 8}" text-anchor="${anchor}" font-size="10.5" fill="#5b6470">${esc(lab)}</text>`);
     }
   });
   if (opts.kind === 'bar') {
-    const slot = (W - L - R) / Math.max(n, 1);
     const bw = Math.max(1, (slot * 0.8) / series.length);
     series.forEach((s, k) => {
       s.values.forEach((v, i) => {
