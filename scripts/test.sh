@@ -41,4 +41,8 @@ for upstream in anthropic openai; do
   CLAUDE_CODE_UPSTREAM=$upstream python3 tests/clients/claude_code.py target/debug/llm-gateway target/debug/mock-upstream
 done
 
+# The portal in headless Chromium (Debian's chromium, playwright-core into target/browser-node):
+# every view against a seeded gateway, screenshots into docs/screenshots/.
+python3 tests/browser/test_portal.py target/debug/llm-gateway target/debug/mock-upstream
+
 ./scripts/schemathesis.sh

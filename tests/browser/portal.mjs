@@ -1,0 +1,118 @@
+// Every view of the portal in headless Chromium against a seeded gateway: no console error, real
+// content (figures equal to /v1/stats, five routing layers, a project appearing live), and a
+// 1280x800 screenshot of each. Usage: node portal.mjs <gateway url> <screenshot dir>
+// (playwright-core is loaded from $BROWSER_NODE, where test_portal.py installed it).
+import { createRequire } from 'node:module';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import assert from 'node:assert/strict';
+
+const require = createRequire(join(process.env.BROWSER_NODE, 'package.json'));
+const { chromium } = require('playwright-core');
+const [base, shots] = process.argv.slice(2);
+const json = async (path, init) => (await fetch(base + path, init)).json();
+
+const profile = mkdtempSync(join(tmpdir(), 'portal-chromium-'));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  viewport: { width: 1280, height: 800 },
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+});
+const page = context.pages()[0] || (await context.newPage());
+const problems = [];
+page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
+page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+// Nothing leaves the machine: every request goes to the gateway.
+page.on('request', (r) => { if (!r.url().startsWith(base) && !r.url().startsWith('data:')) problems.push(`off-box request: ${r.url()}`); });
+let calls = 0;
+page.on('request', (r) => { if (new URL(r.url()).pathname.startsWith('/v1/')) calls += 1; });
+
+const results = [];
+async function visit(view, check, shot = view.split('?')[0]) {
+  problems.length = 0;
+  calls = 0;
+  await page.goto(`${base}/#${view}`);
+  if (page.url().includes('#') && (await page.evaluate(() => document.body.dataset.view)) !== view.split('?')[0]) {
+    await page.evaluate((v) => { location.hash = v; }, view);
+  }
+  await page.waitForSelector(`body[data-ready="${view.split('?')[0]}"]`, { timeout: 10000 });
+  assert.equal(await page.locator('.state.error').count(), 0, `${view}: an error state: ${await page.locator('.state.error').allTextContents()}`);
+  await check();
+  const name = view.split('?')[0];
+  if (shot) await page.screenshot({ path: join(shots, `${shot}.png`) });
+  assert.deepEqual(problems, [], `${view}: ${problems.join('; ')}`);
+  results.push(`${view}: ok, ${calls} API call(s)`);
+}
+
+try {
+  const stats = await json('/v1/stats');
+  const nf = new Intl.NumberFormat('en-US');
+
+  await visit('overview', async () => {
+    const value = async (k) => (await page.locator(`[data-kpi="${k}"] .value`).textContent()).trim();
+    assert.equal(await value('requests'), nf.format(stats.total_requests));
+    assert.equal(await value('tokens'), nf.format(stats.total_tokens));
+    assert.equal(await value('spend'), '$' + stats.total_cost_usd.toFixed(stats.total_cost_usd < 0.01 ? 6 : 4));
+    assert.equal(await value('error-rate'), ((stats.failed_requests / stats.total_requests) * 100).toFixed(1) + '%');
+    assert.equal(await page.locator('.chart svg').count(), 4, 'four charts');
+    for (const p of Object.keys(stats.by_project)) {
+      assert.ok((await page.locator('[data-breakdown="by_project"]').textContent()).includes(p), `project ${p} in the breakdown`);
+    }
+  });
+
+  await visit('records', async () => {
+    const rows = page.locator('#list tbody tr');
+    assert.equal(await rows.count(), stats.total_requests);
+    await rows.first().click();
+    await page.waitForSelector('#detail dl');
+    const detail = await page.locator('#detail').textContent();
+    assert.ok(detail.includes('Route trace') && detail.includes('request id'));
+  });
+
+  await visit('records?project=apollo', async () => {
+    const cells = await page.locator('#list tbody tr td:nth-child(6)').allTextContents();
+    assert.equal(cells.length, stats.by_project.apollo.requests);
+    assert.ok(cells.every((c) => c === 'apollo'), cells.join());
+  }, null);
+
+  await visit('errors', async () => {
+    const errors = await json('/v1/errors');
+    const count = async (k) => (await page.locator(`[data-impact="${k}"] .value`).textContent()).trim();
+    assert.equal(await count('customer_impacting'), nf.format(errors.counts.by_impact.customer_impacting));
+    assert.equal(await count('mitigated'), nf.format(errors.counts.by_impact.mitigated));
+    assert.ok(errors.total > 0, 'the seeded failure is listed');
+    assert.equal(await page.locator('#view tbody tr').count(), errors.errors.length);
+  });
+
+  await visit('routing', async () => {
+    await page.waitForSelector('[data-decision]', { timeout: 10000 });
+    assert.equal(await page.locator('.layer').count(), 5, 'five layers');
+    const names = await page.locator('.layer h3').allTextContents();
+    assert.deepEqual(names.map((n) => n.trim()), ['inventory', 'capabilities and context', 'policy and health', 'scoring', 'ranking']);
+  });
+
+  await visit('catalog', async () => {
+    const catalog = await json('/v1/catalog?served=true');
+    assert.equal(await page.locator('.card').count(), catalog.models.length);
+  });
+
+  await visit('projects', async () => {
+    const before = await page.locator('#view tbody tr').count();
+    await fetch(`${base}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'x-project': 'hermes', 'x-source': 'browser-test' },
+      body: JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hello' }] }),
+    });
+    // The view refreshes by itself (every 5 s): the new project appears without a reload.
+    await page.waitForSelector('#view tbody a:text-is("hermes")', { timeout: 15000 });
+    assert.equal(await page.locator('#view tbody tr').count(), before + 1);
+  });
+
+  console.log(results.join('\n'));
+  console.log('portal: every view passed');
+} finally {
+  await context.close();
+  rmSync(profile, { recursive: true, force: true });
+}

@@ -1,0 +1,128 @@
+"""The portal in a real browser: the gateway binary and the mock upstream as processes, seeded
+with real proxied requests, then every view loaded in headless Chromium by portal.mjs.
+
+Installs playwright-core (the version pinned in package.json) into target/browser-node, and
+Debian's chromium when it is absent. Screenshots (1280x800) go to docs/screenshots/. Usage:
+    python3 tests/browser/test_portal.py <path to llm-gateway> <path to mock-upstream>
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+GATEWAY_BIN, MOCK_BIN = (os.path.abspath(p) for p in sys.argv[1:3])
+NODE_DIR = os.path.join(ROOT, "target", "browser-node")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def call(url, body=None, headers=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, None
+
+
+def install():
+    if not shutil.which("chromium"):
+        subprocess.run(["apt-get", "install", "-y", "chromium"], check=True)
+    os.makedirs(NODE_DIR, exist_ok=True)
+    shutil.copy(os.path.join(HERE, "package.json"), os.path.join(NODE_DIR, "package.json"))
+    if not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "playwright-core")):
+        subprocess.run(["npm", "install", "--prefix", NODE_DIR, "--no-audit", "--no-fund", "--loglevel=error"], check=True)
+
+
+def main():
+    install()
+    work = tempfile.TemporaryDirectory()
+    mock = subprocess.Popen([MOCK_BIN], stdout=subprocess.PIPE, text=True)
+    gateway = None
+    try:
+        mock_url = f"http://127.0.0.1:{mock.stdout.readline().strip()}"
+        config = os.path.join(work.name, "config.toml")
+        with open(config, "w") as f:
+            f.write(f"""
+[[providers]]
+id = "openai"
+provider_type = "openai"
+api_key = "sk-provider-openai"
+endpoint = "{mock_url}/v1"
+
+[[providers]]
+id = "anthropic"
+provider_type = "anthropic"
+api_key = "sk-ant-provider"
+endpoint = "{mock_url}"
+
+[key_map.team-alpha-key]
+label = "Team Alpha"
+openai_key = "sk-alpha"
+anthropic_key = "sk-ant-alpha"
+
+[database]
+url = "sqlite://{work.name}/ledger.db?mode=rwc"
+spool_dir = "{work.name}/spool"
+""")
+        port = free_port()
+        log = open(os.path.join(work.name, "gateway.log"), "w")
+        gateway = subprocess.Popen([GATEWAY_BIN, "--config", config, "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                call(f"{base}/health")
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("the gateway did not start")
+
+        # Seed: answered calls from two tools and projects, one with a virtual key, an e-mail
+        # address for the sanitizer, an Anthropic call, and one the upstream fails.
+        chat = lambda text: {"model": "gpt-4o", "messages": [{"role": "user", "content": text}]}
+        seeds = [
+            ("/v1/chat/completions", chat("hello"), {"x-source": "cli", "x-project": "apollo"}),
+            ("/v1/chat/completions", chat("write to me@example.com"), {"x-source": "cli", "x-project": "apollo"}),
+            ("/v1/chat/completions", chat("summarise"), {"x-source": "notebook", "x-project": "gemini", "Authorization": "Bearer team-alpha-key"}),
+            ("/v1/messages", {"model": "claude-sonnet-4-20250514", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}, {"x-source": "claude-code", "x-project": "gemini"}),
+            ("/v1/chat/completions", chat("fail"), {"x-source": "cli", "x-project": "apollo", "x-mock-status": "500"}),
+        ]
+        for path, body, headers in seeds:
+            call(base + path, body, headers)
+        for _ in range(100):
+            _, records = call(f"{base}/v1/records")
+            if records and len(records["data"]) >= len(seeds):
+                break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("the seeded requests did not reach the ledger")
+
+        shots = os.path.join(ROOT, "docs", "screenshots")
+        env = {**os.environ, "BROWSER_NODE": NODE_DIR}
+        result = subprocess.run(["node", os.path.join(HERE, "portal.mjs"), base, shots], env=env)
+        if result.returncode != 0:
+            print(open(os.path.join(work.name, "gateway.log")).read()[-4000:], file=sys.stderr)
+        sys.exit(result.returncode)
+    finally:
+        for p in (gateway, mock):
+            if p is not None:
+                p.terminate()
+                p.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
