@@ -361,6 +361,28 @@ async function projects(gen) {
   timer = setInterval(() => { if (!document.hidden) paint(false); }, 5000);
 }
 
+// ---------- Requesters (x-source): 1 call (GET /v1/sources) ----------
+async function sources(gen) {
+  view.innerHTML = loading('Loading requesters');
+  try {
+    const list = (await api('/v1/sources')).data;
+    if (gen !== generation) return;
+    if (!list.length) { view.innerHTML = `<div class="panel">${empty('No requests yet. Tools name themselves with the <code>x-source</code> header.')}</div>`; return; }
+    const top = Math.max(...list.map((x) => x.requests));
+    view.innerHTML = `<div class="panel">${table([
+      { label: 'Requester', html: (x) => `<a href="#records?source=${encodeURIComponent(x.source)}">${esc(x.source)}</a>` },
+      { label: 'Requests', num: true, value: (x) => int(x.requests) },
+      { label: '', html: (x) => `<svg width="120" height="10" aria-hidden="true"><rect width="${(120 * x.requests) / top}" height="10" rx="2" fill="#2f5bea"/></svg>` },
+      { label: 'Success', html: (x) => badge(pct(x.success_rate), x.success_rate >= 0.99 ? 'ok' : x.success_rate >= 0.9 ? 'mitigated' : 'error') },
+      { label: 'Tokens', num: true, value: (x) => compact(x.input_tokens + x.output_tokens) },
+      { label: 'Spend', num: true, value: (x) => usd(x.cost_usd) },
+      { label: 'Models', value: (x) => Object.entries(x.by_model).map(([m, b]) => `${m} (${b.requests})`).join(', ') },
+    ], list)}</div>`;
+  } catch (err) {
+    if (gen === generation) view.innerHTML = failed(err);
+  }
+}
+
 // ---------- shell ----------
 const VIEWS = {
   overview: ['Overview', overview],
@@ -369,6 +391,7 @@ const VIEWS = {
   routing: ['Routing visualiser', routing],
   catalog: ['Model catalog', catalog],
   projects: ['Projects', projects],
+  sources: ['Requesters', sources],
 };
 
 function show() {

@@ -98,6 +98,12 @@ try {
     assert.equal(await page.locator('.card').count(), catalog.models.length);
   });
 
+  await visit('sources', async () => {
+    const sources = (await json('/v1/sources')).data;
+    const names = await page.locator('#view tbody td:first-child').allTextContents();
+    assert.deepEqual(names, sources.map((x) => x.source));
+  });
+
   await visit('projects', async () => {
     const before = await page.locator('#view tbody tr').count();
     await fetch(`${base}/v1/chat/completions`, {
