@@ -1,8 +1,11 @@
 //! Measures one routing decision (`Routing::route`, the five layers over the whole catalog) for
-//! each shipped profile: p50, p99 and mean, per decision, three ways:
+//! each shipped profile: p50, p99 and mean, per decision, four ways:
 //! - **whole** (`p50_us`…): every layer from the inventory on, as the first request after the
-//!   providers or the live figures change pays it (each timed decision sees a registry
-//!   snapshot the previous one did not, so the profile's prepared set is built again);
+//!   providers change pays it (each timed decision sees a registry snapshot the previous one
+//!   did not, so the profile's prepared set is built from the inventory again);
+//! - **refresh** (`refresh_p50_us`…): what the first request after new live figures or signals
+//!   pays (every few seconds under traffic): the eligible candidates kept, their figures
+//!   prepared again;
 //! - **warm** (`warm_p50_us`…): what every other `model: "auto"` request pays, the
 //!   request-dependent part over the profile's prepared set;
 //! - **explain** (`explain_p50_us`…): with the layer-by-layer trace `POST /v1/route` builds.
@@ -106,12 +109,27 @@ fn time(
     warmup: usize,
     runs: usize,
 ) -> Timings {
+    time_with(routing, snapshots, catalog, query, warmup, runs, |_| {})
+}
+
+/// [`time`], with `before(i)` run untimed before decision `i` (to publish new live figures).
+fn time_with(
+    routing: &Routing,
+    snapshots: &[Arc<RegistrySnapshot>],
+    catalog: &Arc<Catalog>,
+    query: &RouteQuery<'_>,
+    warmup: usize,
+    runs: usize,
+    before: impl Fn(usize),
+) -> Timings {
     for i in 0..warmup {
+        before(i);
         let snapshot = &snapshots[i % snapshots.len()];
         std::hint::black_box(routing.route(snapshot, catalog, query).ok());
     }
     let mut times = Vec::with_capacity(runs);
     for i in 0..runs {
+        before(i);
         let snapshot = &snapshots[i % snapshots.len()];
         let start = Instant::now();
         let decision = routing.route(snapshot, catalog, std::hint::black_box(query));
@@ -193,7 +211,10 @@ fn main() {
         }
         evidence.add(&c.provider.id, c.model(), Evidence { n: 40, sum: 30.0 });
     }
-    routing.live.store(Arc::new(tally.publish().unwrap()));
+    let live = Arc::new(tally.publish().unwrap());
+    // The same figures at another address: each refresh decision finds them newly published.
+    let lives = [live.clone(), Arc::new((*live).clone())];
+    routing.live.store(live);
     routing.signals.store(Arc::new(evidence.publish().unwrap()));
 
     let needs = Needs::of_json(BODY.as_bytes()).unwrap();
@@ -240,6 +261,16 @@ fn main() {
             warmup,
             decisions,
         );
+        let refresh = time_with(
+            routing,
+            &same,
+            catalog,
+            &query(profile, false),
+            warmup,
+            decisions,
+            |i| routing.live.store(lives[i % 2].clone()),
+        );
+        routing.live.store(lives[0].clone());
         let explained = time(
             routing,
             &same,
@@ -250,10 +281,13 @@ fn main() {
         );
         eprintln!(
             "  {id:<15} {candidates:>3} candidates → {primary:<32} p50 {:6.2} µs  p99 {:6.2} µs  mean {:6.2} µs  \
-             (warm: p50 {:5.2} µs, p99 {:5.2} µs; explain: p50 {:6.2} µs, p99 {:6.2} µs)",
+             (after new live figures: p50 {:5.2} µs, p99 {:5.2} µs; warm: p50 {:5.2} µs, p99 {:5.2} µs; \
+             explain: p50 {:6.2} µs, p99 {:6.2} µs)",
             plain.percentile(50),
             plain.percentile(99),
             plain.mean(),
+            refresh.percentile(50),
+            refresh.percentile(99),
             warm.percentile(50),
             warm.percentile(99),
             explained.percentile(50),
@@ -265,6 +299,8 @@ fn main() {
                 "p50_us": plain.percentile(50),
                 "p99_us": plain.percentile(99),
                 "mean_us": plain.mean(),
+                "refresh_p50_us": refresh.percentile(50),
+                "refresh_p99_us": refresh.percentile(99),
                 "warm_p50_us": warm.percentile(50),
                 "warm_p99_us": warm.percentile(99),
                 "warm_mean_us": warm.mean(),

@@ -444,6 +444,9 @@ struct Prepared {
 struct PreparedSet {
     profile: String,
     state: StateKey,
+    /// The inventory's candidates the profile's card and provider checks let through: what a
+    /// rebuild after only the live figures or the signals changed starts from.
+    eligible: Arc<Vec<Candidate>>,
     candidates: Vec<Prepared>,
 }
 
@@ -457,6 +460,18 @@ struct StateKey {
     live: Arc<LiveFigures>,
     signals: Arc<SignalFigures>,
     today: Arc<str>,
+}
+
+impl StateKey {
+    /// Whether the inventory and the card checks over `other` are those over `self`: the same
+    /// providers, catalog, day, API and task (the live figures and signals may differ).
+    fn same_inventory(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.snapshot, &other.snapshot)
+            && Arc::ptr_eq(&self.catalog, &other.catalog)
+            && self.task == other.task
+            && self.api == other.api
+            && self.today == other.today
+    }
 }
 
 impl PartialEq for StateKey {
@@ -854,22 +869,35 @@ impl Routing {
             today: query.today.clone(),
         };
         let slot = self.prepared.slot(query.profile, query.api, task);
-        if let Some(set) = slot
+        let previous = slot
             .and_then(|s| s.load_full())
-            .filter(|set| set.state == state && set.profile == query.profile.id)
-        {
-            return set;
+            .filter(|set| set.profile == query.profile.id);
+        if let Some(set) = previous.as_ref().filter(|set| set.state == state) {
+            return set.clone();
         }
+        // Only the live figures or the signals changed (every few seconds under traffic): the
+        // same eligible candidates, their figures prepared again.
+        let eligible = match previous.filter(|set| set.state.same_inventory(&state)) {
+            Some(set) => set.eligible.clone(),
+            None => Arc::new(
+                inventory(snapshot, catalog)
+                    .into_iter()
+                    .filter(|c| {
+                        card_policy_verdict(c, query.profile, &query.today, false).is_none()
+                    })
+                    .collect(),
+            ),
+        };
         let mut learned = Learned::new(&state.live, &state.signals);
-        let candidates = inventory(snapshot, catalog)
-            .into_iter()
-            .filter(|c| card_policy_verdict(c, query.profile, &query.today, false).is_none())
-            .map(|c| self.prepare(c, query.profile, task, &mut learned))
+        let candidates = eligible
+            .iter()
+            .map(|c| self.prepare(c.clone(), query.profile, task, &mut learned))
             .filter(|p| ttft_verdict(p, query.profile, false).is_none())
             .collect();
         let set = Arc::new(PreparedSet {
             profile: query.profile.id.clone(),
             state,
+            eligible,
             candidates,
         });
         if let Some(slot) = slot {
