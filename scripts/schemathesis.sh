@@ -67,6 +67,10 @@ cat >"$out/config.toml" <<EOF
 [server]
 admin_token = "$SCHEMATHESIS_ADMIN_TOKEN"
 
+# /v1/ask writes its SQL with the mock's gpt-4o (whose text is no SQL: a 422 to check).
+[analytics]
+model = "gpt-4o"
+
 [database]
 url = "sqlite://$PWD/$out/ledger.db?mode=rwc"
 spool_dir = "$PWD/$out/spool"

@@ -118,7 +118,7 @@ pub fn stats(groups: &[GroupSums], since: Option<String>, until: Option<String>)
 
 /// One bucket of `GET /v1/stats/timeseries`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Bucket {
+pub struct TimeBucket {
     /// Start of the bucket, RFC 3339.
     pub start: String,
     pub requests: i64,
@@ -143,7 +143,7 @@ pub struct TimeSeries {
     pub since: String,
     /// End of the last bucket.
     pub until: String,
-    pub buckets: Vec<Bucket>,
+    pub buckets: Vec<TimeBucket>,
 }
 
 /// Every bucket from `from_ms` to `to_ms` (both on bucket boundaries), zero where no request fell.
@@ -171,7 +171,7 @@ pub fn time_series(
                 0.0
             }
         };
-        buckets.push(Bucket {
+        buckets.push(TimeBucket {
             start: rfc3339(start),
             requests: s.requests,
             errors: s.errors,
