@@ -37,8 +37,11 @@ export function chart(series, labels, opts = {}) {
     parts.push(`<text x="${L - 6}" y="${y(t) + 4}" text-anchor="end" font-size="10.5" fill="#5b6470">${esc(format(t))}</text>`);
   }
   const every = Math.max(1, Math.ceil(n / 6));
+  // Every `every`-th label, and the last (anchored at its end, so it reaches a whole step to
+  // its left): a regular one less than a step before it gives way.
+  const shown = (i) => i === n - 1 || (i % every === 0 && n - 1 - i >= every);
   labels.forEach((lab, i) => {
-    if (i % every === 0 || i === n - 1) {
+    if (shown(i)) {
       const anchor = i === 0 ? 'start' : i === n - 1 ? 'end' : 'middle';
       parts.push(`<text x="${x(i)}" y="${H - 8}" text-anchor="${anchor}" font-size="10.5" fill="#5b6470">${esc(lab)}</text>`);
     }
