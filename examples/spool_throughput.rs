@@ -50,6 +50,9 @@ fn record(i: usize) -> LedgerRecord {
             prompt_tokens_estimate: Some(5),
             max_tokens: None,
             translated: None,
+            route_plan: Some("[\"openai/gpt-4o\"]".into()),
+            route_decided_by: Some("explicit".into()),
+            breaker_skips: 0,
             attempts: 1,
         },
         attempts: vec![attempts::Model {

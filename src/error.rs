@@ -78,6 +78,8 @@ pub enum GatewayError {
     RouteNotFound { method: String, path: String },
     #[error("no project `{id}` has sent requests; GET /v1/projects lists them")]
     ProjectNotFound { id: String },
+    #[error("the ledger has no record `{id}`; GET /v1/records lists them (a request is written a moment after its answer)")]
+    RecordNotFound { id: String },
     #[error("no proxied request has id `{id}`: report a signal against the x-request-id header of a proxied answer (this gateway, or one sharing its database)")]
     RequestNotFound { id: String },
     #[error("no provider with id `{id}`; GET /v1/providers lists them")]
@@ -162,6 +164,7 @@ impl GatewayError {
             Self::ModelNotFound { .. }
             | Self::RouteNotFound { .. }
             | Self::ProjectNotFound { .. }
+            | Self::RecordNotFound { .. }
             | Self::RequestNotFound { .. }
             | Self::ProviderNotFound { .. }
             | Self::ProviderDisabled { .. } => StatusCode::NOT_FOUND,
@@ -195,6 +198,7 @@ impl GatewayError {
             | Self::NoRoute { .. }
             | Self::RouteNotFound { .. }
             | Self::ProjectNotFound { .. }
+            | Self::RecordNotFound { .. }
             | Self::RequestNotFound { .. }
             | Self::ProviderNotFound { .. }
             | Self::Conflict { .. }
@@ -245,6 +249,7 @@ impl GatewayError {
             Self::NoRoute { .. } => "no_route",
             Self::CircuitOpen { .. } => "circuit_open",
             Self::ProjectNotFound { .. } => "project_not_found",
+            Self::RecordNotFound { .. } => "record_not_found",
             Self::RequestNotFound { .. } => "request_not_found",
             Self::Untranslatable { .. } => "untranslatable",
             Self::ProviderNotFound { .. } => "provider_not_found",
@@ -377,5 +382,19 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         self.error.to_response(self.api)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GatewayError;
+
+    #[test]
+    fn a_blocked_request_is_recorded_with_the_kind_the_rollups_count() {
+        let blocked = GatewayError::ComplianceBlocked { kinds: Vec::new() };
+        assert_eq!(
+            blocked.kind().as_str(),
+            crate::ledger::sums::SANITIZER_BLOCKED_KIND
+        );
     }
 }

@@ -33,6 +33,7 @@ use crate::error::GatewayError;
         crate::routes::analytics::stats,
         crate::routes::analytics::timeseries,
         crate::routes::analytics::records,
+        crate::routes::analytics::record,
         crate::routes::analytics::sources,
         crate::routes::analytics::projects,
         crate::routes::analytics::project_records,

@@ -60,6 +60,19 @@ pub struct Model {
     /// (`openai->anthropic`, `anthropic->openai`); None when the upstream spoke the client's API.
     #[serde(default)]
     pub translated: Option<String>,
+    /// The route plan as a JSON array of `provider/model`, in ranked order (at most 8): the
+    /// Router's ranking, or the providers serving an explicit model. None when the request
+    /// ended before a plan was made.
+    #[serde(default)]
+    pub route_plan: Option<String>,
+    /// What decided the plan's first place: `score`, `load` or `affinity` (the Router), or
+    /// `explicit` (the client named the model).
+    #[serde(default)]
+    pub route_decided_by: Option<String>,
+    /// Targets an open circuit breaker took from this request: removed by the Router's
+    /// health layer, or skipped while forwarding.
+    #[serde(default)]
+    pub breaker_skips: i32,
     pub attempts: i32,
 }
 

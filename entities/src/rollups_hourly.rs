@@ -29,6 +29,52 @@ pub struct Model {
     pub unpriced: i64,
     pub estimated: i64,
     pub latency_ms_sum: i64,
+    /// Requests whose outcome is `mitigated`: an attempt failed, a later one succeeded.
+    pub mitigated: i64,
+    /// Requests with at least one sanitizer finding.
+    pub sanitized: i64,
+    /// Requests the sanitizer refused (`compliance_blocked`).
+    pub sanitizer_blocked: i64,
+    /// Requests from which an open circuit breaker took at least one target.
+    pub breaker_steered: i64,
+    /// Sum of the time to first byte of the requests that have one.
+    pub ttfb_ms_sum: i64,
+    /// Requests with a time to first byte.
+    pub ttfb_count: i64,
+    // Latency histogram: requests per bucket of `ledger::histogram::BOUNDS_MS` (the last: beyond it).
+    pub lat_b00: i64,
+    pub lat_b01: i64,
+    pub lat_b02: i64,
+    pub lat_b03: i64,
+    pub lat_b04: i64,
+    pub lat_b05: i64,
+    pub lat_b06: i64,
+    pub lat_b07: i64,
+    pub lat_b08: i64,
+    pub lat_b09: i64,
+    pub lat_b10: i64,
+    pub lat_b11: i64,
+    pub lat_b12: i64,
+    pub lat_b13: i64,
+    pub lat_b14: i64,
+    pub lat_b15: i64,
+    // Time-to-first-byte histogram, the same buckets.
+    pub ttfb_b00: i64,
+    pub ttfb_b01: i64,
+    pub ttfb_b02: i64,
+    pub ttfb_b03: i64,
+    pub ttfb_b04: i64,
+    pub ttfb_b05: i64,
+    pub ttfb_b06: i64,
+    pub ttfb_b07: i64,
+    pub ttfb_b08: i64,
+    pub ttfb_b09: i64,
+    pub ttfb_b10: i64,
+    pub ttfb_b11: i64,
+    pub ttfb_b12: i64,
+    pub ttfb_b13: i64,
+    pub ttfb_b14: i64,
+    pub ttfb_b15: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

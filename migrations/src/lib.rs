@@ -8,6 +8,7 @@ mod m20261202_000010_signals;
 mod m20261202_000020_request_needs;
 mod m20261203_000001_request_translated;
 mod m20261204_000001_ask_views;
+mod m20261205_000001_rollup_histograms;
 
 /// All migrations of the gateway's database.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000020_request_needs::Migration),
             Box::new(m20261203_000001_request_translated::Migration),
             Box::new(m20261204_000001_ask_views::Migration),
+            Box::new(m20261205_000001_rollup_histograms::Migration),
         ]
     }
 }

@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 
 use crate::ledger::errors::{self, ErrorFilter, ErrorsPage};
 use crate::ledger::inbox::LedgerInbox;
+use crate::ledger::record::{self, RecordDetail};
 use crate::ledger::route_replay::{self, PastPage, PastRequest};
 use crate::ledger::spool::{self, Cursor, Spool};
 use crate::ledger::spooler::{Spooled, SpoolerHandle};
@@ -497,6 +498,20 @@ impl Handler<ListRecords> for CostLedger {
     fn handle(&mut self, msg: ListRecords, _: &mut Self::Context) -> Self::Result {
         let db = self.db.clone();
         Box::pin(async move { store::records(&db, &msg.0).await })
+    }
+}
+
+/// Reads one record with its attempts and signals; None when there is no such record.
+#[derive(Message)]
+#[rtype(result = "Result<Option<RecordDetail>, sea_orm::DbErr>")]
+pub struct ReadRecord(pub String);
+
+impl Handler<ReadRecord> for CostLedger {
+    type Result = ResponseFuture<Result<Option<RecordDetail>, sea_orm::DbErr>>;
+
+    fn handle(&mut self, msg: ReadRecord, _: &mut Self::Context) -> Self::Result {
+        let db = self.db.clone();
+        Box::pin(async move { record::read(&db, &msg.0).await })
     }
 }
 

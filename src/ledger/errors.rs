@@ -10,6 +10,7 @@ use sea_orm::{
 };
 use serde::Serialize;
 
+use super::record::Attempt;
 use super::report::{rfc3339, NONE_KEY};
 use super::store::Window;
 
@@ -58,16 +59,8 @@ pub struct ErrorFilter {
 /// A failed attempt as read, with the columns of its request.
 #[derive(Debug, FromQueryResult)]
 struct FailedAttempt {
-    request_id: String,
-    ts_ms: i64,
-    attempt: i32,
-    provider_id: String,
-    model: String,
-    status: Option<i32>,
-    error_kind: Option<String>,
-    error_message: Option<String>,
-    latency_ms: i64,
-    mitigated: bool,
+    #[sea_orm(nested)]
+    attempt: attempts::Model,
     // Null only for an attempt whose request retention has already pruned.
     endpoint: Option<String>,
     source: Option<String>,
@@ -87,21 +80,8 @@ struct KindCount {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorView {
     pub request_id: String,
-    /// When the attempt ended, RFC 3339.
-    pub ts: String,
-    /// 0 for the request's first try.
-    pub attempt: i32,
-    /// Provider id.
-    pub provider: String,
-    /// The model asked of the provider.
-    pub model: String,
-    /// The provider's status, when it answered.
-    pub status: Option<i32>,
-    /// `upstream_connect`, `upstream_timeout`, `upstream_http_503`, …
-    pub error_kind: Option<String>,
-    /// What went wrong, with the provider's key scrubbed.
-    pub message: Option<String>,
-    pub latency_ms: i64,
+    #[serde(flatten)]
+    pub attempt: Attempt,
     pub impact: Impact,
     /// The request's endpoint kind (`chat_completions`, `messages`, …).
     pub endpoint: Option<String>,
@@ -174,6 +154,7 @@ pub async fn page(db: &DatabaseConnection, f: &ErrorFilter) -> Result<ErrorsPage
     let rows = matching(f)
         .select_only()
         .columns([
+            A::Id,
             A::RequestId,
             A::TsMs,
             A::Attempt,
@@ -225,16 +206,9 @@ pub async fn page(db: &DatabaseConnection, f: &ErrorFilter) -> Result<ErrorsPage
 
 fn view(a: FailedAttempt) -> ErrorView {
     ErrorView {
-        request_id: a.request_id,
-        ts: rfc3339(a.ts_ms),
-        attempt: a.attempt,
-        provider: a.provider_id,
-        model: a.model,
-        status: a.status,
-        error_kind: a.error_kind,
-        message: a.error_message,
-        latency_ms: a.latency_ms,
-        impact: Impact::of(a.mitigated),
+        request_id: a.attempt.request_id.clone(),
+        impact: Impact::of(a.attempt.mitigated),
+        attempt: Attempt::from(a.attempt),
         endpoint: a.endpoint,
         source: a.source,
         project: a.project,

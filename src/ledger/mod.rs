@@ -1,9 +1,11 @@
 //! The cost ledger: one record per proxied request (built by `pipeline::meter`), prices, the crash-safe spool, storage and reports; and the storage of quality signals.
 
 pub mod errors;
+pub mod histogram;
 pub mod inbox;
 pub mod pricing;
 pub mod priority;
+pub mod record;
 pub mod replay;
 pub mod report;
 pub mod route_replay;
@@ -13,6 +15,7 @@ pub mod spool;
 mod spool_line;
 pub mod spooler;
 pub mod store;
+pub mod sums;
 
 use entities::{attempts, requests};
 

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use entities::{projects, requests};
 use serde::Serialize;
 
-use super::store::{BucketSums, GroupSums, Sums};
+use super::store::{BucketSums, GroupSums};
+use super::sums::Sums;
 
 /// The key used for requests that did not name a source, project or key label.
 pub const NONE_KEY: &str = "(none)";
@@ -38,6 +39,29 @@ impl Breakdown {
     }
 }
 
+/// Latency and time-to-first-byte percentiles, estimated from the hourly rollups' histograms
+/// (`ledger::histogram`): linear within the bucket that holds the rank, the bucket past 20 s
+/// reported as 20000. Null where there is no sample (no request, or none with a first byte).
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+pub struct Percentiles {
+    pub latency_ms_p50: Option<f64>,
+    pub latency_ms_p95: Option<f64>,
+    pub ttfb_ms_p50: Option<f64>,
+    pub ttfb_ms_p95: Option<f64>,
+}
+
+impl Percentiles {
+    /// The percentiles of a group's histograms.
+    pub fn of(s: &Sums) -> Self {
+        Self {
+            latency_ms_p50: s.latency.quantile(0.5),
+            latency_ms_p95: s.latency.quantile(0.95),
+            ttfb_ms_p50: s.ttfb.quantile(0.5),
+            ttfb_ms_p95: s.ttfb.quantile(0.95),
+        }
+    }
+}
+
 /// `GET /v1/stats`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Stats {
@@ -57,6 +81,19 @@ pub struct Stats {
     /// Requests whose tokens were estimated (the provider reported no usage).
     pub estimated_requests: i64,
     pub avg_latency_ms: f64,
+    /// Requests whose outcome is `mitigated`: an attempt failed and failover found another
+    /// target that answered.
+    pub mitigated_requests: i64,
+    /// Requests with at least one sanitizer finding (redacted, reported or blocked).
+    pub sanitized_requests: i64,
+    /// Requests the sanitizer refused (error kind `compliance_blocked`).
+    pub sanitizer_blocked_requests: i64,
+    /// Requests from which an open circuit breaker took at least one target (`breaker_skips`).
+    pub breaker_steered_requests: i64,
+    #[serde(flatten)]
+    pub percentiles: Percentiles,
+    /// Mean time to first byte of the requests that have one; null when none has.
+    pub avg_ttfb_ms: Option<f64>,
     pub by_model: BTreeMap<String, Breakdown>,
     pub by_provider: BTreeMap<String, Breakdown>,
     pub by_source: BTreeMap<String, Breakdown>,
@@ -103,11 +140,13 @@ pub fn stats(groups: &[GroupSums], since: Option<String>, until: Option<String>)
         total_cost_usd: total.cost_usd,
         unpriced_requests: total.unpriced,
         estimated_requests: total.estimated,
-        avg_latency_ms: if total.requests > 0 {
-            total.latency_ms_sum as f64 / total.requests as f64
-        } else {
-            0.0
-        },
+        avg_latency_ms: total.avg_latency_ms(),
+        mitigated_requests: total.mitigated,
+        sanitized_requests: total.sanitized,
+        sanitizer_blocked_requests: total.sanitizer_blocked,
+        breaker_steered_requests: total.breaker_steered,
+        percentiles: Percentiles::of(&total),
+        avg_ttfb_ms: total.avg_ttfb_ms(),
         by_model,
         by_provider,
         by_source,
@@ -132,6 +171,16 @@ pub struct TimeBucket {
     pub cost_usd: f64,
     /// Mean latency of the bucket's requests (0 for an empty bucket).
     pub avg_latency_ms: f64,
+    #[serde(flatten)]
+    pub percentiles: Percentiles,
+    /// Requests that failover rescued (outcome `mitigated`).
+    pub mitigated: i64,
+    /// Requests with at least one sanitizer finding.
+    pub sanitized: i64,
+    /// Requests the sanitizer refused.
+    pub sanitizer_blocked: i64,
+    /// Requests from which an open circuit breaker took at least one target.
+    pub breaker_steered: i64,
 }
 
 /// `GET /v1/stats/timeseries`: every bucket of the window, in order, empty ones included.
@@ -179,7 +228,12 @@ pub fn time_series(
             input_tokens: s.input_tokens,
             output_tokens: s.output_tokens,
             cost_usd: s.cost_usd,
-            avg_latency_ms: per_request(s.latency_ms_sum as f64),
+            avg_latency_ms: s.avg_latency_ms(),
+            percentiles: Percentiles::of(&s),
+            mitigated: s.mitigated,
+            sanitized: s.sanitized,
+            sanitizer_blocked: s.sanitizer_blocked,
+            breaker_steered: s.breaker_steered,
         });
         start += bucket_ms;
     }
@@ -290,13 +344,23 @@ pub fn projects(projects: &[projects::Model], groups: &[GroupSums]) -> Vec<Proje
 }
 
 /// A record as the API shows it: every ledger field plus its time in RFC 3339, the
-/// sanitizer's findings as an object of kinds and counts (the ledger keeps them as JSON text),
-/// and the capabilities the request needed as a list of names (the ledger keeps them
-/// comma-separated).
+/// sanitizer's findings as an object of kinds and counts and the route plan as an array of
+/// `provider/model` (the ledger keeps both as JSON text), and the capabilities the request
+/// needed as a list of names (the ledger keeps them comma-separated).
 #[derive(Debug)]
 pub struct RecordView {
     pub timestamp: String,
     pub record: requests::Model,
+}
+
+impl RecordView {
+    /// The view of a record.
+    pub fn of(record: requests::Model) -> Self {
+        Self {
+            timestamp: rfc3339(record.ts_ms),
+            record,
+        }
+    }
 }
 
 impl Serialize for RecordView {
@@ -311,10 +375,11 @@ impl Serialize for RecordView {
         map.serialize_entry("timestamp", &self.timestamp)?;
         for (name, value) in &fields {
             match (name.as_str(), value) {
-                ("sanitizer_findings", serde_json::Value::String(text)) => {
-                    let findings: serde_json::Value =
+                // JSON kept as text: the object of finding kinds, the array of the plan.
+                ("sanitizer_findings" | "route_plan", serde_json::Value::String(text)) => {
+                    let parsed: serde_json::Value =
                         serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
-                    map.serialize_entry(name, &findings)?;
+                    map.serialize_entry(name, &parsed)?;
                 }
                 ("needs", serde_json::Value::String(text)) => {
                     let needs: Vec<&str> = text.split(',').collect();
@@ -331,8 +396,9 @@ impl Serialize for RecordView {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RecordPage {
     pub object: &'static str,
-    /// The records: every ledger field, `timestamp` (RFC 3339), `sanitizer_findings` and
-    /// `needs` (capability names).
+    /// The records: every ledger field, `timestamp` (RFC 3339), `sanitizer_findings`,
+    /// `needs` (capability names), `route_plan` (`provider/model` in ranked order, or null),
+    /// `route_decided_by` (`score`, `load`, `affinity` or `explicit`) and `breaker_skips`.
     #[schema(value_type = Vec<Object>)]
     pub data: Vec<RecordView>,
     pub limit: u64,
@@ -347,13 +413,7 @@ pub fn record_page(mut records: Vec<requests::Model>, limit: u64, offset: u64) -
     records.truncate(limit as usize);
     RecordPage {
         object: "list",
-        data: records
-            .into_iter()
-            .map(|record| RecordView {
-                timestamp: rfc3339(record.ts_ms),
-                record,
-            })
-            .collect(),
+        data: records.into_iter().map(RecordView::of).collect(),
         limit,
         offset,
         has_more,

@@ -66,6 +66,9 @@ pub(super) fn write(out: &mut Vec<u8>, seq: u64, record: &LedgerRecord) {
         .opt_int(r.prompt_tokens_estimate);
     j.key(key!("max_tokens")).opt_int(r.max_tokens);
     j.key(key!("translated")).opt_str(&r.translated);
+    j.key(key!("route_plan")).opt_str(&r.route_plan);
+    j.key(key!("route_decided_by")).opt_str(&r.route_decided_by);
+    j.key(key!("breaker_skips")).int(i64::from(r.breaker_skips));
     j.key(key!("attempts")).int(i64::from(r.attempts));
     j.raw(b"},\"attempts\":[");
     for (i, a) in record.attempts_kept().iter().enumerate() {
@@ -256,6 +259,9 @@ mod tests {
                 prompt_tokens_estimate: Some(1_701),
                 max_tokens: Some(300),
                 translated: Some("anthropic->openai".into()),
+                route_plan: Some("[\"openai/gpt-4o\",\"azure \\\"eu\\\"/gpt-4o\"]".into()),
+                route_decided_by: Some("affinity".into()),
+                breaker_skips: 2,
                 sanitizer_findings: Some("{\"email\":2}".into()),
                 route_profile: Some("cheap".into()),
                 attempts: 2,

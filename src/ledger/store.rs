@@ -13,7 +13,8 @@ use sea_orm::{
     QuerySelect, Statement, TransactionTrait, Value,
 };
 
-use super::{LedgerRecord, Outcome};
+use super::sums::{self, Sums};
+use super::LedgerRecord;
 
 /// Most rows per INSERT: well under SQLite's 32,766 bound parameters for the widest table.
 const INSERT_CHUNK: usize = 256;
@@ -63,13 +64,22 @@ mod tests {
     }
 
     #[test]
+    fn rollup_columns_are_the_entity_columns_in_order() {
+        use sea_orm::{Iden, Iterable};
+        let entity: Vec<String> = entities::rollups_hourly::Column::iter()
+            .map(|c| c.to_string())
+            .collect();
+        assert_eq!(entity, super::rollup_upsert().columns);
+    }
+
+    #[test]
     fn insert_statements_number_their_parameters_per_backend() {
         let sqlite = super::requests_insert_sql(sea_orm::DbBackend::Sqlite, 2);
-        assert_eq!(sqlite.matches('?').count(), 64);
+        assert_eq!(sqlite.matches('?').count(), 70);
         assert!(sqlite.ends_with("ON CONFLICT (id) DO NOTHING"));
         let pg = super::requests_insert_sql(sea_orm::DbBackend::Postgres, 2);
-        assert!(pg.contains("($1, $2,") && pg.contains("$64)"));
-        assert!(!pg.contains("$65"));
+        assert!(pg.contains("($1, $2,") && pg.contains("$70)"));
+        assert!(!pg.contains("$71"));
     }
 }
 
@@ -103,59 +113,6 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     Ok(db)
 }
 
-/// Sums of one group of requests.
-#[derive(Debug, Clone, Default, PartialEq, FromQueryResult, serde::Serialize, utoipa::ToSchema)]
-pub struct Sums {
-    pub requests: i64,
-    /// Requests that ended in an error.
-    pub errors: i64,
-    pub input_tokens: i64,
-    pub output_tokens: i64,
-    pub cached_input_tokens: i64,
-    pub cache_write_tokens: i64,
-    /// Sum over priced requests; see `unpriced_requests`.
-    pub cost_usd: f64,
-    /// Requests of a model without a known price: their cost is not in `cost_usd`.
-    #[serde(rename = "unpriced_requests")]
-    pub unpriced: i64,
-    /// Requests whose tokens were estimated (the provider reported no usage).
-    #[serde(rename = "estimated_requests")]
-    pub estimated: i64,
-    #[serde(skip)]
-    pub latency_ms_sum: i64,
-}
-
-impl Sums {
-    /// Adds another group's sums.
-    pub fn add(&mut self, other: &Sums) {
-        self.requests += other.requests;
-        self.errors += other.errors;
-        self.input_tokens += other.input_tokens;
-        self.output_tokens += other.output_tokens;
-        self.cached_input_tokens += other.cached_input_tokens;
-        self.cache_write_tokens += other.cache_write_tokens;
-        self.cost_usd += other.cost_usd;
-        self.unpriced += other.unpriced;
-        self.estimated += other.estimated;
-        self.latency_ms_sum += other.latency_ms_sum;
-    }
-
-    fn of(r: &requests::Model) -> Self {
-        Self {
-            requests: 1,
-            errors: i64::from(r.outcome == Outcome::Error.as_str()),
-            input_tokens: r.input_tokens,
-            output_tokens: r.output_tokens,
-            cached_input_tokens: r.cached_input_tokens,
-            cache_write_tokens: r.cache_write_tokens,
-            cost_usd: r.cost_usd.unwrap_or(0.0),
-            unpriced: i64::from(!r.priced),
-            estimated: i64::from(r.usage_estimated),
-            latency_ms_sum: r.latency_ms,
-        }
-    }
-}
-
 /// Sums for one combination of model, provider, source, project and key label ('' when absent).
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct GroupSums {
@@ -177,7 +134,7 @@ fn model_of(r: &requests::Model) -> &str {
 }
 
 /// The columns of `requests`, in the order `push_request_values` gives their values.
-const REQUEST_COLUMNS: [&str; 32] = [
+const REQUEST_COLUMNS: [&str; 35] = [
     "id",
     "ts_ms",
     "project",
@@ -209,6 +166,9 @@ const REQUEST_COLUMNS: [&str; 32] = [
     "prompt_tokens_estimate",
     "max_tokens",
     "translated",
+    "route_plan",
+    "route_decided_by",
+    "breaker_skips",
     "attempts",
 ];
 
@@ -246,6 +206,9 @@ fn push_request_values(r: &requests::Model, values: &mut Vec<Value>) {
         r.prompt_tokens_estimate.into(),
         r.max_tokens.into(),
         r.translated.clone().into(),
+        r.route_plan.clone().into(),
+        r.route_decided_by.clone().into(),
+        r.breaker_skips.into(),
         r.attempts.into(),
     ]);
 }
@@ -300,6 +263,46 @@ pub(crate) fn insert_sql(
     sql
 }
 
+/// The key columns of `rollups_hourly`, in the order `write_batch` gives their values.
+const ROLLUP_KEY: [&str; 6] = [
+    "hour_ms",
+    "model",
+    "provider_id",
+    "source",
+    "project",
+    "key_label",
+];
+
+/// The INSERT of rollup rows: their columns, and the tail that adds a row to the one of its
+/// hour and group already there.
+struct RollupUpsert {
+    columns: Vec<String>,
+    tail: String,
+}
+
+fn rollup_upsert() -> &'static RollupUpsert {
+    static UPSERT: std::sync::LazyLock<RollupUpsert> = std::sync::LazyLock::new(|| {
+        let sums = sums::columns();
+        let add: Vec<String> = sums
+            .iter()
+            .map(|c| format!("{0} = rollups_hourly.{0} + excluded.{0}", c.name))
+            .collect();
+        RollupUpsert {
+            columns: ROLLUP_KEY
+                .iter()
+                .map(|c| c.to_string())
+                .chain(sums.iter().map(|c| c.name.clone()))
+                .collect(),
+            tail: format!(
+                "ON CONFLICT ({}) DO UPDATE SET {}",
+                ROLLUP_KEY.join(", "),
+                add.join(", ")
+            ),
+        }
+    });
+    &UPSERT
+}
+
 /// Writes a batch in one transaction: the requests, their attempts, the hourly rollups and
 /// the projects' first/last seen. A request already written (a retried batch) is skipped.
 pub async fn write_batch(db: &DatabaseConnection, batch: &[LedgerRecord]) -> Result<(), DbErr> {
@@ -351,61 +354,26 @@ pub async fn write_batch(db: &DatabaseConnection, batch: &[LedgerRecord]) -> Res
             entry.1 = Ord::max(entry.1, r.ts_ms);
         }
     }
-    let rollups: Vec<rollups_hourly::ActiveModel> = groups
-        .into_iter()
-        .map(
-            |((hour_ms, model, provider_id, source, project, key_label), s)| {
-                rollups_hourly::ActiveModel::from(rollups_hourly::Model {
-                    hour_ms,
-                    model: model.to_string(),
-                    provider_id: provider_id.to_string(),
-                    source: source.to_string(),
-                    project: project.to_string(),
-                    key_label: key_label.to_string(),
-                    requests: s.requests,
-                    errors: s.errors,
-                    input_tokens: s.input_tokens,
-                    output_tokens: s.output_tokens,
-                    cached_input_tokens: s.cached_input_tokens,
-                    cache_write_tokens: s.cache_write_tokens,
-                    cost_usd: s.cost_usd,
-                    unpriced: s.unpriced,
-                    estimated: s.estimated,
-                    latency_ms_sum: s.latency_ms_sum,
-                })
-            },
-        )
-        .collect();
-    use rollups_hourly::Column as R;
-    let mut upsert = OnConflict::columns([
-        R::HourMs,
-        R::Model,
-        R::ProviderId,
-        R::Source,
-        R::Project,
-        R::KeyLabel,
-    ]);
-    for (column, name) in [
-        (R::Requests, "requests"),
-        (R::Errors, "errors"),
-        (R::InputTokens, "input_tokens"),
-        (R::OutputTokens, "output_tokens"),
-        (R::CachedInputTokens, "cached_input_tokens"),
-        (R::CacheWriteTokens, "cache_write_tokens"),
-        (R::CostUsd, "cost_usd"),
-        (R::Unpriced, "unpriced"),
-        (R::Estimated, "estimated"),
-        (R::LatencyMsSum, "latency_ms_sum"),
-    ] {
-        upsert.value(
-            column,
-            Expr::cust(format!("rollups_hourly.{name} + excluded.{name}")),
+    let groups: Vec<(GroupKey, Sums)> = groups.into_iter().collect();
+    let rollup = rollup_upsert();
+    for chunk in insert_chunks(&groups) {
+        let mut values = Vec::with_capacity(chunk.len() * rollup.columns.len());
+        for ((hour_ms, model, provider_id, source, project, key_label), s) in chunk {
+            values.push(Value::from(*hour_ms));
+            for key in [model, provider_id, source, project, key_label] {
+                values.push(Value::from(key.to_string()));
+            }
+            s.push_values(&mut values);
+        }
+        let columns: Vec<&str> = rollup.columns.iter().map(String::as_str).collect();
+        let sql = insert_sql(
+            backend,
+            "rollups_hourly",
+            &columns,
+            chunk.len(),
+            &rollup.tail,
         );
-    }
-    for chunk in insert_chunks(&rollups) {
-        rollups_hourly::Entity::insert_many(chunk.to_vec())
-            .on_conflict(upsert.clone())
-            .exec(&txn)
+        txn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;
     }
 
@@ -518,56 +486,6 @@ pub async fn group_sums(db: &DatabaseConnection, window: Window) -> Result<Vec<G
     Ok(out)
 }
 
-const SUMS_OF_ROLLUPS: [(&str, &str); 10] = [
-    ("requests", "CAST(SUM(requests) AS BIGINT)"),
-    ("errors", "CAST(SUM(errors) AS BIGINT)"),
-    ("input_tokens", "CAST(SUM(input_tokens) AS BIGINT)"),
-    ("output_tokens", "CAST(SUM(output_tokens) AS BIGINT)"),
-    (
-        "cached_input_tokens",
-        "CAST(SUM(cached_input_tokens) AS BIGINT)",
-    ),
-    (
-        "cache_write_tokens",
-        "CAST(SUM(cache_write_tokens) AS BIGINT)",
-    ),
-    ("cost_usd", "CAST(SUM(cost_usd) AS DOUBLE PRECISION)"),
-    ("unpriced", "CAST(SUM(unpriced) AS BIGINT)"),
-    ("estimated", "CAST(SUM(estimated) AS BIGINT)"),
-    ("latency_ms_sum", "CAST(SUM(latency_ms_sum) AS BIGINT)"),
-];
-
-const SUMS_OF_RECORDS: [(&str, &str); 10] = [
-    ("requests", "CAST(COUNT(*) AS BIGINT)"),
-    (
-        "errors",
-        "CAST(SUM(CASE WHEN outcome = 'error' THEN 1 ELSE 0 END) AS BIGINT)",
-    ),
-    ("input_tokens", "CAST(SUM(input_tokens) AS BIGINT)"),
-    ("output_tokens", "CAST(SUM(output_tokens) AS BIGINT)"),
-    (
-        "cached_input_tokens",
-        "CAST(SUM(cached_input_tokens) AS BIGINT)",
-    ),
-    (
-        "cache_write_tokens",
-        "CAST(SUM(cache_write_tokens) AS BIGINT)",
-    ),
-    (
-        "cost_usd",
-        "CAST(SUM(COALESCE(cost_usd, 0)) AS DOUBLE PRECISION)",
-    ),
-    (
-        "unpriced",
-        "CAST(SUM(CASE WHEN priced THEN 0 ELSE 1 END) AS BIGINT)",
-    ),
-    (
-        "estimated",
-        "CAST(SUM(CASE WHEN usage_estimated THEN 1 ELSE 0 END) AS BIGINT)",
-    ),
-    ("latency_ms_sum", "CAST(SUM(latency_ms) AS BIGINT)"),
-];
-
 async fn rollup_group_sums(
     db: &DatabaseConnection,
     from: Option<i64>,
@@ -581,8 +499,8 @@ async fn rollup_group_sums(
         .column(R::Source)
         .column(R::Project)
         .column(R::KeyLabel);
-    for (alias, expr) in SUMS_OF_ROLLUPS {
-        query = query.column_as(Expr::cust(expr), alias);
+    for c in sums::columns() {
+        query = query.column_as(Expr::cust(c.of_rollups.as_str()), c.name.as_str());
     }
     if let Some(from) = from {
         query = query.filter(R::HourMs.gte(from));
@@ -615,8 +533,11 @@ async fn raw_group_sums(
         ("key_label", "COALESCE(key_label, '')"),
     ];
     let mut query = requests::Entity::find().select_only();
-    for (alias, expr) in dims.iter().chain(SUMS_OF_RECORDS.iter()) {
-        query = query.column_as(Expr::cust(*expr), *alias);
+    for (alias, expr) in dims {
+        query = query.column_as(Expr::cust(expr), alias);
+    }
+    for c in sums::columns() {
+        query = query.column_as(Expr::cust(c.of_records.as_str()), c.name.as_str());
     }
     if let Some(since) = since {
         query = query.filter(C::TsMs.gte(since));
@@ -757,8 +678,8 @@ pub async fn bucket_sums(
     let mut query = rollups_hourly::Entity::find()
         .select_only()
         .column_as(Expr::cust(bucket.clone()), "bucket_ms");
-    for (alias, expr) in SUMS_OF_ROLLUPS {
-        query = query.column_as(Expr::cust(expr), alias);
+    for c in sums::columns() {
+        query = query.column_as(Expr::cust(c.of_rollups.as_str()), c.name.as_str());
     }
     query
         .filter(R::HourMs.gte(from_ms))

@@ -10,7 +10,7 @@ use entities::{attempts, requests};
 use secrecy::ExposeSecret;
 
 use super::call::RequestMeta;
-use super::plan::{error_counts_against_provider, Failure, Target, Why};
+use super::plan::{error_counts_against_provider, Failure, RoutePlan, Target, Why};
 use crate::api::usage::UsageMeter;
 use crate::api::{Operation, Usage};
 use crate::error::{ErrorKind, GatewayError};
@@ -25,6 +25,9 @@ use crate::router::live::Observation;
 const CHARS_PER_TOKEN: u64 = 4;
 /// The status recorded when the client left before any answer was sent.
 const CLIENT_CLOSED: i32 = 499;
+/// Targets of a plan kept on the record: the Router chains at most `max_targets` (default
+/// 3), and an explicit model has one target per provider serving it.
+pub const ROUTE_PLAN_KEPT: usize = 8;
 
 /// Where a finished request goes: the ledger, with the prices and metrics to apply.
 #[derive(Clone)]
@@ -124,9 +127,26 @@ impl RequestMeter {
             .map(|m| i64::try_from(m).unwrap_or(i64::MAX));
     }
 
-    /// The routing profile of a routed request.
-    pub fn routed(&mut self, profile: Option<&str>) {
-        self.record.route_profile = profile.map(str::to_string);
+    /// The route plan: its profile (a routed request), its targets in order (at most
+    /// [`ROUTE_PLAN_KEPT`]), what decided it, and the candidates open breakers dropped.
+    pub fn planned(&mut self, plan: &RoutePlan) {
+        self.record.route_profile = plan.profile.clone();
+        let targets: Vec<String> = plan
+            .targets
+            .iter()
+            .take(ROUTE_PLAN_KEPT)
+            .map(|t| format!("{}/{}", t.provider.id, t.model))
+            .collect();
+        self.record.route_plan = serde_json::to_string(&targets).ok();
+        self.record.route_decided_by = Some(plan.decided_by.to_string());
+        self.breaker_skips(plan.breaker_drops);
+    }
+
+    /// Targets an open circuit breaker took from the request: dropped by the Router, or
+    /// skipped while forwarding.
+    pub fn breaker_skips(&mut self, n: usize) {
+        let n = i32::try_from(n).unwrap_or(i32::MAX);
+        self.record.breaker_skips = self.record.breaker_skips.saturating_add(n);
     }
 
     /// The caller's key-map label.

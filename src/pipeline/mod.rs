@@ -138,11 +138,11 @@ impl Pipeline {
         meter.needs(&needs);
         let routed = call.parsed.model == "auto" || call.meta.route_profile.is_some();
         let (plan, session) = if routed {
-            self.route(&call, needs)?
+            self.route(&call, needs, meter)?
         } else {
             (self.plan(op, &call.parsed.model).await?, None)
         };
-        meter.routed(plan.profile.as_deref());
+        meter.planned(&plan);
         let answer = self.forward(&call, plan, clients, meter).await?;
         // The conversation goes on where it was answered (after a failover: the new place).
         if let (Some(key), Some((_, model))) = (session, &answer.routed) {
@@ -158,10 +158,12 @@ impl Pipeline {
     /// profile, else `[routing] default_profile`, over what the request needs.
     /// With the plan, the conversation's affinity key when the profile keeps conversations on
     /// their provider.
+    /// A refusal for open breakers alone still counts them on the record (`meter`).
     fn route(
         &self,
         call: &ProxyCall<'_>,
         needs: Needs,
+        meter: &mut RequestMeter,
     ) -> Result<(RoutePlan, Option<u64>), GatewayError> {
         let routing = &self.routing;
         let id = call
@@ -199,18 +201,21 @@ impl Pipeline {
         let snapshot = self.providers.load();
         match routing.route(&snapshot, &self.catalog, &query) {
             Ok(decision) => Ok((RoutePlan::routed(decision), session)),
-            Err(none) if none.only_breakers => Err(GatewayError::CircuitOpen {
-                providers: none
-                    .trace
-                    .layers
-                    .iter()
-                    .flat_map(|l| &l.dropped)
-                    .filter(|d| d.reason.starts_with("circuit breaker"))
-                    .map(|d| format!("{}/{}", d.provider, d.model))
-                    .take(5)
-                    .collect(),
-                retry_in_ms: none.retry_in_ms.unwrap_or(0),
-            }),
+            Err(none) if none.only_breakers => {
+                meter.breaker_skips(none.breaker_drops);
+                Err(GatewayError::CircuitOpen {
+                    providers: none
+                        .trace
+                        .layers
+                        .iter()
+                        .flat_map(|l| &l.dropped)
+                        .filter(|d| d.reason.starts_with("circuit breaker"))
+                        .map(|d| format!("{}/{}", d.provider, d.model))
+                        .take(5)
+                        .collect(),
+                    retry_in_ms: none.retry_in_ms.unwrap_or(0),
+                })
+            }
             Err(none) => Err(GatewayError::NoRoute {
                 summary: none.summary(),
                 profile: none.profile,
@@ -262,6 +267,7 @@ impl Pipeline {
             {
                 tracing::debug!(provider, model = %target.model, "circuit breaker open: target skipped");
                 metrics.breaker_skips.with_label_values(&[provider]).inc();
+                meter.breaker_skips(1);
                 refused.push(format!("{provider}/{}", target.model));
                 retry_in_ms = retry_in_ms.min(wait);
                 continue;

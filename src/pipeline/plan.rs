@@ -54,7 +54,15 @@ pub struct RoutePlan {
     pub targets: Vec<Target>,
     /// The routing profile that ranked the targets (None for an explicit model).
     pub profile: Option<String>,
+    /// What put the first target first: the Router's `score`, `load` or `affinity`, or
+    /// `explicit` (the client named the model; the targets are its providers in order).
+    pub decided_by: &'static str,
+    /// Candidates the Router dropped because their circuit breaker was open.
+    pub breaker_drops: usize,
 }
+
+/// `RoutePlan::decided_by` of a plan for a model the client named.
+pub const EXPLICIT: &str = "explicit";
 
 impl RoutePlan {
     /// The plan of a Router decision, in its ranking's order.
@@ -73,6 +81,8 @@ impl RoutePlan {
                 })
                 .collect(),
             profile: Some(decision.profile),
+            decided_by: decision.decided_by.as_str(),
+            breaker_drops: decision.breaker_drops,
         }
     }
 
@@ -96,6 +106,8 @@ impl RoutePlan {
                         why: Why::Pinned,
                     }],
                     profile: None,
+                    decided_by: EXPLICIT,
+                    breaker_drops: 0,
                 });
             }
         }
@@ -135,6 +147,8 @@ impl RoutePlan {
         Ok(Self {
             targets,
             profile: None,
+            decided_by: EXPLICIT,
+            breaker_drops: 0,
         })
     }
 }

@@ -114,6 +114,8 @@ pub struct Decision {
     pub targets: Vec<Ranked>,
     /// What put the primary first.
     pub decided_by: DecidedBy,
+    /// Candidates an open circuit breaker dropped (layer 3).
+    pub breaker_drops: usize,
     pub trace: Option<Trace>,
 }
 
@@ -127,6 +129,17 @@ pub enum DecidedBy {
     Load,
     /// The conversation's provider and model (prompt-cache affinity).
     Affinity,
+}
+
+impl DecidedBy {
+    /// The name as serialized (and kept on the ledger record).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Score => "score",
+            Self::Load => "load",
+            Self::Affinity => "affinity",
+        }
+    }
 }
 
 /// A candidate dropped by a layer, and why.
@@ -221,6 +234,8 @@ pub struct NoRoute {
     pub trace: Box<Trace>,
     /// Open breakers dropped candidates that would otherwise have been routed to.
     pub only_breakers: bool,
+    /// Candidates an open circuit breaker dropped (layer 3).
+    pub breaker_drops: usize,
     /// The shortest wait until a breaker lets a probe through.
     pub retry_in_ms: Option<u64>,
 }
@@ -1179,6 +1194,7 @@ impl Routing {
                 profile: profile.id.clone(),
                 // Nothing passed layer 3, and breakers stopped some: closed, they would route.
                 only_breakers: breaker_drops > 0,
+                breaker_drops,
                 retry_in_ms: retry_in,
                 trace: Box::new(trace),
             });
@@ -1186,6 +1202,7 @@ impl Routing {
         Ok(Decision {
             profile: profile.id.clone(),
             decided_by,
+            breaker_drops,
             targets: chain
                 .iter()
                 .map(|(score, i)| {
@@ -1288,6 +1305,16 @@ struct Figures {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_decided_is_named_as_it_is_serialized() {
+        for decided in [DecidedBy::Score, DecidedBy::Load, DecidedBy::Affinity] {
+            assert_eq!(
+                serde_json::to_value(decided).ok(),
+                Some(serde_json::Value::from(decided.as_str()))
+            );
+        }
+    }
 
     /// The chain as the ranking defines it: sort everything, then take the best candidate at
     /// a provider not yet in the chain, else the best left.

@@ -4,10 +4,13 @@ use actix_web::{get, web, HttpResponse};
 use serde::Deserialize;
 
 use crate::access::Admin;
-use crate::actors::cost_ledger::{CostLedger, ListErrors, ListRecords, SumBuckets, SumUsage};
+use crate::actors::cost_ledger::{
+    CostLedger, ListErrors, ListRecords, ReadRecord, SumBuckets, SumUsage,
+};
 use crate::actors::project_tracker::{ListProjects, ProjectRecords};
 use crate::error::GatewayError;
 use crate::ledger::errors::{ErrorFilter, ErrorsPage, Impact};
+use crate::ledger::record::RecordDetailView;
 use crate::ledger::report::{self, rfc3339};
 use crate::ledger::store::{RecordFilter, Window};
 use crate::state::AppState;
@@ -132,8 +135,11 @@ async fn sums(
     ask_ledger(state, SumUsage(window)).await
 }
 
-/// Totals across all proxied requests — tokens, cost, latency — with breakdowns by model,
-/// provider, source, project and key label. Unpriced requests are counted apart.
+/// Totals across all proxied requests — tokens, cost, latency (mean, p50, p95) and time to
+/// first byte, how often failover, the sanitizer and open circuit breakers stepped in — with
+/// breakdowns by model, provider, source, project and key label. Unpriced requests are
+/// counted apart. Percentiles are estimated from fixed histogram buckets (10 ms … 20 s),
+/// linearly within a bucket; null without samples.
 #[utoipa::path(get, path = "/v1/stats", tag = "analytics", params(WindowQuery),
     responses((status = 200, body = report::Stats), (status = 400, description = "Bad query parameter", body = crate::error::OpenAiErrorBody)))]
 #[get("/v1/stats")]
@@ -179,9 +185,11 @@ pub struct TimeSeriesQuery {
     until: Option<String>,
 }
 
-/// Requests, errors, tokens, spend and mean latency per hour or day, for the portal's charts:
-/// read from the hourly rollups (whole hours; the window is rounded out to whole buckets), every
-/// bucket listed, empty ones as zeros; at most 744 buckets.
+/// Requests, errors, tokens, spend, mean and p50/p95 latency and time to first byte, and the
+/// requests failover rescued, the sanitizer flagged or refused and open breakers steered, per
+/// hour or day, for the portal's charts: read from the hourly rollups (whole hours; the window
+/// is rounded out to whole buckets), every bucket listed, empty ones as zeros (null
+/// percentiles); at most 744 buckets.
 #[utoipa::path(get, path = "/v1/stats/timeseries", tag = "analytics", params(TimeSeriesQuery),
     responses((status = 200, body = report::TimeSeries), (status = 400, description = "Bad query parameter", body = crate::error::OpenAiErrorBody)))]
 #[get("/v1/stats/timeseries")]
@@ -351,6 +359,34 @@ pub async fn records(
     let (limit, offset) = (filter.limit - 1, filter.offset);
     let rows = ask_ledger(&state, ListRecords(filter)).await?;
     Ok(HttpResponse::Ok().json(report::record_page(rows, limit, offset)))
+}
+
+/// The longest record id accepted: ids are the gateway's UUIDs (36 characters).
+const MAX_RECORD_ID: usize = 200;
+
+/// One record, as a `/v1/records` row shows it, with the upstream attempts the ledger kept
+/// (a failover's, or a failed one's; none for a request its first attempt answered) and the
+/// quality signals reported on it, each in time order.
+#[utoipa::path(get, path = "/v1/records/{id}", tag = "analytics",
+    params(("id" = String, Path, max_length = 200, description = "Record id (the x-request-id of the proxied answer)")),
+    responses((status = 200, body = RecordDetailView), (status = 400, description = "Malformed id", body = crate::error::OpenAiErrorBody), (status = 404, description = "No such record", body = crate::error::OpenAiErrorBody)))]
+#[get("/v1/records/{id}")]
+pub async fn record(
+    _: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, GatewayError> {
+    let id = id.into_inner();
+    if id.len() > MAX_RECORD_ID || id.chars().any(char::is_control) {
+        return Err(bad(
+            "id",
+            format!("a record id is at most {MAX_RECORD_ID} printable characters"),
+        ));
+    }
+    let detail = ask_ledger(&state, ReadRecord(id.clone()))
+        .await?
+        .ok_or(GatewayError::RecordNotFound { id })?;
+    Ok(HttpResponse::Ok().json(RecordDetailView::from(detail)))
 }
 
 /// Per requester (`x-source`): requests, success rate, tokens and cost, by model.

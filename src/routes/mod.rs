@@ -32,6 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(analytics::stats)
         .service(analytics::timeseries)
         .service(analytics::records)
+        .service(analytics::record)
         .service(analytics::sources)
         .service(analytics::projects)
         .service(analytics::project_records)

@@ -75,6 +75,7 @@ async fn every_admin_and_analytics_endpoint_needs_the_admin_token_on_an_exposed_
         "/v1/providers",
         "/v1/stats",
         "/v1/records",
+        "/v1/records/some-id",
         "/v1/sources",
         "/v1/projects",
         "/v1/projects/some-id/records",

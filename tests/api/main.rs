@@ -13,6 +13,7 @@ mod hardening;
 mod helpers;
 mod key_map;
 mod ledger;
+mod ledger_views;
 mod metrics;
 mod models;
 mod pipeline;

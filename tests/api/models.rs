@@ -94,6 +94,7 @@ async fn the_openapi_document_lists_every_endpoint() {
         "/v1/models",
         "/v1/providers",
         "/v1/providers/{id}",
+        "/v1/records/{id}",
         "/health",
     ] {
         assert!(json["paths"][path].is_object(), "{path} is documented");

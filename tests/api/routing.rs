@@ -63,7 +63,7 @@ quality = { general = 0.95, coding = 0.85, reasoning = 0.95, long_context = 0.9 
 
 const MODELS: [&str; 4] = ["m-cheap", "m-fast", "m-coder", "m-big"];
 
-fn lab_config(mocks: &[&MockUpstream], extra: &str) -> String {
+pub(crate) fn lab_config(mocks: &[&MockUpstream], extra: &str) -> String {
     let mut config = String::from(CARDS);
     for (i, mock) in mocks.iter().enumerate() {
         config.push_str(&format!(
@@ -75,14 +75,14 @@ fn lab_config(mocks: &[&MockUpstream], extra: &str) -> String {
     config
 }
 
-fn lab_mock() -> MockUpstream {
+pub(crate) fn lab_mock() -> MockUpstream {
     let mock = MockUpstream::start().unwrap();
     mock.set_models(&MODELS);
     mock
 }
 
 /// Waits until local discovery has the models (GET /v1/models asks the servers).
-async fn discovered(app: &TestApp) {
+pub(crate) async fn discovered(app: &TestApp) {
     let list: Value = app.get("/v1/models").await.json().await.unwrap();
     assert!(
         list["data"]
@@ -101,14 +101,14 @@ async fn route(app: &TestApp, body: Value) -> (u16, Value) {
 }
 
 /// The chat requests a mock received (not its model listings).
-fn chats(mock: &MockUpstream) -> usize {
+pub(crate) fn chats(mock: &MockUpstream) -> usize {
     mock.requests()
         .iter()
         .filter(|r| r.path == "/v1/chat/completions")
         .count()
 }
 
-fn hello() -> Value {
+pub(crate) fn hello() -> Value {
     json!([{"role": "user", "content": "Hello"}])
 }
 
