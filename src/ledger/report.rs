@@ -44,9 +44,13 @@ impl Breakdown {
 /// reported as 20000. Null where there is no sample (no request, or none with a first byte).
 #[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
 pub struct Percentiles {
+    #[schema(required = true)]
     pub latency_ms_p50: Option<f64>,
+    #[schema(required = true)]
     pub latency_ms_p95: Option<f64>,
+    #[schema(required = true)]
     pub ttfb_ms_p50: Option<f64>,
+    #[schema(required = true)]
     pub ttfb_ms_p95: Option<f64>,
 }
 
@@ -93,6 +97,7 @@ pub struct Stats {
     #[serde(flatten)]
     pub percentiles: Percentiles,
     /// Mean time to first byte of the requests that have one; null when none has.
+    #[schema(required = true)]
     pub avg_ttfb_ms: Option<f64>,
     pub by_model: BTreeMap<String, Breakdown>,
     pub by_provider: BTreeMap<String, Breakdown>,
