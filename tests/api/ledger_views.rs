@@ -10,7 +10,7 @@ use llm_gateway::ledger::LedgerRecord;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
-use crate::routing::{chats, discovered, hello, lab_config, lab_mock};
+use crate::routing::{chats, discovered, hello, lab_config, lab_mock, OPENS_AFTER_TWO};
 
 /// 2026-11-25T10:00:00Z, the first hour of the seeded ledger.
 const HOUR: i64 = 1_795_600_800_000;
@@ -361,8 +361,7 @@ async fn a_failover_is_recorded_mitigated_and_its_record_shows_both_attempts_its
 #[actix_web::test]
 async fn an_auto_request_records_its_route_plan_and_open_breakers_count_as_steering() {
     let (a, b) = (lab_mock(), lab_mock());
-    let breaker = "\n[routing.breaker]\nconsecutive_failures = 2\nerror_rate = 0.5\nmin_requests = 20\nwindow_ms = 60000\ncooldown_ms = 600000\n";
-    let app = spawn_app(&lab_config(&[&a, &b], breaker)).await;
+    let app = spawn_app(&lab_config(&[&a, &b], OPENS_AFTER_TWO)).await;
     discovered(&app).await;
     let (auto, status) = send(
         &app,

@@ -75,6 +75,9 @@ pub(crate) fn lab_config(mocks: &[&MockUpstream], extra: &str) -> String {
     config
 }
 
+/// Breakers that open after two failures in a row and stay open for ten minutes.
+pub(crate) const OPENS_AFTER_TWO: &str = "\n[routing.breaker]\nconsecutive_failures = 2\nerror_rate = 0.5\nmin_requests = 20\nwindow_ms = 60000\ncooldown_ms = 600000\n";
+
 pub(crate) fn lab_mock() -> MockUpstream {
     let mock = MockUpstream::start().unwrap();
     mock.set_models(&MODELS);
@@ -412,8 +415,7 @@ endpoint = "http://127.0.0.1:9"
 #[actix_rt::test]
 async fn a_breaker_opens_after_failures_then_the_provider_is_skipped_and_shown_open() {
     let (a, b) = (lab_mock(), lab_mock());
-    let extra = "\n[routing.breaker]\nconsecutive_failures = 2\nerror_rate = 0.5\nmin_requests = 20\nwindow_ms = 60000\ncooldown_ms = 600000\n";
-    let app = spawn_app(&lab_config(&[&a, &b], extra)).await;
+    let app = spawn_app(&lab_config(&[&a, &b], OPENS_AFTER_TWO)).await;
     discovered(&app).await;
     a.set_failing(Some(500));
     // An explicit model served by both: lab0 first, failing over to lab1.
