@@ -20,12 +20,13 @@ function niceTicks(max) {
 
 /**
  * series: [{name, color, values: number[]}]; labels: string per bucket;
- * opts: {format(v) -> string, kind: 'line' | 'bar', title}
+ * opts: {format(v) -> string, kind: 'line' | 'bar', title, noFill}; a series may set dash: true.
+ * In a line chart a null value leaves a gap.
  */
 export function chart(series, labels, opts = {}) {
   const format = opts.format || ((v) => String(v));
   const n = labels.length;
-  const all = series.flatMap((s) => s.values);
+  const all = series.flatMap((s) => s.values).filter((v) => v != null);
   const ticks = niceTicks(Math.max(0, ...all));
   const top = ticks[ticks.length - 1] || 1;
   const slot = (W - L - R) / Math.max(n, 1);
@@ -55,12 +56,22 @@ export function chart(series, labels, opts = {}) {
       });
     });
   } else {
+    // A null value (a bucket without samples, for a percentile) breaks the line there.
     series.forEach((s) => {
-      const pts = s.values.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
-      parts.push(`<polygon points="${x(0)},${y(0)} ${pts} ${x(n - 1)},${y(0)}" fill="${s.color}" opacity="0.10"/>`);
-      parts.push(`<polyline points="${pts}" fill="none" stroke="${s.color}" stroke-width="2" stroke-linejoin="round"/>`);
+      const runs = [];
+      let run = [];
       s.values.forEach((v, i) => {
-        parts.push(`<circle cx="${x(i).toFixed(1)}" cy="${y(v).toFixed(1)}" r="5" fill="transparent"><title>${esc(labels[i])} · ${esc(s.name)}: ${esc(format(v))}</title></circle>`);
+        if (v == null) { if (run.length) runs.push(run); run = []; } else run.push(i);
+      });
+      if (run.length) runs.push(run);
+      for (const r of runs) {
+        const pts = r.map((i) => `${x(i).toFixed(1)},${y(s.values[i]).toFixed(1)}`).join(' ');
+        if (!opts.noFill) parts.push(`<polygon points="${x(r[0]).toFixed(1)},${y(0)} ${pts} ${x(r[r.length - 1]).toFixed(1)},${y(0)}" fill="${s.color}" opacity="0.10"/>`);
+        if (r.length === 1) parts.push(`<circle cx="${x(r[0]).toFixed(1)}" cy="${y(s.values[r[0]]).toFixed(1)}" r="2.5" fill="${s.color}"/>`);
+        else parts.push(`<polyline points="${pts}" fill="none" stroke="${s.color}" stroke-width="2" stroke-linejoin="round"${s.dash ? ' stroke-dasharray="5 3"' : ''}/>`);
+      }
+      s.values.forEach((v, i) => {
+        if (v != null) parts.push(`<circle cx="${x(i).toFixed(1)}" cy="${y(v).toFixed(1)}" r="5" fill="transparent"><title>${esc(labels[i])} · ${esc(s.name)}: ${esc(format(v))}</title></circle>`);
       });
     });
   }

@@ -1,5 +1,6 @@
 // Every view of the portal in headless Chromium against a seeded gateway: no console error, real
-// content (figures equal to /v1/stats, five routing layers, a project appearing live), and a
+// content (figures equal to /v1/stats, five routing layers, an Ask answer from the mock's SQL
+// writer, a project appearing live, a provider added and removed through the page), and a
 // 1280x800 screenshot of each. Usage: node portal.mjs <gateway url> <screenshot dir>
 // (playwright-core is loaded from $BROWSER_NODE, where test_portal.py installed it).
 import { createRequire } from 'node:module';
@@ -56,7 +57,11 @@ try {
     assert.equal(await value('tokens'), nf.format(stats.total_tokens));
     assert.equal(await value('spend'), '$' + stats.total_cost_usd.toFixed(stats.total_cost_usd < 0.01 ? 6 : 4));
     assert.equal(await value('error-rate'), ((stats.failed_requests / stats.total_requests) * 100).toFixed(1) + '%');
-    assert.equal(await page.locator('.chart svg').count(), 4, 'four charts');
+    assert.equal(await page.locator('.chart svg').count(), 6, 'six charts');
+    const stepped = async (k) => (await page.locator(`[data-stepped="${k}"] .value`).textContent()).trim();
+    assert.equal(await stepped('failover'), nf.format(stats.mitigated_requests));
+    assert.equal(await stepped('sanitizer'), nf.format(stats.sanitized_requests));
+    assert.equal(await stepped('breakers'), nf.format(stats.breaker_steered_requests));
     for (const p of Object.keys(stats.by_project)) {
       assert.ok((await page.locator('[data-breakdown="by_project"]').textContent()).includes(p), `project ${p} in the breakdown`);
     }
@@ -69,6 +74,14 @@ try {
     await page.waitForSelector('#detail dl');
     const detail = await page.locator('#detail').textContent();
     assert.ok(detail.includes('Route trace') && detail.includes('request id'));
+    // The record with a signal opens to its attempts and its signal.
+    const signalled = page.locator('#list tbody tr', { hasText: 'claude' }).first();
+    await signalled.click();
+    await page.waitForSelector('#attempts table');
+    await page.waitForSelector('#record-signals .signals li');
+    assert.ok((await page.locator('#record-signals').textContent()).includes('thumbs_up'));
+    assert.equal(await page.locator('#attempts tbody tr').count(), 1);
+    assert.ok((await page.locator('#detail').textContent()).includes('Sanitizer findings'));
   });
 
   await visit('records?project=apollo', async () => {
@@ -96,6 +109,56 @@ try {
   await visit('catalog', async () => {
     const catalog = await json('/v1/catalog?served=true');
     assert.equal(await page.locator('.card').count(), catalog.models.length);
+  });
+
+  await visit('profiles', async () => {
+    const list = await json('/v1/profiles');
+    assert.equal(await page.locator('.profile').count(), list.length);
+    for (const p of list) assert.equal(await page.locator(`[data-profile="${p.id}"] .weights span`).count(), 3);
+  });
+
+  await visit('signals', async () => {
+    const report = await json('/v1/signals?bucket=day');
+    assert.equal((await page.locator('[data-kpi="signals"] .value').textContent()).trim(), nf.format(report.total.signals));
+    const models = await page.locator('#view tbody td:first-child').allTextContents();
+    assert.deepEqual(models.sort(), Object.keys(report.by_model).sort());
+    assert.equal(await page.locator('.chart svg').count(), 1, 'the trend');
+  });
+
+  await visit('ask', async () => {
+    await page.fill('#question', 'How much did each model cost?');
+    await page.click('#ask-form button[type="submit"]');
+    await page.waitForSelector('#answer[data-answered]', { timeout: 15000 });
+    const sql = await page.locator('[data-sql] pre').textContent();
+    assert.ok(sql.includes('SUM(cost_usd)') && sql.includes('ask_requests'), sql);
+    // The rows are the ledger's own: one per model the seeded requests used.
+    const models = new Set(Object.keys(stats.by_model));
+    const cells = await page.locator('[data-rows] tbody td:first-child').allTextContents();
+    assert.ok(cells.length >= 2 && cells.every((c) => models.has(c) || c === 'mock-sql-writer'), cells.join());
+    assert.equal(await page.locator('#answer .chart svg').count(), 1, 'a chart of the rows');
+  });
+
+  await visit('providers', async () => {
+    const before = await json('/v1/providers');
+    assert.equal(await page.locator('#provider-list tbody tr').count(), before.length);
+    await page.fill('#add-provider [name="id"]', 'ollama-browser');
+    await page.selectOption('#add-provider [name="provider_type"]', 'local');
+    await page.fill('#add-provider [name="endpoint"]', 'http://127.0.0.1:9/v1');
+    await page.fill('#add-provider [name="models"]', 'llama3.1:8b');
+    await page.click('#add-provider button[type="submit"]');
+    await page.waitForSelector('#provider-list tbody tr:has-text("ollama-browser")');
+    assert.ok((await json('/v1/providers')).some((p) => p.id === 'ollama-browser'), 'added on the server');
+    await page.screenshot({ path: join(shots, 'providers.png') });
+    await page.click('[data-remove="ollama-browser"]');
+    await page.click('[data-confirm]');
+    await page.waitForSelector('#provider-list tbody tr:has-text("ollama-browser")', { state: 'detached' });
+    assert.ok(!(await json('/v1/providers')).some((p) => p.id === 'ollama-browser'), 'removed on the server');
+  }, null);
+
+  await visit('start', async () => {
+    const text = await page.locator('#view').textContent();
+    assert.ok(text.includes(`${base}/v1`) && text.includes('ANTHROPIC_BASE_URL'), 'the snippets name this gateway');
+    assert.ok(await page.locator('a[href="/docs"]').count() > 0, 'a link to the API docs');
   });
 
   await visit('sources', async () => {

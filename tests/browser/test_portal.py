@@ -28,14 +28,15 @@ def free_port():
         return s.getsockname()[1]
 
 
-def call(url, body=None, headers=None):
+def call(url, body=None, headers=None, with_headers=False):
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json", **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, json.loads(r.read() or b"null")
+            answer = (r.status, json.loads(r.read() or b"null"))
+            return (*answer, r.headers) if with_headers else answer
     except urllib.error.HTTPError as e:
-        return e.code, None
+        return (e.code, None, e.headers) if with_headers else (e.code, None)
 
 
 def install():
@@ -57,11 +58,20 @@ def main():
         config = os.path.join(work.name, "config.toml")
         with open(config, "w") as f:
             f.write(f"""
+# Down (nothing listens on port 9): requests it is tried for fail over to the next provider,
+# and its breaker opens after a few.
+[[providers]]
+id = "openai-down"
+provider_type = "openai"
+api_key = "sk-provider-down"
+endpoint = "http://127.0.0.1:9/v1"
+
 [[providers]]
 id = "openai"
 provider_type = "openai"
 api_key = "sk-provider-openai"
 endpoint = "{mock_url}/v1"
+models = ["mock-sql-writer"]
 
 [[providers]]
 id = "anthropic"
@@ -73,6 +83,14 @@ endpoint = "{mock_url}"
 label = "Team Alpha"
 openai_key = "sk-alpha"
 anthropic_key = "sk-ant-alpha"
+
+[sanitization]
+enabled = true
+redact_pii = true
+
+# The mock's SQL writer answers the Ask view's questions.
+[analytics]
+model = "mock-sql-writer"
 
 [database]
 url = "sqlite://{work.name}/ledger.db?mode=rwc"
@@ -91,8 +109,9 @@ spool_dir = "{work.name}/spool"
         else:
             raise RuntimeError("the gateway did not start")
 
-        # Seed: answered calls from two tools and projects, one with a virtual key, an e-mail
-        # address for the sanitizer, an Anthropic call, and one the upstream fails.
+        # Seed: answered calls from two tools and projects (gpt-4o ones first tried on the
+        # provider that is down), one with a virtual key, an e-mail address for the sanitizer,
+        # an Anthropic call, and one the upstream fails.
         chat = lambda text: {"model": "gpt-4o", "messages": [{"role": "user", "content": text}]}
         seeds = [
             ("/v1/chat/completions", chat("hello"), {"x-source": "cli", "x-project": "apollo"}),
@@ -101,8 +120,8 @@ spool_dir = "{work.name}/spool"
             ("/v1/messages", {"model": "claude-sonnet-4-20250514", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}, {"x-source": "claude-code", "x-project": "gemini"}),
             ("/v1/chat/completions", chat("fail"), {"x-source": "cli", "x-project": "apollo", "x-mock-status": "500"}),
         ]
-        for path, body, headers in seeds:
-            call(base + path, body, headers)
+        answered = [call(base + path, body, headers, with_headers=True) for path, body, headers in seeds]
+        claude_id = answered[3][2]["x-request-id"]
         for _ in range(100):
             _, records = call(f"{base}/v1/records")
             if records and len(records["data"]) >= len(seeds):
@@ -110,6 +129,16 @@ spool_dir = "{work.name}/spool"
             time.sleep(0.1)
         else:
             raise RuntimeError("the seeded requests did not reach the ledger")
+        # A quality signal about the Anthropic call, for the Records and Signals views. It needs
+        # its request in the ledger (404 before), so it is reported until it is taken.
+        for _ in range(100):
+            status, _ = call(f"{base}/v1/signals", {"request_id": claude_id, "signal": "thumbs_up", "source": "browser-test"})
+            _, report = call(f"{base}/v1/signals")
+            if report and report["total"]["signals"] >= 1:
+                break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError(f"the signal did not reach the ledger ({status})")
 
         shots = os.path.join(ROOT, "docs", "screenshots")
         env = {**os.environ, "BROWSER_NODE": NODE_DIR}

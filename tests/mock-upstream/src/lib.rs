@@ -24,6 +24,10 @@
 //! parallel calls (ids `call_mock_<i>` / `toolu_mock_<i>`; in OpenAI streams their argument
 //! fragments interleave). `x-mock-reasoning: TEXT` adds reasoning: OpenAI's
 //! `reasoning_content`, Anthropic's `thinking` block (signature `sig-mock-1`) before the text.
+//!
+//! A model whose id starts with `mock-sql` writes SQL over the `/v1/ask` views instead: its
+//! answer is a ```sql fence holding a query chosen by the words of the last user message
+//! (cost or spend, source, error, day; else requests per model).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future as _;
@@ -285,8 +289,9 @@ enum Reply {
     Chunks,
     /// Calls of the steered tool.
     ToolCalls(Vec<ToolCall>),
-    /// The text `tool result: …`, once the conversation carries a tool result.
-    ToolResult(String),
+    /// A text of its own: `tool result: …` once the conversation carries a tool result, or the
+    /// SQL of a `mock-sql*` model.
+    Text(String),
 }
 
 /// One call of the steered tool.
@@ -307,7 +312,7 @@ impl Reply {
         };
         if let Some(result) = result {
             let head: String = result.chars().take(200).collect();
-            return Reply::ToolResult(format!("tool result: {head}"));
+            return Reply::Text(format!("tool result: {head}"));
         }
         let arguments = steer.tool_args.to_string();
         Reply::ToolCalls(
@@ -326,10 +331,39 @@ impl Reply {
     fn text_pieces(&self, chunks: usize) -> Vec<String> {
         match self {
             Reply::Chunks => (0..chunks).map(chunk_text).collect(),
-            Reply::ToolResult(text) => split_into(text, chunks),
+            Reply::Text(text) => split_into(text, chunks),
             Reply::ToolCalls(_) => Vec::new(),
         }
     }
+}
+
+/// What a `mock-sql*` model writes for a question about the ledger (the views of `/v1/ask`),
+/// chosen by the question's words, so that the gateway's check and run of it are exercised.
+fn sql_for(question: &str) -> &'static str {
+    let q = question.to_lowercase();
+    if q.contains("cost") || q.contains("spend") {
+        "SELECT model, ROUND(SUM(cost_usd), 6) AS spend_usd FROM ask_requests GROUP BY model ORDER BY spend_usd DESC"
+    } else if q.contains("source") {
+        "SELECT source, COUNT(*) AS requests FROM ask_requests GROUP BY source ORDER BY requests DESC"
+    } else if q.contains("error") {
+        "SELECT provider, AVG(is_error) AS error_rate FROM ask_requests GROUP BY provider ORDER BY error_rate DESC"
+    } else if q.contains("day") {
+        "SELECT day, SUM(tokens) AS tokens FROM ask_requests GROUP BY day ORDER BY day"
+    } else {
+        "SELECT model, COUNT(*) AS requests FROM ask_requests GROUP BY model ORDER BY requests DESC"
+    }
+}
+
+/// A `mock-sql*` model's reply (the SQL in a fence) to the last user message, or None for any
+/// other model. Both APIs carry `model` and `messages[].content` alike.
+fn sql_reply(request: &Value) -> Option<Reply> {
+    if !request["model"].as_str()?.starts_with("mock-sql") {
+        return None;
+    }
+    let messages = request["messages"].as_array()?;
+    let question = messages.iter().rev().find(|m| m["role"] == "user")?;
+    let sql = sql_for(&content_text(&question["content"]));
+    Some(Reply::Text(format!("Here it is:\n```sql\n{sql}\n```")))
 }
 
 /// `text` in about `parts` pieces of whole characters (at least one piece).
@@ -526,11 +560,13 @@ async fn chat(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> Htt
         .as_str()
         .unwrap_or("mock-model")
         .to_string();
-    let reply = Reply::plan(
-        &steer,
-        |name| openai_offers(&request, name),
-        openai_tool_result(&request),
-    );
+    let reply = sql_reply(&request).unwrap_or_else(|| {
+        Reply::plan(
+            &steer,
+            |name| openai_offers(&request, name),
+            openai_tool_result(&request),
+        )
+    });
     let input = prompt_tokens(&body);
     let output = steer.chunks as u64;
     let usage = if steer.no_usage {
@@ -654,11 +690,13 @@ async fn messages(req: HttpRequest, body: Bytes, state: web::Data<MockState>) ->
         .as_str()
         .unwrap_or("mock-model")
         .to_string();
-    let reply = Reply::plan(
-        &steer,
-        |name| anthropic_offers(&request, name),
-        anthropic_tool_result(&request),
-    );
+    let reply = sql_reply(&request).unwrap_or_else(|| {
+        Reply::plan(
+            &steer,
+            |name| anthropic_offers(&request, name),
+            anthropic_tool_result(&request),
+        )
+    });
     let input = prompt_tokens(&body);
     let output = steer.chunks as u64;
     let (stop_reason, text_pieces, calls) = match &reply {

@@ -686,3 +686,49 @@ fn anthropic_json_answers_open_with_thinking() {
                {"type": "text", "text": "chunk0 chunk1 chunk2 "}])
     );
 }
+
+// --- The SQL writer ------------------------------------------------------------------------
+
+#[test]
+fn a_mock_sql_model_writes_the_query_its_question_asks_for_in_both_apis() {
+    let mock = MockUpstream::start().expect("mock");
+    let question = |text: &str| {
+        json!({"model": "mock-sql-writer", "max_tokens": 64,
+               "messages": [{"role": "system", "content": "Write SQL."}, {"role": "user", "content": text}]})
+    };
+    let answer = post(
+        &mock,
+        "/v1/chat/completions",
+        &[],
+        &question("What did each model cost?"),
+    );
+    let body: Value = serde_json::from_str(&answer.body).expect("JSON");
+    let text = body["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(
+        text.contains("```sql\nSELECT model, ROUND(SUM(cost_usd), 6) AS spend_usd FROM ask_requests"),
+        "{text}"
+    );
+
+    let answer = post(
+        &mock,
+        "/v1/messages",
+        &[],
+        &question("Which source asked most?"),
+    );
+    let body: Value = serde_json::from_str(&answer.body).expect("JSON");
+    let text = body["content"][0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("SELECT source, COUNT(*) AS requests FROM ask_requests"),
+        "{text}"
+    );
+
+    // Any other model answers as before.
+    let mut other = question("What did each model cost?");
+    other["model"] = json!("gpt-4o");
+    let answer = post(&mock, "/v1/chat/completions", &[], &other);
+    let body: Value = serde_json::from_str(&answer.body).expect("JSON");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "chunk0 chunk1 chunk2 "
+    );
+}
