@@ -13,6 +13,7 @@ mod hardening;
 mod helpers;
 mod key_map;
 mod ledger;
+mod limits;
 mod metrics;
 mod models;
 mod pipeline;
