@@ -166,7 +166,9 @@ impl GatewayError {
             | Self::UnknownProfile { .. }
             | Self::NoRoute { .. } => StatusCode::BAD_REQUEST,
             Self::CircuitOpen { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::BudgetExhausted { .. } | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::BudgetExhausted { .. } | Self::RateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::ModelNotAllowed { .. } => StatusCode::FORBIDDEN,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -307,9 +309,16 @@ impl GatewayError {
                 let mut body = openai::error_body(status, &message, self.code(), param);
                 // OpenAI's own types of these 429s, which its SDKs and tools tell apart.
                 match self {
-                    Self::BudgetExhausted { .. } => body["error"]["type"] = "insufficient_quota".into(),
+                    Self::BudgetExhausted { .. } => {
+                        body["error"]["type"] = "insufficient_quota".into()
+                    }
                     Self::RateLimited { limit, .. } => {
-                        body["error"]["type"] = if *limit == "tpm" { "tokens" } else { "requests" }.into();
+                        body["error"]["type"] = if *limit == "tpm" {
+                            "tokens"
+                        } else {
+                            "requests"
+                        }
+                        .into();
                     }
                     _ => {}
                 }
@@ -339,8 +348,12 @@ impl GatewayError {
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
             Self::CircuitOpen { retry_in_ms, .. } => Some(retry_in_ms.div_ceil(1000).max(1)),
-            Self::BudgetExhausted { retry_after_secs, .. } => *retry_after_secs,
-            Self::RateLimited { retry_after_secs, .. } => Some(*retry_after_secs),
+            Self::BudgetExhausted {
+                retry_after_secs, ..
+            } => *retry_after_secs,
+            Self::RateLimited {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
             Self::AllTargetsFailed { last, .. } => last.retry_after_secs(),
             _ => None,
         }

@@ -57,8 +57,14 @@ impl Runtime {
             .map_err(|(key, message)| format!("{key}: {message}"))?;
         let routing = Arc::new(Routing::new(profiles, routing.tuning()));
         let limits = crate::limits::Limiter::new(
-            settings.key_map.values().map(|e| (e.label.clone(), e.limits().spec())),
-            settings.projects.iter().map(|(id, l)| (id.clone(), l.spec())),
+            settings
+                .key_map
+                .values()
+                .map(|e| (e.label.clone(), e.limits().spec())),
+            settings
+                .projects
+                .iter()
+                .map(|(id, l)| (id.clone(), l.spec())),
             settings.limits.free_models_exempt,
         )
         .map_err(|e| format!("key_map / projects models: {e}"))?;

@@ -388,15 +388,24 @@ impl LimitFields {
     fn check(&self) -> Result<(), (&'static str, String)> {
         if let Some(usd) = self.max_budget_usd {
             if !usd.is_finite() || usd < 0.0 {
-                return Err(("max_budget_usd", format!("must be a number of USD, 0 or more (got {usd})")));
+                return Err((
+                    "max_budget_usd",
+                    format!("must be a number of USD, 0 or more (got {usd})"),
+                ));
             }
         }
         if self.budget_period.is_some() && self.max_budget_usd.is_none() {
-            return Err(("budget_period", "is set without max_budget_usd: set the budget it is the period of".into()));
+            return Err((
+                "budget_period",
+                "is set without max_budget_usd: set the budget it is the period of".into(),
+            ));
         }
         for (field, value) in [("rpm", self.rpm), ("tpm", self.tpm)] {
             if value == Some(0) {
-                return Err((field, "must be at least 1 (leave it out for no limit)".into()));
+                return Err((
+                    field,
+                    "must be at least 1 (leave it out for no limit)".into(),
+                ));
             }
         }
         if let Some(models) = &self.models {
@@ -404,7 +413,10 @@ impl LimitFields {
                 return Err(("models", "is empty, which would allow no model: list at least one id or glob, or leave it out".into()));
             }
         }
-        self.spec().model_globs().map(|_| ()).map_err(|e| ("models", e))
+        self.spec()
+            .model_globs()
+            .map(|_| ())
+            .map_err(|e| ("models", e))
     }
 }
 
@@ -813,7 +825,11 @@ fn validate(settings: &Settings) -> Result<(), (String, String)> {
     for entry in settings.key_map.values() {
         *labels.entry(entry.label.as_str()).or_default() += 1;
     }
-    for entry in settings.key_map.values().filter(|e| !e.limits().spec().is_empty()) {
+    for entry in settings
+        .key_map
+        .values()
+        .filter(|e| !e.limits().spec().is_empty())
+    {
         if labels.get(entry.label.as_str()).copied().unwrap_or(0) > 1 {
             return Err((
                 format!("key_map.<token labelled {:?}>", entry.label),

@@ -136,7 +136,9 @@ impl Application {
         replay::replay(&db, &mut spool, db_options.batch_size).await?;
         // Then the limits learn what the ledger holds: spend survives a restart.
         seed_limits(&db, &runtime.limits).await.map_err(|e| {
-            anyhow::anyhow!("failed to read the spend of the limited keys and projects from the ledger: {e}")
+            anyhow::anyhow!(
+                "failed to read the spend of the limited keys and projects from the ledger: {e}"
+            )
         })?;
         let (ledger, inbox) = CostLedger::launch(
             db.clone(),

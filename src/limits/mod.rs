@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::Serialize;
 
-pub use window::{Clock, Period};
 use window::{rfc3339, seconds_until, MINUTE_MS};
+pub use window::{Clock, Period};
 
 /// The most model ids whose typical output is kept.
 const MAX_MODELS: usize = 4096;
@@ -37,12 +37,17 @@ pub struct LimitSpec {
 
 impl LimitSpec {
     pub fn is_empty(&self) -> bool {
-        self.max_budget_usd.is_none() && self.rpm.is_none() && self.tpm.is_none() && self.models.is_none()
+        self.max_budget_usd.is_none()
+            && self.rpm.is_none()
+            && self.tpm.is_none()
+            && self.models.is_none()
     }
 
     /// The compiled allow-list, or why a pattern is not a glob.
     pub fn model_globs(&self) -> Result<Option<GlobSet>, String> {
-        let Some(patterns) = &self.models else { return Ok(None) };
+        let Some(patterns) = &self.models else {
+            return Ok(None);
+        };
         let mut builder = GlobSetBuilder::new();
         for p in patterns {
             builder.add(Glob::new(p).map_err(|e| format!("`{p}` is not a valid glob: {e}"))?);
@@ -143,7 +148,11 @@ pub enum Refusal {
         retry_after_secs: u64,
     },
     /// A model outside the subject's allow-list.
-    Model { subject: String, model: String, allowed: Vec<String> },
+    Model {
+        subject: String,
+        model: String,
+        allowed: Vec<String>,
+    },
 }
 
 /// What a request reserved of one subject.
@@ -197,14 +206,27 @@ impl Limiter {
         self.keys.is_empty() && self.projects.is_empty()
     }
 
-    fn rules<'a>(&'a self, key: Option<&'a str>, project: Option<&'a str>) -> impl Iterator<Item = (Subject, &'a Rule)> + 'a {
+    fn rules<'a>(
+        &'a self,
+        key: Option<&'a str>,
+        project: Option<&'a str>,
+    ) -> impl Iterator<Item = (Subject, &'a Rule)> + 'a {
         let key = key.and_then(|k| self.keys.get(k).map(|r| (Subject::Key(k.to_string()), r)));
-        let project = project.and_then(|p| self.projects.get(p).map(|r| (Subject::Project(p.to_string()), r)));
+        let project = project.and_then(|p| {
+            self.projects
+                .get(p)
+                .map(|r| (Subject::Project(p.to_string()), r))
+        });
         key.into_iter().chain(project)
     }
 
     /// Whether `model` may be used by the request's key and project (every allow-list holds it).
-    pub fn allows(&self, key: Option<&str>, project: Option<&str>, models: &[&str]) -> Result<(), Refusal> {
+    pub fn allows(
+        &self,
+        key: Option<&str>,
+        project: Option<&str>,
+        models: &[&str],
+    ) -> Result<(), Refusal> {
         for (subject, rule) in self.rules(key, project) {
             if let Some(globs) = &rule.models {
                 if !models.iter().any(|m| globs.is_match(m)) {
@@ -225,7 +247,9 @@ impl Limiter {
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<Subject, Counters>> {
-        self.counters.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.counters
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Admits the request or says which limit refuses it. Nothing is counted for a refused
@@ -276,12 +300,26 @@ impl Limiter {
             let c = counters.entry(subject.clone()).or_default();
             c.requests += 1;
             c.tokens += request.tokens;
-            let usd = if rule.spec.max_budget_usd.is_some() { request.cost_usd.max(0.0) } else { 0.0 };
+            let usd = if rule.spec.max_budget_usd.is_some() {
+                request.cost_usd.max(0.0)
+            } else {
+                0.0
+            };
             c.reserved_usd += usd;
             c.in_flight += 1;
-            reserved.push(Reserved { subject, window_start: c.window_start, minute: c.minute, usd, tokens: request.tokens });
+            reserved.push(Reserved {
+                subject,
+                window_start: c.window_start,
+                minute: c.minute,
+                usd,
+                tokens: request.tokens,
+            });
         }
-        Ok(Some(Hold { limiter: self.clone(), reserved, settled: false }))
+        Ok(Some(Hold {
+            limiter: self.clone(),
+            reserved,
+            settled: false,
+        }))
     }
 
     /// Spend already recorded in the ledger for a subject's current window, at start-up (so
@@ -339,7 +377,10 @@ impl Limiter {
     pub fn budget_windows(&self) -> Vec<(Subject, i64)> {
         let now = self.clock.now_ms();
         let keys = self.keys.iter().map(|(k, r)| (Subject::Key(k.clone()), r));
-        let projects = self.projects.iter().map(|(p, r)| (Subject::Project(p.clone()), r));
+        let projects = self
+            .projects
+            .iter()
+            .map(|(p, r)| (Subject::Project(p.clone()), r));
         keys.chain(projects)
             .filter(|(_, r)| r.spec.max_budget_usd.is_some())
             .map(|(s, r)| (s, r.spec.budget_period.start(now)))
@@ -379,7 +420,11 @@ impl Limiter {
                 spent_usd: c.spent_usd,
                 reserved_usd: c.reserved_usd,
                 remaining_usd: (limit - c.spent_usd - c.reserved_usd).max(0.0),
-                used_share: if limit > 0.0 { ((c.spent_usd + c.reserved_usd) / limit).min(1.0) } else { 1.0 },
+                used_share: if limit > 0.0 {
+                    ((c.spent_usd + c.reserved_usd) / limit).min(1.0)
+                } else {
+                    1.0
+                },
                 window_start: rfc3339(c.window_start),
                 resets_at: spec.budget_period.end(now).map(rfc3339),
             }),
@@ -413,7 +458,9 @@ impl Hold {
         }
         let mut counters = self.limiter.lock();
         for r in &self.reserved {
-            let Some(c) = counters.get_mut(&r.subject) else { continue };
+            let Some(c) = counters.get_mut(&r.subject) else {
+                continue;
+            };
             if c.window_start == r.window_start {
                 c.reserved_usd = (c.reserved_usd - r.usd).max(0.0);
                 c.spent_usd += cost_usd.max(0.0);

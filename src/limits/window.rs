@@ -11,7 +11,9 @@ pub const MINUTE_MS: i64 = 60_000;
 const DAY_MS: i64 = 86_400_000;
 
 /// How long a budget lasts before it starts again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, Serialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, Serialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Period {
     /// Each calendar day, from 00:00 UTC.
@@ -46,8 +48,7 @@ impl Period {
             }
             Self::Monthly => {
                 let d = date(day);
-                NaiveDate::from_ymd_opt(d.year(), d.month(), 1)
-                    .map_or(day, |first| ms_of(first))
+                NaiveDate::from_ymd_opt(d.year(), d.month(), 1).map_or(day, ms_of)
             }
             Self::Total => 0,
         }
@@ -61,7 +62,11 @@ impl Period {
             Self::Weekly => Some(start + 7 * DAY_MS),
             Self::Monthly => {
                 let d = date(start);
-                let (y, m) = if d.month() == 12 { (d.year() + 1, 1) } else { (d.year(), d.month() + 1) };
+                let (y, m) = if d.month() == 12 {
+                    (d.year() + 1, 1)
+                } else {
+                    (d.year(), d.month() + 1)
+                };
                 NaiveDate::from_ymd_opt(y, m, 1).map(ms_of)
             }
             Self::Total => None,
@@ -70,11 +75,14 @@ impl Period {
 }
 
 fn date(ms: i64) -> NaiveDate {
-    DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default().date_naive()
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .date_naive()
 }
 
 fn ms_of(d: NaiveDate) -> i64 {
-    Utc.from_utc_datetime(&d.and_time(chrono::NaiveTime::MIN)).timestamp_millis()
+    Utc.from_utc_datetime(&d.and_time(chrono::NaiveTime::MIN))
+        .timestamp_millis()
 }
 
 /// RFC 3339 of a time in milliseconds, for messages and views.
@@ -86,7 +94,9 @@ pub fn rfc3339(ms: i64) -> String {
 
 /// Whole seconds from `now_ms` until `then_ms`, at least 1 (a `Retry-After`).
 pub fn seconds_until(now_ms: i64, then_ms: i64) -> u64 {
-    u64::try_from((then_ms - now_ms + 999) / 1000).unwrap_or(0).max(1)
+    u64::try_from((then_ms - now_ms + 999) / 1000)
+        .unwrap_or(0)
+        .max(1)
 }
 
 /// The limits' clock: the system's, or a time a test set (and moves on by hand).
@@ -117,6 +127,7 @@ impl Clock {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -2,8 +2,8 @@
 //! answer, and so what the request may cost) and before anything is forwarded.
 
 use crate::api::Operation;
-use crate::error::GatewayError;
 use crate::api::Usage;
+use crate::error::GatewayError;
 use crate::ledger::pricing::Pricing;
 use crate::limits::{Hold, Limiter, Refusal, Request};
 use crate::providers::ProviderKind;
@@ -57,7 +57,9 @@ pub fn admit(
     let mut free = true;
     let mut output = 0;
     for t in &plan.targets {
-        let typical = limits.typical_output(&t.model).unwrap_or(size.default_output);
+        let typical = limits
+            .typical_output(&t.model)
+            .unwrap_or(size.default_output);
         let expected = size.max_tokens.map_or(typical, |m| m.min(typical));
         output = output.max(expected);
         let usage = Usage {
@@ -81,7 +83,11 @@ pub fn admit(
         key,
         project,
         cost_usd: if counting { 0.0 } else { cost_usd },
-        tokens: if counting { 0 } else { size.prompt_tokens + output },
+        tokens: if counting {
+            0
+        } else {
+            size.prompt_tokens + output
+        },
         free: free || counting,
     };
     limits.admit(&request).map_err(refused)

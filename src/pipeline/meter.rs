@@ -385,7 +385,10 @@ impl RequestMeter {
         };
         if let Some(hold) = self.hold.take() {
             let tokens = r.input_tokens.saturating_add(r.output_tokens);
-            hold.settle(r.cost_usd.unwrap_or(0.0), u64::try_from(tokens).unwrap_or(0));
+            hold.settle(
+                r.cost_usd.unwrap_or(0.0),
+                u64::try_from(tokens).unwrap_or(0),
+            );
         }
         if let (Some(model), true) = (r.model_used.as_deref(), r.output_tokens > 0) {
             let output = u64::try_from(r.output_tokens).unwrap_or(0);

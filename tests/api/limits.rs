@@ -51,11 +51,7 @@ const ALPHA: (&str, &str) = ("authorization", "Bearer team-alpha-key");
 /// Waits until no admitted request of the limiter is still in flight (its cost settled).
 async fn settled(app: &TestApp) {
     for _ in 0..500 {
-        let busy = app
-            .limits
-            .views()
-            .iter()
-            .any(|v| v.in_flight > 0);
+        let busy = app.limits.views().iter().any(|v| v.in_flight > 0);
         if !busy {
             return;
         }
@@ -64,8 +60,14 @@ async fn settled(app: &TestApp) {
     panic!("requests stayed in flight");
 }
 
-async fn chat(app: &TestApp, model: &str, headers: &[(&str, &str)]) -> (u16, Option<String>, Value) {
-    let response = app.post("/v1/chat/completions", &chat_body(model, false), headers).await;
+async fn chat(
+    app: &TestApp,
+    model: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Option<String>, Value) {
+    let response = app
+        .post("/v1/chat/completions", &chat_body(model, false), headers)
+        .await;
     let status = response.status().as_u16();
     let retry = response
         .headers()
@@ -91,12 +93,20 @@ async fn an_rpm_limit_refuses_the_request_past_it_and_resets_with_the_minute() {
     assert_eq!(body["error"]["code"], "rate_limit_exceeded");
     assert_eq!(body["error"]["type"], "requests");
     let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("key `alpha`") && message.contains("3 requests per minute (rpm)"), "{message}");
+    assert!(
+        message.contains("key `alpha`") && message.contains("3 requests per minute (rpm)"),
+        "{message}"
+    );
     assert!(message.contains("2026-12-03T10:01:00Z"), "{message}");
     assert_eq!(retry.as_deref(), Some("45"));
     assert_eq!(mock.requests().len(), forwarded, "nothing was forwarded");
     // Another key is not limited by alpha's rpm.
-    assert_eq!(chat(&app, "gpt-4o", &[("authorization", "Bearer team-beta-key")]).await.0, 200);
+    assert_eq!(
+        chat(&app, "gpt-4o", &[("authorization", "Bearer team-beta-key")])
+            .await
+            .0,
+        200
+    );
 
     // The next minute starts again.
     app.limits.clock.set(T0 + MINUTE);
@@ -112,10 +122,19 @@ async fn a_tpm_limit_counts_the_tokens_of_the_minute_and_resets() {
     // The first request is under the limit; its tokens (the mock's: prompt ≈ body/4, and 3
     // out) take the minute past 20.
     assert_eq!(chat(&app, "gpt-4o", &[ALPHA]).await.0, 200);
-    let view = app.limits.views().into_iter().find(|v| v.id == "alpha").unwrap();
+    let view = app
+        .limits
+        .views()
+        .into_iter()
+        .find(|v| v.id == "alpha")
+        .unwrap();
     let record = &app.records(1).await[0];
-    let tokens = record["input_tokens"].as_u64().unwrap() + record["output_tokens"].as_u64().unwrap();
-    assert_eq!(view.tokens_this_minute, tokens, "reconciled with the real tokens");
+    let tokens =
+        record["input_tokens"].as_u64().unwrap() + record["output_tokens"].as_u64().unwrap();
+    assert_eq!(
+        view.tokens_this_minute, tokens,
+        "reconciled with the real tokens"
+    );
     assert!(tokens >= 20, "{tokens}");
 
     let (status, retry, body) = chat(&app, "gpt-4o", &[ALPHA]).await;
@@ -153,14 +172,28 @@ async fn a_daily_budget_refuses_once_spent_and_starts_again_the_next_day() {
     assert_eq!(body["error"]["code"], "insufficient_quota");
     assert_eq!(body["error"]["type"], "insufficient_quota");
     let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("the budget of key `alpha` is spent"), "{message}");
-    assert!(message.contains("2026-12-04T00:00:00Z (daily budget)"), "{message}");
-    assert_eq!(retry.as_deref(), Some(&*(14 * 3600).to_string()), "seconds to midnight UTC");
+    assert!(
+        message.contains("the budget of key `alpha` is spent"),
+        "{message}"
+    );
+    assert!(
+        message.contains("2026-12-04T00:00:00Z (daily budget)"),
+        "{message}"
+    );
+    assert_eq!(
+        retry.as_deref(),
+        Some(&*(14 * 3600).to_string()),
+        "seconds to midnight UTC"
+    );
     assert_eq!(mock.requests().len(), forwarded, "nothing was forwarded");
 
     // The Anthropic endpoint is held to the same budget, in its own error shape.
     let response = app
-        .post("/v1/messages", &messages_body("claude-sonnet-4-20250514", false), &[ALPHA])
+        .post(
+            "/v1/messages",
+            &messages_body("claude-sonnet-4-20250514", false),
+            &[ALPHA],
+        )
         .await;
     assert_eq!(response.status(), 429);
     let body: Value = response.json().await.unwrap();
@@ -169,11 +202,19 @@ async fn a_daily_budget_refuses_once_spent_and_starts_again_the_next_day() {
 
     // GET /v1/keys (loopback: no admin token) shows the spend, never a token.
     let keys: Value = app.get("/v1/keys").await.json().await.unwrap();
-    let alpha = keys["keys"].as_array().unwrap().iter().find(|k| k["label"] == "alpha").unwrap();
+    let alpha = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["label"] == "alpha")
+        .unwrap();
     let spent = alpha["limits"]["budget"]["spent_usd"].as_f64().unwrap();
     assert!((spent - 3.0 * cost).abs() < 1e-9, "{alpha}");
     assert_eq!(alpha["limits"]["budget"]["period"], "daily");
-    assert!(!keys.to_string().contains("team-alpha-key"), "no token in {keys}");
+    assert!(
+        !keys.to_string().contains("team-alpha-key"),
+        "no token in {keys}"
+    );
 
     // The next day the budget starts again.
     app.limits.clock.set(T0 + DAY);
@@ -226,7 +267,10 @@ async fn fifty_concurrent_requests_overshoot_a_nearly_spent_budget_by_at_most_wh
         .collect();
     settled(&app).await;
     let admitted = statuses.iter().filter(|s| **s == 200).count();
-    assert!(statuses.iter().all(|s| *s == 200 || *s == 429), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 429),
+        "{statuses:?}"
+    );
     // Each admitted request reserves its expected cost (the gateway's estimate of the prompt
     // and the typical output: about half of what the mock, which counts a token per 4 bytes
     // of the body, then bills), so with half a call left one or two fit; all 50 are in flight
@@ -235,13 +279,25 @@ async fn fifty_concurrent_requests_overshoot_a_nearly_spent_budget_by_at_most_wh
     let spent = app.limits.views()[0].budget.as_ref().unwrap().spent_usd;
     let budget = cost * 1.5;
     let over = spent - budget;
-    println!("50 concurrent: {admitted} admitted, 50 - {admitted} refused; spent {spent:.6} of {budget:.6} USD: over by {over:.6}, in flight {:.6}", admitted as f64 * cost);
-    assert!(over <= admitted as f64 * cost + 1e-12, "over by more than was in flight");
+    #[allow(clippy::print_stdout)]
+    {
+        println!("50 concurrent: {admitted} admitted, 50 - {admitted} refused; spent {spent:.6} of {budget:.6} USD: over by {over:.6}, in flight {:.6}", admitted as f64 * cost);
+    }
+    assert!(
+        over <= admitted as f64 * cost + 1e-12,
+        "over by more than was in flight"
+    );
     // Every request has its record; the refused ones say why and cost nothing.
     let records = app.records(51).await;
     let refused: Vec<&Value> = records.iter().filter(|r| r["status"] == 429).collect();
     assert_eq!(refused.len(), 50 - admitted);
-    assert!(refused.iter().all(|r| r["error_kind"] == "insufficient_quota" && r["cost_usd"] == 0.0), "{:?}", refused[0]);
+    assert!(
+        refused
+            .iter()
+            .all(|r| r["error_kind"] == "insufficient_quota" && r["cost_usd"] == 0.0),
+        "{:?}",
+        refused[0]
+    );
 }
 
 #[actix_web::test]
@@ -264,17 +320,28 @@ async fn free_local_models_pass_a_spent_budget_when_exempt() {
 #[actix_web::test]
 async fn a_model_outside_the_keys_list_is_refused_and_routing_keeps_to_the_list() {
     let mock = MockUpstream::start().unwrap();
-    let app = spawn_app(&config(&mock, r#"models = ["gpt-4o-mini", "claude-*"]"#, "")).await;
+    let app = spawn_app(&config(
+        &mock,
+        r#"models = ["gpt-4o-mini", "claude-*"]"#,
+        "",
+    ))
+    .await;
     let (status, _, body) = chat(&app, "gpt-4o", &[ALPHA]).await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["error"]["code"], "model_not_allowed");
-    assert!(body["error"]["message"].as_str().unwrap().contains("gpt-4o-mini, claude-*"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("gpt-4o-mini, claude-*"));
     assert_eq!(chat(&app, "gpt-4o-mini", &[ALPHA]).await.0, 200);
     // The router's choice for alpha comes from the list.
     let (status, _, body) = chat(&app, "auto", &[ALPHA]).await;
     assert_eq!(status, 200, "{body}");
     let model = body["model"].as_str().unwrap();
-    assert!(model == "gpt-4o-mini" || model.starts_with("claude-"), "{model}");
+    assert!(
+        model == "gpt-4o-mini" || model.starts_with("claude-"),
+        "{model}"
+    );
 }
 
 #[actix_web::test]
@@ -284,15 +351,27 @@ async fn project_limits_hold_every_key_of_the_project_and_count_tokens_counts() 
     let app = spawn_app(&config(&mock, "", extra)).await;
     app.limits.clock.set(T0);
     let apollo = |key: &'static str| [("authorization", key), ("x-project", "apollo")];
-    assert_eq!(chat(&app, "gpt-4o", &apollo("Bearer team-alpha-key")).await.0, 200);
+    assert_eq!(
+        chat(&app, "gpt-4o", &apollo("Bearer team-alpha-key"))
+            .await
+            .0,
+        200
+    );
     let response = app
-        .post("/v1/messages/count_tokens", &messages_body("claude-sonnet-4-20250514", false), &apollo("Bearer team-beta-key"))
+        .post(
+            "/v1/messages/count_tokens",
+            &messages_body("claude-sonnet-4-20250514", false),
+            &apollo("Bearer team-beta-key"),
+        )
         .await;
     assert_eq!(response.status(), 200);
     settled(&app).await;
     let (status, _, body) = chat(&app, "gpt-4o", &apollo("Bearer team-beta-key")).await;
     assert_eq!(status, 429, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("project `apollo`"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("project `apollo`"));
     // Outside the project, the keys are not limited.
     assert_eq!(chat(&app, "gpt-4o", &[ALPHA]).await.0, 200);
 }
@@ -300,8 +379,18 @@ async fn project_limits_hold_every_key_of_the_project_and_count_tokens_counts() 
 #[actix_web::test]
 async fn a_key_reads_its_own_limits_and_nobody_elses() {
     let mock = MockUpstream::start().unwrap();
-    let app = spawn_app(&config(&mock, "max_budget_usd = 10\nbudget_period = \"monthly\"\nrpm = 100", "")).await;
-    let me: Value = app.get_with("/v1/keys/self", &[ALPHA]).await.json().await.unwrap();
+    let app = spawn_app(&config(
+        &mock,
+        "max_budget_usd = 10\nbudget_period = \"monthly\"\nrpm = 100",
+        "",
+    ))
+    .await;
+    let me: Value = app
+        .get_with("/v1/keys/self", &[ALPHA])
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["label"], "alpha");
     assert_eq!(me["limits"]["budget"]["limit_usd"], 10.0);
     assert_eq!(me["limits"]["rpm"], 100);
@@ -322,20 +411,35 @@ async fn a_key_reads_its_own_limits_and_nobody_elses() {
 #[test]
 fn bad_limits_are_refused_naming_the_key() {
     for (limits, key, fragment) in [
-        ("budget_period = \"daily\"", "budget_period", "without max_budget_usd"),
+        (
+            "budget_period = \"daily\"",
+            "budget_period",
+            "without max_budget_usd",
+        ),
         ("max_budget_usd = -1", "max_budget_usd", "0 or more"),
         ("rpm = 0", "rpm", "at least 1"),
         ("models = []", "models", "allow no model"),
         ("models = [\"gpt-[\"]", "models", "not a valid glob"),
-        ("budget_period = \"hourly\"\nmax_budget_usd = 1", "budget_period", "hourly"),
+        (
+            "budget_period = \"hourly\"\nmax_budget_usd = 1",
+            "budget_period",
+            "hourly",
+        ),
     ] {
         let config = format!("[key_map.tok]\nlabel = \"alpha\"\n{limits}\n");
         let err = load_settings(&config).expect_err(limits).to_string();
-        assert!(err.contains(key) && err.contains(fragment), "{limits}: {err}");
+        assert!(
+            err.contains(key) && err.contains(fragment),
+            "{limits}: {err}"
+        );
     }
-    let err = load_settings("[projects.apollo]\nrpm = 0\n").unwrap_err().to_string();
+    let err = load_settings("[projects.apollo]\nrpm = 0\n")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("projects.apollo.rpm"), "{err}");
-    let err = load_settings("[projects.apollo]\nrmp = 5\n").unwrap_err().to_string();
+    let err = load_settings("[projects.apollo]\nrmp = 5\n")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("rmp"), "{err}");
     let shared = "[key_map.a]\nlabel = \"team\"\nrpm = 5\n[key_map.b]\nlabel = \"team\"\n";
     let err = load_settings(shared).unwrap_err().to_string();
