@@ -67,6 +67,23 @@ pub enum GatewayError {
     Untranslatable { param: String, message: String },
     #[error("{message}")]
     UnknownProfile { message: String },
+    /// A key's or project's budget is spent (429 `insufficient_quota`); nothing was forwarded.
+    #[error("{message}")]
+    BudgetExhausted {
+        message: String,
+        retry_after_secs: Option<u64>,
+    },
+    /// A key's or project's `rpm` or `tpm` is reached (429 `rate_limit_exceeded`).
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        /// `rpm` or `tpm`.
+        limit: &'static str,
+        retry_after_secs: u64,
+    },
+    /// The model is outside the key's or project's `models` (403).
+    #[error("{message}")]
+    ModelNotAllowed { message: String },
     #[error("no model fits this request under routing profile `{profile}`: {summary}. POST /v1/route with the same body shows each layer's drops")]
     NoRoute { profile: String, summary: String },
     #[error("the circuit breakers of {} are open after repeated failures; a probe is let through in {retry_in_ms} ms", providers.join(", "))]
@@ -151,6 +168,10 @@ impl GatewayError {
             | Self::UnknownProfile { .. }
             | Self::NoRoute { .. } => StatusCode::BAD_REQUEST,
             Self::CircuitOpen { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BudgetExhausted { .. } | Self::RateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            Self::ModelNotAllowed { .. } => StatusCode::FORBIDDEN,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
@@ -195,6 +216,9 @@ impl GatewayError {
             | Self::ModelNotFound { .. }
             | Self::Untranslatable { .. }
             | Self::UnknownProfile { .. }
+            | Self::BudgetExhausted { .. }
+            | Self::RateLimited { .. }
+            | Self::ModelNotAllowed { .. }
             | Self::NoRoute { .. }
             | Self::RouteNotFound { .. }
             | Self::ProjectNotFound { .. }
@@ -246,6 +270,9 @@ impl GatewayError {
             Self::ModelNotFound { .. } => "model_not_found",
             Self::RouteNotFound { .. } => "route_not_found",
             Self::UnknownProfile { .. } => "unknown_profile",
+            Self::BudgetExhausted { .. } => "insufficient_quota",
+            Self::RateLimited { .. } => "rate_limit_exceeded",
+            Self::ModelNotAllowed { .. } => "model_not_allowed",
             Self::NoRoute { .. } => "no_route",
             Self::CircuitOpen { .. } => "circuit_open",
             Self::ProjectNotFound { .. } => "project_not_found",
@@ -285,6 +312,21 @@ impl GatewayError {
                     _ => None,
                 };
                 let mut body = openai::error_body(status, &message, self.code(), param);
+                // OpenAI's own types of these 429s, which its SDKs and tools tell apart.
+                match self {
+                    Self::BudgetExhausted { .. } => {
+                        body["error"]["type"] = "insufficient_quota".into()
+                    }
+                    Self::RateLimited { limit, .. } => {
+                        body["error"]["type"] = if *limit == "tpm" {
+                            "tokens"
+                        } else {
+                            "requests"
+                        }
+                        .into();
+                    }
+                    _ => {}
+                }
                 // The ask endpoint's refusals carry the SQL they are about.
                 if let Self::SqlRefused { sql, .. }
                 | Self::SqlFailed { sql, .. }
@@ -311,6 +353,12 @@ impl GatewayError {
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
             Self::CircuitOpen { retry_in_ms, .. } => Some(retry_in_ms.div_ceil(1000).max(1)),
+            Self::BudgetExhausted {
+                retry_after_secs, ..
+            } => *retry_after_secs,
+            Self::RateLimited {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
             Self::AllTargetsFailed { last, .. } => last.retry_after_secs(),
             _ => None,
         }

@@ -80,6 +80,14 @@ impl KeyMap {
 
     /// Identifies the caller from `Authorization: Bearer`, `x-api-key` or `api-key`.
     /// With `require_key`, a caller without a known virtual key is refused.
+    /// Every key's label, sorted, each once (never the tokens).
+    pub fn labels(&self) -> Vec<String> {
+        let mut labels: Vec<String> = self.entries.values().map(|k| k.label.clone()).collect();
+        labels.sort();
+        labels.dedup();
+        labels
+    }
+
     pub fn identify(&self, headers: &HeaderMap) -> Result<Caller, GatewayError> {
         let token = client_token(headers);
         if let Some(key) = token

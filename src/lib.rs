@@ -9,6 +9,7 @@ pub mod cli;
 pub mod error;
 pub mod keys;
 pub mod ledger;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod pipeline;

@@ -29,6 +29,8 @@ pub struct Runtime {
     /// The evidence of quality signals per provider and model, as the SignalCollector
     /// publishes it (empty until it has loaded what the database holds).
     pub signal_figures: Arc<ArcSwap<SignalFigures>>,
+    /// Budgets and rate limits per key label and project.
+    pub limits: Arc<crate::limits::Limiter>,
 }
 
 impl Runtime {
@@ -54,7 +56,20 @@ impl Runtime {
         let profiles = Profiles::load(&routing.profiles, &routing.default_profile)
             .map_err(|(key, message)| format!("{key}: {message}"))?;
         let routing = Arc::new(Routing::new(profiles, routing.tuning()));
+        let limits = crate::limits::Limiter::new(
+            settings
+                .key_map
+                .values()
+                .map(|e| (e.label.clone(), e.limits().spec())),
+            settings
+                .projects
+                .iter()
+                .map(|(id, l)| (id.clone(), l.spec())),
+            settings.limits.free_models_exempt,
+        )
+        .map_err(|e| format!("key_map / projects models: {e}"))?;
         Ok(Self {
+            limits: Arc::new(limits),
             catalog,
             providers,
             default_tls,

@@ -30,6 +30,10 @@ pub struct Settings {
     pub sanitization: SanitizationSettings,
     #[serde(default)]
     pub key_map: BTreeMap<String, KeyMapEntry>,
+    /// `[projects.<id>]`: the limits of an `x-project`.
+    #[serde(default)]
+    pub projects: BTreeMap<String, LimitFields>,
+    pub limits: LimitsSettings,
     pub database: DatabaseSettings,
     #[serde(default)]
     pub pricing: Vec<PricingSettings>,
@@ -321,6 +325,108 @@ pub struct KeyMapEntry {
     /// Keys for individual providers by id; these win over the per-type keys.
     #[serde(default)]
     pub provider_keys: BTreeMap<String, SecretString>,
+    /// Spend in USD per `budget_period` (see [`LimitFields`]).
+    #[serde(default)]
+    pub max_budget_usd: Option<f64>,
+    #[serde(default)]
+    pub budget_period: Option<crate::limits::Period>,
+    #[serde(default)]
+    pub rpm: Option<u64>,
+    #[serde(default)]
+    pub tpm: Option<u64>,
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
+}
+
+impl KeyMapEntry {
+    /// The key's budget and rate limits.
+    pub fn limits(&self) -> LimitFields {
+        LimitFields {
+            max_budget_usd: self.max_budget_usd,
+            budget_period: self.budget_period,
+            rpm: self.rpm,
+            tpm: self.tpm,
+            models: self.models.clone(),
+        }
+    }
+}
+
+/// The limits of a key (`[key_map.<token>]`) or a project (`[projects.<id>]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitFields {
+    /// Spend in USD per `budget_period`; past it requests get 429 `insufficient_quota`.
+    #[serde(default)]
+    pub max_budget_usd: Option<f64>,
+    /// `daily`, `weekly`, `monthly` (calendar windows in UTC) or `total` (the default).
+    #[serde(default)]
+    pub budget_period: Option<crate::limits::Period>,
+    /// Requests per minute.
+    #[serde(default)]
+    pub rpm: Option<u64>,
+    /// Tokens (prompt and output) per minute.
+    #[serde(default)]
+    pub tpm: Option<u64>,
+    /// The models it may use: ids or globs (`gpt-4o*`, `claude-*`).
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
+}
+
+impl LimitFields {
+    /// As the limiter takes them.
+    pub fn spec(&self) -> crate::limits::LimitSpec {
+        crate::limits::LimitSpec {
+            max_budget_usd: self.max_budget_usd,
+            budget_period: self.budget_period.unwrap_or_default(),
+            rpm: self.rpm,
+            tpm: self.tpm,
+            models: self.models.clone(),
+        }
+    }
+
+    /// Why the limits are invalid: (the field, the message).
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        if let Some(usd) = self.max_budget_usd {
+            if !usd.is_finite() || usd < 0.0 {
+                return Err((
+                    "max_budget_usd",
+                    format!("must be a number of USD, 0 or more (got {usd})"),
+                ));
+            }
+        }
+        if self.budget_period.is_some() && self.max_budget_usd.is_none() {
+            return Err((
+                "budget_period",
+                "is set without max_budget_usd: set the budget it is the period of".into(),
+            ));
+        }
+        for (field, value) in [("rpm", self.rpm), ("tpm", self.tpm)] {
+            if value == Some(0) {
+                return Err((
+                    field,
+                    "must be at least 1 (leave it out for no limit)".into(),
+                ));
+            }
+        }
+        if let Some(models) = &self.models {
+            if models.is_empty() {
+                return Err(("models", "is empty, which would allow no model: list at least one id or glob, or leave it out".into()));
+            }
+        }
+        self.spec()
+            .model_globs()
+            .map(|_| ())
+            .map_err(|e| ("models", e))
+    }
+}
+
+/// `[limits]`: how budgets treat free models.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSettings {
+    /// A request whose every target is free (a local model without a price, or priced at zero)
+    /// passes a spent budget (rate limits still apply).
+    pub free_models_exempt: bool,
 }
 
 /// Why the configuration could not be loaded; the message names the key and the file.
@@ -710,6 +816,27 @@ fn validate(settings: &Settings) -> Result<(), (String, String)> {
     if let Some(message) = anonymous_exposure(settings) {
         return Err(("server.host".into(), message));
     }
+    for (id, limits) in &settings.projects {
+        if let Err((field, message)) = limits.check() {
+            return Err((format!("projects.{id}.{field}"), message));
+        }
+    }
+    let mut labels: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for entry in settings.key_map.values() {
+        *labels.entry(entry.label.as_str()).or_default() += 1;
+    }
+    for entry in settings
+        .key_map
+        .values()
+        .filter(|e| !e.limits().spec().is_empty())
+    {
+        if labels.get(entry.label.as_str()).copied().unwrap_or(0) > 1 {
+            return Err((
+                format!("key_map.<token labelled {:?}>", entry.label),
+                "this key has limits and shares its label with another virtual key; limits are kept per label, so give each key its own label".into(),
+            ));
+        }
+    }
     for (token, entry) in &settings.key_map {
         // Name the entry by its label: the token itself is a secret.
         let key = format!("key_map.<token labelled {:?}>", entry.label);
@@ -722,6 +849,9 @@ fn validate(settings: &Settings) -> Result<(), (String, String)> {
                 "every virtual key needs a non-empty label (it names the team in the ledger)"
                     .into(),
             ));
+        }
+        if let Err((field, message)) = entry.limits().check() {
+            return Err((format!("{key}.{field}"), message));
         }
         for id in entry.provider_keys.keys() {
             if !seen.contains(id.as_str()) {

@@ -134,6 +134,12 @@ impl Application {
         crate::ledger::priority::lower_db_threads();
         // Before the server accepts anything: what the last run left is written first.
         replay::replay(&db, &mut spool, db_options.batch_size).await?;
+        // Then the limits learn what the ledger holds: spend survives a restart.
+        seed_limits(&db, &runtime.limits).await.map_err(|e| {
+            anyhow::anyhow!(
+                "failed to read the spend of the limited keys and projects from the ledger: {e}"
+            )
+        })?;
         let (ledger, inbox) = CostLedger::launch(
             db.clone(),
             LedgerOptions {
@@ -209,7 +215,9 @@ impl Application {
                     metrics,
                     router,
                     recent,
+                    limits: runtime.limits.clone(),
                 },
+                limits: runtime.limits,
             },
             ledger: ledger.clone(),
             projects,
@@ -320,4 +328,62 @@ impl Application {
     pub fn signals(&self) -> Addr<SignalCollector> {
         self.signals.clone()
     }
+}
+
+/// How far back start-up looks for each model's typical output.
+const TYPICAL_OUTPUT_WINDOW_MS: i64 = 7 * 86_400_000;
+
+/// Gives the limiter the spend of each limited key and project in its budget's current window,
+/// and each model's typical output, from the ledger (its hourly rollups, so it stays fast).
+async fn seed_limits(
+    db: &sea_orm::DatabaseConnection,
+    limits: &crate::limits::Limiter,
+) -> Result<(), sea_orm::DbErr> {
+    use crate::limits::Subject;
+    if limits.is_empty() {
+        return Ok(());
+    }
+    let windows = limits.budget_windows();
+    let mut starts: Vec<i64> = windows.iter().map(|(_, start)| *start).collect();
+    starts.sort_unstable();
+    starts.dedup();
+    for start in starts {
+        let groups = store::group_sums(
+            db,
+            store::Window {
+                since_ms: (start > 0).then_some(start),
+                until_ms: None,
+            },
+        )
+        .await?;
+        for (subject, _) in windows.iter().filter(|(_, s)| *s == start) {
+            let spent: f64 = groups
+                .iter()
+                .filter(|g| match subject {
+                    Subject::Key(label) => &g.key_label == label,
+                    Subject::Project(id) => &g.project == id,
+                })
+                .map(|g| g.sums.cost_usd)
+                .sum();
+            limits.seed(subject.clone(), start, spent);
+        }
+    }
+    let since = limits.clock.now_ms() - TYPICAL_OUTPUT_WINDOW_MS;
+    let groups = store::group_sums(
+        db,
+        store::Window {
+            since_ms: Some(since),
+            until_ms: None,
+        },
+    )
+    .await?;
+    for g in groups {
+        let (requests, output) = (g.sums.requests, g.sums.output_tokens);
+        limits.note_output(
+            &g.model,
+            u64::try_from(requests).unwrap_or(0),
+            u64::try_from(output).unwrap_or(0),
+        );
+    }
+    Ok(())
 }

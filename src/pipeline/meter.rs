@@ -39,6 +39,8 @@ pub struct Recorder {
     pub router: actix::Addr<crate::actors::router::Router>,
     /// Finished requests by id, for signals reported before the ledger has written them.
     pub recent: Arc<crate::signals::recent::RecentRequests>,
+    /// The budgets and rate limits: each request's typical output is noted there.
+    pub limits: Arc<crate::limits::Limiter>,
 }
 
 /// Follows one request and records it once.
@@ -57,6 +59,8 @@ pub struct RequestMeter {
     head_sent: bool,
     /// The client left before the answer ended.
     abandoned: bool,
+    /// The request's reservation on its key's and project's limits, settled with its cost.
+    hold: Option<crate::limits::Hold>,
     done: bool,
 }
 
@@ -84,8 +88,14 @@ impl RequestMeter {
             recorder,
             head_sent: false,
             abandoned: false,
+            hold: None,
             done: false,
         }
+    }
+
+    /// The reservation admission made for the request (settled when the request ends).
+    pub fn hold(&mut self, hold: Option<crate::limits::Hold>) {
+        self.hold = hold;
     }
 
     /// The parsed request: the model asked for, streaming, the body size (for estimates).
@@ -393,6 +403,17 @@ impl RequestMeter {
             (false, Some(price)) => (Some(price.cost(&usage)), true),
             (false, None) => (None, false),
         };
+        if let Some(hold) = self.hold.take() {
+            let tokens = r.input_tokens.saturating_add(r.output_tokens);
+            hold.settle(
+                r.cost_usd.unwrap_or(0.0),
+                u64::try_from(tokens).unwrap_or(0),
+            );
+        }
+        if let (Some(model), true) = (r.model_used.as_deref(), r.output_tokens > 0) {
+            let output = u64::try_from(r.output_tokens).unwrap_or(0);
+            self.recorder.limits.note_output(model, 1, output);
+        }
         self.observe();
         self.report_live();
         let r = &self.record;

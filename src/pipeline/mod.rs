@@ -4,6 +4,7 @@
 //! leaves exactly one ledger record. [`Pipeline::call`] takes plain values ([`Inbound`]), so
 //! it serves the HTTP endpoints (`http::serve`) and callers inside the gateway alike.
 
+pub mod admission;
 pub mod call;
 pub mod http;
 pub mod inbound;
@@ -59,6 +60,8 @@ pub struct Pipeline {
     pub body_limits: BodyLimits,
     /// Where finished calls go (ledger, prices, metrics).
     pub recorder: Recorder,
+    /// Budgets and rate limits per key and project: the admission stage.
+    pub limits: Arc<crate::limits::Limiter>,
 }
 
 /// What answered a call.
@@ -136,12 +139,21 @@ impl Pipeline {
             param: None,
         })?;
         meter.needs(&needs);
+        let size = admission::Size {
+            prompt_tokens: needs.prompt_tokens,
+            max_tokens: needs.max_tokens,
+            default_output: self.routing.tuning.expected_output_tokens,
+        };
         let routed = call.parsed.model == "auto" || call.meta.route_profile.is_some();
-        let (plan, session) = if routed {
+        let (mut plan, session) = if routed {
             self.route(&call, needs, meter)?
         } else {
             (self.plan(op, &call.parsed.model).await?, None)
         };
+        // Admission: the key's and project's limits, before anything is forwarded (a model
+        // list may narrow the plan).
+        let hold = admission::admit(&self.limits, &self.recorder.pricing, &call, &mut plan, size)?;
+        meter.hold(hold);
         meter.planned(&plan);
         let answer = self.forward(&call, plan, clients, meter).await?;
         // The conversation goes on where it was answered (after a failover: the new place).

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod analytics;
 pub mod ask;
 pub mod health;
+pub mod keys;
 pub mod portal;
 pub mod proxy;
 pub mod replay;
@@ -29,6 +30,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(admin::list_providers)
         .service(admin::add_provider)
         .service(admin::remove_provider)
+        .service(keys::keys)
+        .service(keys::key_self)
         .service(analytics::stats)
         .service(analytics::timeseries)
         .service(analytics::records)

@@ -20,6 +20,8 @@ pub struct TestApp {
     pub signals: actix::Addr<llm_gateway::actors::signal_collector::SignalCollector>,
     /// The evidence of quality signals, as the collector publishes it for the router.
     pub signal_figures: std::sync::Arc<arc_swap::ArcSwap<llm_gateway::signals::SignalFigures>>,
+    /// The budgets and rate limits, whose clock tests set.
+    pub limits: std::sync::Arc<llm_gateway::limits::Limiter>,
     _dir: tempfile::TempDir,
 }
 
@@ -113,6 +115,7 @@ pub async fn spawn_app_tuned(
     let ledger = app.ledger();
     let signals = app.signals();
     let signal_figures = app.state().signal_figures.clone();
+    let limits = app.state().pipeline.limits.clone();
     actix_rt::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
@@ -122,6 +125,7 @@ pub async fn spawn_app_tuned(
         ledger,
         signals,
         signal_figures,
+        limits,
         client: reqwest::Client::builder()
             .no_proxy()
             .build()
@@ -204,6 +208,15 @@ impl TestApp {
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
+    }
+
+    /// GETs `path` with extra headers.
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self.client.get(format!("{}{path}", self.address));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("gateway answers")
     }
 
     /// GETs `path`.

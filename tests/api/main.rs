@@ -14,6 +14,7 @@ mod helpers;
 mod key_map;
 mod ledger;
 mod ledger_views;
+mod limits;
 mod metrics;
 mod models;
 mod pipeline;

@@ -705,7 +705,9 @@ fn a_mock_sql_model_writes_the_query_its_question_asks_for_in_both_apis() {
     let body: Value = serde_json::from_str(&answer.body).expect("JSON");
     let text = body["choices"][0]["message"]["content"].as_str().unwrap();
     assert!(
-        text.contains("```sql\nSELECT model, ROUND(SUM(cost_usd), 6) AS spend_usd FROM ask_requests"),
+        text.contains(
+            "```sql\nSELECT model, ROUND(SUM(cost_usd), 6) AS spend_usd FROM ask_requests"
+        ),
         "{text}"
     );
 
