@@ -7,7 +7,7 @@ import {
   bucketLabel, api, loading, empty, failed, lede, table, onRows, badge, outcomeBadge, once, curlExample,
 } from './ui.js';
 import { routing, catalog, profiles, signals } from './routing.js';
-import { providers, ask, start } from './manage.js';
+import { providers, keys, ask, start } from './manage.js';
 
 const title = document.getElementById('title');
 
@@ -120,11 +120,12 @@ async function records(gen) {
     const page = await api('/v1/records?' + q);
     if (stale(gen)) return;
     if (!page.data.length) { list.innerHTML = empty(offset ? 'No more records.' : 'No records match these filters.'); return; }
+    const today = new Date().toDateString();
+    const stamp = (iso) => { const d = new Date(iso); return d.toDateString() === today ? d.toLocaleTimeString() : d.toLocaleString(); };
     list.innerHTML = table([
-      { label: 'Time', value: (r) => when(r.timestamp) },
-      { label: 'Outcome', html: (r) => outcomeBadge(r.outcome) },
-      { label: 'Status', num: true, value: (r) => r.status },
-      { label: 'Model', value: (r) => r.model_used || r.model_requested || '—' },
+      { label: 'Time', value: (r) => stamp(r.timestamp) },
+      { label: 'Outcome', html: (r) => `<span title="HTTP ${esc(r.status)}">${outcomeBadge(r.outcome)}</span>${r.status >= 400 ? ` <span class="muted small">${esc(r.status)}</span>` : ''}` },
+      { label: 'Model', wrap: true, value: (r) => r.model_used || r.model_requested || '—' },
       { label: 'Provider', value: (r) => r.provider_id || '—' },
       { label: 'Project', value: (r) => r.project || '—' },
       { label: 'Tokens', num: true, value: (r) => int(r.input_tokens + r.output_tokens) },
@@ -152,7 +153,9 @@ async function showRecord(gen, r) {
   const findings = r.sanitizer_findings && Object.keys(r.sanitizer_findings).length
     ? Object.entries(r.sanitizer_findings).map(([k, n]) => badge(`${k} × ${n}`, 'mitigated')).join(' ') : '<span class="muted">none</span>';
   const row = (k, v) => `<dt>${esc(k)}</dt><dd>${v}</dd>`;
-  const plan = (r.route_plan || []).map((c, i) => `<li${i === r.route_rank ? ' class="served"' : ''}>${esc(c)}${i === r.route_rank ? ' <span class="muted">served</span>' : ''}</li>`).join('');
+  // The target that answered: its rank when the router ranked it, else the first of its provider.
+  const served = r.route_rank ?? (r.route_plan || []).findIndex((c) => c.startsWith(`${r.provider_id}/`));
+  const plan = (r.route_plan || []).map((c, i) => `<li${i === served ? ' class="served"' : ''}>${esc(c)}${i === served && r.status < 400 ? ' <span class="muted">answered</span>' : ''}</li>`).join('');
   detail.innerHTML = `<h2>Record</h2><dl>
     ${row('request id', `<code>${esc(r.id)}</code>`)}
     ${row('time', esc(when(r.timestamp)))}
@@ -180,13 +183,17 @@ async function showRecord(gen, r) {
   try {
     const full = await api(`/v1/records/${encodeURIComponent(r.id)}`);
     if (stale(gen) || !document.getElementById('attempts')) return;
-    document.getElementById('attempts').innerHTML = full.attempts.length ? table([
+    // The ledger keeps the attempts of a failover or a failure; a first try that answered is
+    // the record itself.
+    const tries = full.attempts.length || !r.provider_id ? full.attempts
+      : [{ attempt: 0, provider: r.provider_id, model: r.model_used || r.model_requested, status: r.status, error_kind: r.error_kind, latency_ms: r.latency_ms, mitigated: false }];
+    document.getElementById('attempts').innerHTML = tries.length ? table([
       { label: '#', num: true, value: (a) => a.attempt },
       { label: 'Target', value: (a) => `${a.provider}/${a.model}` },
       { label: 'Result', html: (a) => (a.error_kind ? badge(a.mitigated ? 'failed, mitigated' : 'failed', a.mitigated ? 'mitigated' : 'error') + ' ' + esc(a.error_kind) : badge('ok', 'ok')) },
       { label: 'Status', num: true, value: (a) => a.status ?? '—' },
       { label: 'Time', num: true, value: (a) => ms(a.latency_ms) },
-    ], full.attempts) : '<p class="muted">No upstream attempt (refused before any provider was tried).</p>';
+    ], tries) : '<p class="muted">No upstream attempt (refused before any provider was tried).</p>';
     document.getElementById('record-signals').innerHTML = full.signals.length
       ? `<ul class="signals">${full.signals.map((x) => `<li>${badge(x.signal, x.signal === 'thumbs_up' || x.signal === 'accepted' ? 'ok' : x.signal === 'score' ? 'neutral' : 'error')} ${x.value != null ? esc(x.value) : ''} <span class="muted">${esc(x.source || '')} ${esc(when(x.ts))}</span>${x.comment ? `<div>${esc(x.comment)}</div>` : ''}</li>`).join('')}</ul>`
       : '<p class="muted">None reported. Report one with <code>POST /v1/signals</code> and this request id.</p>';
@@ -289,6 +296,7 @@ const VIEWS = {
   sources: ['Requesters', sources],
   ask: ['Ask', ask],
   providers: ['Providers', providers],
+  keys: ['Keys and budgets', keys],
   start: ['Quick start', start],
 };
 

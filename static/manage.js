@@ -1,7 +1,7 @@
 // The operator's views: providers (list, add, remove, breaker state), Ask (a question in; the
 // SQL, a chart and the table out) and the quick start with the feature summary.
 import { chart } from './chart.js';
-import { view, stale, esc, int, ms, api, loading, empty, failed, lede, table, badge, breakerBadge, curlExample } from './ui.js';
+import { view, stale, esc, int, ms, usd, pct, when, api, loading, empty, failed, lede, table, badge, breakerBadge, curlExample, once } from './ui.js';
 
 // ---------- Providers: 1 call to load (GET /v1/providers), 1 per change (POST / DELETE) and a reload ----------
 const TYPES = ['openai', 'anthropic', 'azure_openai', 'local'];
@@ -84,6 +84,56 @@ function confirmRemove(gen, button) {
       if (!stale(gen)) cell.innerHTML = `<span class="error-text">${esc(err.message)}</span>`;
     }
   };
+}
+
+// ---------- Keys and budgets: 1 call (GET /v1/keys), 1 per "my key" look-up (GET /v1/keys/self) ----------
+export async function keys(gen) {
+  await once(gen, 'Loading keys and limits', async () => {
+    const report = await api('/v1/keys');
+    const intro = lede('Budgets and rate limits per virtual key (by label; tokens are never shown) and per project. Set them in <code>config.toml</code>: <code>max_budget_usd</code>, <code>budget_period</code>, <code>rpm</code>, <code>tpm</code>, <code>models</code>.');
+    const rows = [
+      ...report.keys.map((k) => ({ kind: 'key', id: k.label, l: k.limits })),
+      ...report.projects.map((p) => ({ kind: 'project', id: p.id, l: p })),
+    ];
+    const budget = (l) => {
+      const b = l?.budget;
+      if (!b) return '<span class="muted">none</span>';
+      const share = b.used_share;
+      const color = share >= 1 ? 'var(--bad)' : share >= 0.8 ? 'var(--warn)' : 'var(--good)';
+      return `<span class="bar" title="${pct(share)} used"><span style="width:${(share * 100).toFixed(1)}%;background:${color}"></span></span> ${usd(b.spent_usd)} of ${usd(b.limit_usd)} <span class="muted">${esc(b.period)}${b.reserved_usd > 0 ? ` · ${usd(b.reserved_usd)} held` : ''}</span>`;
+    };
+    const rate = (l, limit, count) => (l?.[limit] ? `${int(l[count])} / ${int(l[limit])}` : '<span class="muted">—</span>');
+    const grid = rows.length ? table([
+      { label: 'Key or project', html: (r) => `<strong>${esc(r.id)}</strong> <span class="muted small">${r.kind}</span>` },
+      { label: 'Budget', html: (r) => budget(r.l) },
+      { label: 'Resets', value: (r) => (r.l?.budget ? (r.l.budget.resets_at ? when(r.l.budget.resets_at) : 'never (total)') : '—') },
+      { label: 'Requests / min', num: true, html: (r) => rate(r.l, 'rpm', 'requests_this_minute') },
+      { label: 'Tokens / min', num: true, html: (r) => rate(r.l, 'tpm', 'tokens_this_minute') },
+      { label: 'In flight', num: true, value: (r) => int(r.l?.in_flight) },
+      { label: 'Models', wrap: true, html: (r) => (r.l?.models ? r.l.models.map(esc).join(', ') : '<span class="muted">any</span>') },
+    ], rows) : empty('No virtual keys. Add <code>[key_map.&lt;token&gt;]</code> entries to the config.');
+    return intro + `<div class="panel">${grid}</div>
+      <form class="panel" id="self-form" autocomplete="off" style="margin-top:14px"><h2>My key</h2>
+      <div class="ask-row"><input id="self-key" type="password" spellcheck="false" placeholder="a virtual key: what it may see of its own spend and limits (GET /v1/keys/self)"><button type="submit">Look up</button></div>
+      <div id="self-out" class="small" style="margin-top:8px"></div></form>`;
+  }, () => {
+    document.getElementById('self-form').onsubmit = async (e) => {
+      e.preventDefault();
+      const out = document.getElementById('self-out');
+      const token = document.getElementById('self-key').value.trim();
+      if (!token) return;
+      try {
+        // The virtual key, not the admin token: fetch directly.
+        const res = await fetch('/v1/keys/self', { headers: { Authorization: `Bearer ${token}` } });
+        const body = await res.json();
+        if (!res.ok) throw new Error(`${res.status}: ${body?.error?.message || res.statusText}`);
+        const b = body.limits?.budget;
+        out.innerHTML = `<strong>${esc(body.label)}</strong>: ${b ? `${usd(b.spent_usd)} spent of ${usd(b.limit_usd)} (${esc(b.period)}), ${usd(b.remaining_usd)} left` : 'no budget'}${body.limits?.rpm ? ` · ${int(body.limits.requests_this_minute)} of ${int(body.limits.rpm)} requests this minute` : ''}`;
+      } catch (err) {
+        out.innerHTML = `<span class="error-text">${esc(err.message)}</span>`;
+      }
+    };
+  });
 }
 
 // ---------- Ask: no call to load, 1 per question (POST /v1/ask) ----------

@@ -85,7 +85,7 @@ try {
   });
 
   await visit('records?project=apollo', async () => {
-    const cells = await page.locator('#list tbody tr td:nth-child(6)').allTextContents();
+    const cells = await page.locator('#list tbody tr td:nth-child(5)').allTextContents();
     assert.equal(cells.length, stats.by_project.apollo.requests);
     assert.ok(cells.every((c) => c === 'apollo'), cells.join());
   }, null);
@@ -154,6 +154,20 @@ try {
     await page.waitForSelector('#provider-list tbody tr:has-text("ollama-browser")', { state: 'detached' });
     assert.ok(!(await json('/v1/providers')).some((p) => p.id === 'ollama-browser'), 'removed on the server');
   }, null);
+
+  await visit('keys', async () => {
+    const report = await json('/v1/keys');
+    const alpha = report.keys.find((k) => k.label === 'Team Alpha');
+    const row = page.locator('#view tbody tr', { hasText: 'Team Alpha' });
+    const text = await row.textContent();
+    assert.ok(text.includes('of $5') && text.includes('monthly'), text);
+    assert.ok(text.includes(`${alpha.limits.requests_this_minute} / 100`), text);
+    assert.ok(!(await page.content()).includes('team-alpha-key'), 'no token on the page');
+    await page.fill('#self-key', 'team-alpha-key');
+    await page.click('#self-form button[type="submit"]');
+    await page.waitForSelector('#self-out strong');
+    assert.ok((await page.locator('#self-out').textContent()).includes('Team Alpha'));
+  });
 
   await visit('start', async () => {
     const text = await page.locator('#view').textContent();

@@ -83,6 +83,9 @@ endpoint = "{mock_url}"
 label = "Team Alpha"
 openai_key = "sk-alpha"
 anthropic_key = "sk-ant-alpha"
+max_budget_usd = 5.0
+budget_period = "monthly"
+rpm = 100
 
 [sanitization]
 enabled = true
