@@ -66,6 +66,7 @@ impl Runtime {
                 .iter()
                 .map(|(id, l)| (id.clone(), l.spec())),
             settings.limits.free_models_exempt,
+            settings.limits.budget_low_share,
         )
         .map_err(|e| format!("key_map / projects models: {e}"))?;
         Ok(Self {

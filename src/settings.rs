@@ -427,6 +427,9 @@ pub struct LimitsSettings {
     /// A request whose every target is free (a local model without a price, or priced at zero)
     /// passes a spent budget (rate limits still apply).
     pub free_models_exempt: bool,
+    /// Share of a budget (0 to 1) past which a routed request goes to its profile's
+    /// `on_budget_low` profile.
+    pub budget_low_share: f64,
 }
 
 /// Why the configuration could not be loaded; the message names the key and the file.
@@ -815,6 +818,13 @@ fn validate(settings: &Settings) -> Result<(), (String, String)> {
     }
     if let Some(message) = anonymous_exposure(settings) {
         return Err(("server.host".into(), message));
+    }
+    let share = settings.limits.budget_low_share;
+    if !(share > 0.0 && share <= 1.0) {
+        return Err((
+            "limits.budget_low_share".into(),
+            format!("must be a share of the budget above 0 and at most 1 (got {share})"),
+        ));
     }
     for (id, limits) in &settings.projects {
         if let Err((field, message)) = limits.check() {

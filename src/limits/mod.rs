@@ -170,6 +170,8 @@ pub struct Limiter {
     keys: HashMap<String, Rule>,
     projects: HashMap<String, Rule>,
     free_models_exempt: bool,
+    /// Share of a budget past which a routed request takes its profile's `on_budget_low`.
+    pub budget_low_share: f64,
     /// Now, for the windows (tests stop and move it).
     pub clock: Clock,
     counters: Mutex<HashMap<Subject, Counters>>,
@@ -184,6 +186,7 @@ impl Limiter {
         keys: impl IntoIterator<Item = (String, LimitSpec)>,
         projects: impl IntoIterator<Item = (String, LimitSpec)>,
         free_models_exempt: bool,
+        budget_low_share: f64,
     ) -> Result<Self, String> {
         let compile = |entries: &mut dyn Iterator<Item = (String, LimitSpec)>| -> Result<HashMap<String, Rule>, String> {
             entries
@@ -195,6 +198,7 @@ impl Limiter {
             keys: compile(&mut keys.into_iter())?,
             projects: compile(&mut projects.into_iter())?,
             free_models_exempt,
+            budget_low_share,
             clock: Clock::default(),
             counters: Mutex::new(HashMap::new()),
             outputs: Mutex::new(HashMap::new()),
@@ -239,6 +243,30 @@ impl Limiter {
             }
         }
         Ok(())
+    }
+
+    /// The largest share of a budget used (spent and held ÷ limit) among the request's key
+    /// and project, if either has a budget.
+    pub fn budget_used(&self, key: Option<&str>, project: Option<&str>) -> Option<f64> {
+        let rules: Vec<(Subject, &Rule)> = self
+            .rules(key, project)
+            .filter(|(_, r)| r.spec.max_budget_usd.is_some())
+            .collect();
+        if rules.is_empty() {
+            return None;
+        }
+        let now = self.clock.now_ms();
+        let mut counters = self.lock();
+        rules
+            .into_iter()
+            .filter_map(|(subject, rule)| {
+                let limit = rule.spec.max_budget_usd?;
+                let c = counters.entry(subject).or_default();
+                c.roll(rule.spec.budget_period, now);
+                let used = c.spent_usd + c.reserved_usd;
+                Some(if limit > 0.0 { used / limit } else { 1.0 })
+            })
+            .reduce(f64::max)
     }
 
     /// Whether the request's key and project have an allow-list at all.

@@ -183,9 +183,23 @@ impl Pipeline {
             .route_profile
             .as_deref()
             .unwrap_or(&routing.profiles.default);
-        let profile = routing
+        let mut profile = routing
             .profile(id)
             .map_err(|message| GatewayError::UnknownProfile { message })?;
+        // A key or project past its budget's low share goes to the profile's cheaper one.
+        let mut budget_low = false;
+        if let Some(low) = profile.spec.on_budget_low.as_deref() {
+            let used = self
+                .limits
+                .budget_used(call.caller.label(), call.meta.project.as_deref());
+            if used.is_some_and(|u| u >= self.limits.budget_low_share) {
+                if let Ok(cheaper) = routing.profile(low) {
+                    tracing::info!(from = %profile.id, to = %cheaper.id, used = used.unwrap_or(0.0), "budget low: routed under the cheaper profile");
+                    profile = cheaper;
+                    budget_low = true;
+                }
+            }
+        }
         let affinity = &routing.affinity;
         let session = (affinity.enabled() && profile.affinity())
             .then(|| {
@@ -212,7 +226,13 @@ impl Pipeline {
         };
         let snapshot = self.providers.load();
         match routing.route(&snapshot, &self.catalog, &query) {
-            Ok(decision) => Ok((RoutePlan::routed(decision), session)),
+            Ok(decision) => {
+                let mut plan = RoutePlan::routed(decision);
+                if budget_low {
+                    plan.decided_by = plan::BUDGET_LOW;
+                }
+                Ok((plan, session))
+            }
             Err(none) if none.only_breakers => {
                 meter.breaker_skips(none.breaker_drops);
                 Err(GatewayError::CircuitOpen {

@@ -64,6 +64,10 @@ pub struct RoutePlan {
 /// `RoutePlan::decided_by` of a plan for a model the client named.
 pub const EXPLICIT: &str = "explicit";
 
+/// `RoutePlan::decided_by` of a plan made under a profile's `on_budget_low` profile, the
+/// caller's budget being past `[limits] budget_low_share`.
+pub const BUDGET_LOW: &str = "budget_low";
+
 impl RoutePlan {
     /// The plan of a Router decision, in its ranking's order.
     pub fn routed(decision: crate::router::Decision) -> Self {

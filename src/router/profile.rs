@@ -71,6 +71,10 @@ pub struct ProfileSpec {
     /// affinity, `[routing.affinity]`); default true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<bool>,
+    /// The profile a request is routed under instead when its key's or project's budget is
+    /// past `[limits] budget_low_share` (a cheaper one), rather than refused once it runs out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_budget_low: Option<String>,
 }
 
 /// A profile ready to route with: the spec, its globs compiled.
@@ -246,6 +250,19 @@ impl Profiles {
         }
         for (index, profile) in by_id.values_mut().enumerate() {
             profile.index = index;
+        }
+        for (id, profile) in &by_id {
+            if let Some(low) = profile.spec.on_budget_low.as_deref() {
+                if !by_id.contains_key(low) || low == id {
+                    return Err((
+                        format!("routing.profiles.{id}.on_budget_low"),
+                        format!(
+                            "names `{low}`, which is not another profile; the profiles are {}",
+                            by_id.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+            }
         }
         if !by_id.contains_key(default) {
             return Err((

@@ -4,7 +4,7 @@
 //! requests overshoot a budget by at most what is in flight; free local models pass.
 
 use crate::helpers::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// 2026-12-03T10:00:00Z, a Thursday: the tests' clock starts here.
 const T0: i64 = 1_796_292_000_000;
@@ -444,4 +444,73 @@ fn bad_limits_are_refused_naming_the_key() {
     let shared = "[key_map.a]\nlabel = \"team\"\nrpm = 5\n[key_map.b]\nlabel = \"team\"\n";
     let err = load_settings(shared).unwrap_err().to_string();
     assert!(err.contains("shares its label"), "{err}");
+}
+
+#[actix_web::test]
+async fn a_key_past_its_budgets_low_share_is_routed_under_the_cheaper_profile() {
+    let mock = MockUpstream::start().unwrap();
+    let profile = r#"
+[routing.profiles.team]
+description = "Quality first, cheaper when the budget runs low."
+weights = { cost = 0.1, latency = 0.1, quality = 0.8 }
+on_budget_low = "cost-optimized"
+"#;
+    let app = spawn_app(&format!(
+        "{}{profile}",
+        config(&mock, "max_budget_usd = 1.0", "")
+    ))
+    .await;
+    let routed = |key: &'static str| [("authorization", key), ("x-route-profile", "team")];
+    // Under 80% of the budget: the profile asked for.
+    assert_eq!(
+        chat(&app, "auto", &routed("Bearer team-alpha-key")).await.0,
+        200
+    );
+    // 90% spent (as a restart would read it from the ledger): the cheaper profile.
+    app.limits
+        .seed(llm_gateway::limits::Subject::Key("alpha".into()), 0, 0.9);
+    let response = app
+        .post(
+            "/v1/chat/completions",
+            &chat_body("auto", false),
+            &routed("Bearer team-alpha-key"),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-route-profile"], "cost-optimized");
+    response.bytes().await.unwrap();
+    // A key without a budget keeps its profile.
+    assert_eq!(
+        chat(&app, "auto", &routed("Bearer team-beta-key")).await.0,
+        200
+    );
+
+    let records = app.records(3).await; // most recent first
+    let by = |r: &Value| (r["route_profile"].clone(), r["route_decided_by"].clone());
+    assert_eq!(by(&records[2]).0, "team");
+    assert_ne!(by(&records[2]).1, "budget_low");
+    assert_eq!(
+        by(&records[1]),
+        (json!("cost-optimized"), json!("budget_low"))
+    );
+    assert_eq!(by(&records[0]).0, "team");
+}
+
+#[test]
+fn on_budget_low_must_name_another_profile() {
+    let config = r#"
+[routing.profiles.team]
+description = "x"
+weights = { cost = 0.1, latency = 0.1, quality = 0.8 }
+on_budget_low = "cheapest"
+"#;
+    let err = load_settings(config).unwrap_err().to_string();
+    assert!(
+        err.contains("routing.profiles.team.on_budget_low") && err.contains("cheapest"),
+        "{err}"
+    );
+    let err = load_settings("[limits]\nbudget_low_share = 1.5\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("limits.budget_low_share"), "{err}");
 }
