@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Checks the gateway against its own /openapi.json with schemathesis: no 5xx, no undocumented
-# status, no answer that breaks its schema, content type or headers, invalid input refused.
+# Checks the gateway against its own /openapi.json: the document passes openapi-spec-validator
+# (scripts/validate-openapi.sh), then schemathesis: no 5xx, no undocumented status, no answer that
+# breaks its schema, content type or headers, invalid input refused.
 #
 # Builds and starts target/debug/mock-upstream and target/debug/llm-gateway on
 # free ports, the four provider types all on the mock and an admin token set, and stops both
@@ -113,6 +114,9 @@ for _ in $(seq 1 100); do
   kill -0 "$gateway_pid" 2>/dev/null || { echo "the gateway exited: $(cat "$out/gateway.log")" >&2; exit 1; }
   sleep 0.1
 done
+
+# The document itself first: valid OpenAPI 3.1 (openapi-spec-validator).
+./scripts/validate-openapi.sh "$base/openapi.json" || { echo "the OpenAPI document is not valid" >&2; exit 1; }
 
 checks=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,negative_data_rejection,unsupported_method
 # In the background, so that a signal to this script is handled at once, not after the run.
