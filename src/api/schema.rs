@@ -122,6 +122,20 @@ pub struct ChatCompletion {
     pub usage: Option<Value>,
 }
 
+/// One server-sent event of a streamed answer (`text/event-stream`), passed through as the
+/// provider sent it (or translated, event by event).
+#[derive(ToSchema)]
+pub struct ServerSentEvent {
+    /// Anthropic's event name (`message_start`, `content_block_delta`, `message_stop`, …);
+    /// absent in OpenAI's stream.
+    pub event: Option<String>,
+    /// The event's JSON: a `chat.completion.chunk` (OpenAI; the last `data` is `[DONE]`), or
+    /// the event's object (Anthropic).
+    pub data: String,
+    pub id: Option<String>,
+    pub retry: Option<u64>,
+}
+
 /// An Anthropic Messages request (`POST /v1/messages`).
 #[derive(ToSchema)]
 #[schema(example = json!({"model": "claude-sonnet-4-20250514", "max_tokens": 256, "messages": [{"role": "user", "content": "Hello"}]}))]

@@ -37,7 +37,7 @@ async fn proxied(
     request_body(content = crate::api::schema::ChatCompletionRequest, description = "An OpenAI Chat Completions body; members the gateway does not read go to the provider as sent", content_type = "application/json"),
     responses(
         (status = 200, description = "The provider's answer, unchanged (JSON, or text/event-stream with \"stream\": true); from an Anthropic model, translated to this API, with `x-gateway-translated: openai->anthropic` and, when something could not be honoured and was removed, `x-gateway-translation-removed` naming it",
-            content((crate::api::schema::ChatCompletion = "application/json"), (String = "text/event-stream"))),
+            content((crate::api::schema::ChatCompletion = "application/json"), (crate::api::schema::ServerSentEvent = "text/event-stream"))),
         (status = 400, description = "Invalid request; `code: untranslatable` with `param` naming what the target's API cannot take", body = crate::error::OpenAiErrorBody),
     )
 )]
@@ -72,7 +72,7 @@ pub async fn chat_completions(
     request_body(content = crate::api::schema::MessagesRequest, description = "An Anthropic Messages body; members the gateway does not read go to the provider as sent", content_type = "application/json"),
     responses(
         (status = 200, description = "The provider's answer, unchanged (JSON, or text/event-stream with \"stream\": true); from an OpenAI-API model, translated to this API, with `x-gateway-translated: anthropic->openai` and `x-gateway-translation-removed` naming what was removed",
-            content((crate::api::schema::Message = "application/json"), (String = "text/event-stream"))),
+            content((crate::api::schema::Message = "application/json"), (crate::api::schema::ServerSentEvent = "text/event-stream"))),
         (status = 400, description = "Invalid request, or something the target's API cannot take (the message names the field)", body = crate::error::AnthropicErrorBody),
     )
 )]
@@ -168,12 +168,17 @@ pub struct RoutingHeaders {
     /// under `[routing] default_profile`).
     #[param(rename = "x-route-profile")]
     pub route_profile: Option<String>,
-    /// The kind of task, for the profiles that weigh it.
-    #[param(
-        rename = "x-task-kind",
-        pattern = "^(general|coding|reasoning|long_context)$"
-    )]
+    /// The kind of task whose quality figures score the candidates: `general`, `coding`,
+    /// `reasoning` or `long_context` (read when the router chooses; anything else is a 400).
+    #[param(rename = "x-task-kind")]
     pub task_kind: Option<String>,
+    /// A conversation's id: a routed conversation stays on the provider and model that served
+    /// it last (prompt-cache affinity) while they pass every layer; ignored past 256 bytes.
+    #[param(rename = "x-session-id")]
+    pub session_id: Option<String>,
+    /// As `x-session-id`, as Claude Code sends it.
+    #[param(rename = "x-claude-code-session-id")]
+    pub claude_code_session_id: Option<String>,
 }
 
 /// The answer of `GET /v1/models`.
