@@ -3,9 +3,13 @@
 # files; again on PostgreSQL when TEST_DATABASE_URL is set) and the official openai and
 # anthropic Python SDKs against the gateway binary. Installs the SDKs itself, into
 # target/sdk-venv. Then checks the gateway against its OpenAPI document with schemathesis
-# (scripts/schemathesis.sh, bounded in time). Usage: ./scripts/test.sh
+# (scripts/schemathesis.sh, bounded in time; it validates the document with openapi-spec-validator
+# first). Before all, the vendored front-end files against their listed sha256
+# (scripts/check-vendor.sh, offline). Usage: ./scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+./scripts/check-vendor.sh
 
 run_suite() {
   if cargo nextest --version >/dev/null 2>&1; then

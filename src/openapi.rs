@@ -5,7 +5,9 @@
 use actix_web::{get, HttpRequest, HttpResponse};
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::ResponseBuilder;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::{ContentBuilder, Ref};
 use utoipa::{Modify, OpenApi};
 
@@ -47,6 +49,9 @@ use crate::error::GatewayError;
         crate::routes::health::health,
         crate::openapi::openapi_json,
         crate::routes::health::metrics,
+        crate::routes::portal::index,
+        crate::routes::portal::docs,
+        crate::routes::portal::asset,
     ),
     components(schemas(
         crate::error::OpenAiErrorBody,
@@ -54,7 +59,7 @@ use crate::error::GatewayError;
         crate::error::AnthropicErrorBody,
         crate::error::AnthropicErrorDetail
     )),
-    modifiers(&AdminGateDoc, &ErrorsDoc),
+    modifiers(&AdminGateDoc, &VirtualKeyDoc, &ErrorsDoc),
     tags(
         (name = "proxy", description = "Calls forwarded to providers"),
         (name = "routing", description = "The model catalog, routing profiles and routing decisions (POST /v1/route follows the proxy's virtual-key rules; the catalog's live figures need the admin token)"),
@@ -63,6 +68,7 @@ use crate::error::GatewayError;
         (name = "analytics", description = "Usage, cost, errors and quality signals from the ledger, and past traffic replayed under a routing profile (admin token)"),
         (name = "signals", description = "Quality signals about proxied answers (follows the proxy's virtual-key rules); GET /v1/signals, under analytics, reports them"),
         (name = "health", description = "Health and service description"),
+        (name = "portal", description = "The portal and these API docs (`/docs`), served from the binary"),
     )
 )]
 pub struct ApiDoc;
@@ -92,6 +98,66 @@ impl Modify for AdminGateDoc {
                 if is_gated(path, operation) {
                     gate(operation);
                 }
+            }
+        }
+    }
+}
+
+/// The virtual-key schemes: how a caller of the proxy, `POST /v1/route` and `POST /v1/signals`
+/// names its key-map entry (or sends its own provider key). Optional unless `[auth]
+/// require_key`: each such operation lists "no key" among its requirements.
+const KEY_SCHEMES: [(&str, Option<&str>, &str); 3] = [
+    (
+        "virtual_key",
+        None,
+        "Authorization: Bearer <virtual key> ([key_map]), or the client's own provider key",
+    ),
+    (
+        "virtual_key_x_api_key",
+        Some("x-api-key"),
+        "x-api-key: <virtual key>, as Anthropic clients send it",
+    ),
+    (
+        "virtual_key_api_key",
+        Some("api-key"),
+        "api-key: <virtual key>, as Azure OpenAI clients send it",
+    ),
+];
+
+/// Marks the operations that follow the proxy's virtual-key rules with the key schemes.
+struct VirtualKeyDoc;
+
+impl Modify for VirtualKeyDoc {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, header, description) in KEY_SCHEMES {
+            let scheme = match header {
+                None => SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .description(Some(description))
+                        .build(),
+                ),
+                Some(header) => SecurityScheme::ApiKey(ApiKey::Header(
+                    ApiKeyValue::with_description(header, description),
+                )),
+            };
+            components.add_security_scheme(name, scheme);
+        }
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let Some(operation) = item.post.as_mut() else {
+                continue;
+            };
+            let keyed = matches!(path.as_str(), "/v1/route" | "/v1/signals")
+                || operation.tags.iter().flatten().any(|t| t == "proxy");
+            if keyed {
+                let mut requirements = vec![SecurityRequirement::default()];
+                requirements.extend(
+                    KEY_SCHEMES
+                        .iter()
+                        .map(|(name, _, _)| SecurityRequirement::new(*name, Vec::<String>::new())),
+                );
+                operation.security = Some(requirements);
             }
         }
     }
@@ -215,7 +281,7 @@ fn known_routes() -> &'static [(actix_web::dev::ResourceDef, String)] {
         std::sync::OnceLock::new();
     ROUTES.get_or_init(|| {
         let doc = ApiDoc::openapi();
-        let mut routes = vec![(actix_web::dev::ResourceDef::new("/"), "GET".to_string())];
+        let mut routes = Vec::new();
         for (path, item) in &doc.paths.paths {
             let methods: Vec<&str> = [
                 ("GET", item.get.is_some()),

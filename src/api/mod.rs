@@ -1,10 +1,12 @@
 //! The two wire APIs the gateway speaks, one file each (`openai`, `anthropic`): the request and
 //! answer shapes as far as the gateway reads them, their error shapes, their usage readers; SSE
-//! framing (`sse`) and the usage meter that drives the readers (`usage`). This file holds the
+//! framing (`sse`), the usage meter that drives the readers (`usage`), and the bodies as the
+//! OpenAPI document describes them (`schema`). This file holds the
 //! types they share and calls none of them. Nothing in `api` knows providers, the pipeline or HTTP.
 
 pub mod anthropic;
 pub mod openai;
+pub mod schema;
 pub mod sse;
 pub mod usage;
 

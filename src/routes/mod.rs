@@ -46,6 +46,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(health::health)
         .service(health::metrics)
         .service(portal::index)
+        .service(portal::docs)
         .service(portal::asset);
 }
 

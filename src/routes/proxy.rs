@@ -33,15 +33,11 @@ async fn proxied(
 /// audio, a temperature above 1…) is refused with 400 `untranslatable` naming the field.
 #[utoipa::path(
     post, path = "/v1/chat/completions", tag = "proxy",
-    params(
-        ("x-source" = Option<String>, Header, description = "Source identifier for tracking"),
-        ("x-project" = Option<String>, Header, description = "Project identifier for tracking"),
-        ("Authorization" = Option<String>, Header, description = "Bearer <virtual-key> for key-map routing"),
-    ),
-    request_body(content = ProxyRequest, description = "Standard OpenAI Chat Completions body", content_type = "application/json",
-        example = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello"}]})),
+    params(ProxyHeaders, RoutingHeaders),
+    request_body(content = crate::api::schema::ChatCompletionRequest, description = "An OpenAI Chat Completions body; members the gateway does not read go to the provider as sent", content_type = "application/json"),
     responses(
-        (status = 200, description = "The provider's answer, unchanged (JSON, or text/event-stream with \"stream\": true); from an Anthropic model, translated to this API, with `x-gateway-translated: openai->anthropic` and, when something could not be honoured and was removed, `x-gateway-translation-removed` naming it"),
+        (status = 200, description = "The provider's answer, unchanged (JSON, or text/event-stream with \"stream\": true); from an Anthropic model, translated to this API, with `x-gateway-translated: openai->anthropic` and, when something could not be honoured and was removed, `x-gateway-translation-removed` naming it",
+            content((crate::api::schema::ChatCompletion = "application/json"), (crate::api::schema::ServerSentEvent = "text/event-stream"))),
         (status = 400, description = "Invalid request; `code: untranslatable` with `param` naming what the target's API cannot take", body = crate::error::OpenAiErrorBody),
     )
 )]
@@ -71,16 +67,12 @@ pub async fn chat_completions(
 /// them and named in `x-gateway-translation-removed`; server tools are refused with 400.
 #[utoipa::path(
     post, path = "/v1/messages", tag = "proxy",
-    params(
-        ("x-source" = Option<String>, Header, description = "Source identifier for tracking"),
-        ("x-project" = Option<String>, Header, description = "Project identifier for tracking"),
-        ("x-api-key" = Option<String>, Header, description = "Virtual API key for key-map routing"),
-        ("anthropic-version" = Option<String>, Header, description = "Forwarded; 2023-06-01 when absent"),
-    ),
-    request_body(content = ProxyRequest, description = "Standard Anthropic Messages body", content_type = "application/json",
-        example = json!({"model": "claude-sonnet-4-20250514", "max_tokens": 256, "messages": [{"role": "user", "content": "Hello"}]})),
+    params(ProxyHeaders, RoutingHeaders,
+        ("anthropic-version" = Option<String>, Header, description = "Forwarded; 2023-06-01 when absent")),
+    request_body(content = crate::api::schema::MessagesRequest, description = "An Anthropic Messages body; members the gateway does not read go to the provider as sent", content_type = "application/json"),
     responses(
-        (status = 200, description = "The provider's answer, unchanged (JSON, or text/event-stream with \"stream\": true); from an OpenAI-API model, translated to this API, with `x-gateway-translated: anthropic->openai` and `x-gateway-translation-removed` naming what was removed"),
+        (status = 200, description = "The provider's answer, unchanged (JSON, or text/event-stream with \"stream\": true); from an OpenAI-API model, translated to this API, with `x-gateway-translated: anthropic->openai` and `x-gateway-translation-removed` naming what was removed",
+            content((crate::api::schema::Message = "application/json"), (crate::api::schema::ServerSentEvent = "text/event-stream"))),
         (status = 400, description = "Invalid request, or something the target's API cannot take (the message names the field)", body = crate::error::AnthropicErrorBody),
     )
 )]
@@ -109,9 +101,10 @@ pub async fn messages(
 /// `x-gateway-token-estimate: o200k_base` header.
 #[utoipa::path(
     post, path = "/v1/messages/count_tokens", tag = "proxy",
-    request_body(content = ProxyRequest, description = "Anthropic count_tokens body", content_type = "application/json",
-        example = json!({"model": "claude-sonnet-4-20250514", "messages": [{"role": "user", "content": "Hello"}]})),
-    responses((status = 200, description = "The provider's answer, unchanged; for an OpenAI-API model the gateway's estimate, marked `estimate: true`"))
+    params(ProxyHeaders, RoutingHeaders,
+        ("anthropic-version" = Option<String>, Header, description = "Forwarded; 2023-06-01 when absent")),
+    request_body(content = crate::api::schema::CountTokensRequest, description = "An Anthropic count_tokens body; members the gateway does not read go to the provider as sent", content_type = "application/json"),
+    responses((status = 200, description = "The provider's answer, unchanged; for an OpenAI-API model the gateway's estimate, marked `estimate: true`", body = crate::api::schema::TokenCount))
 )]
 #[post("/v1/messages/count_tokens")]
 pub async fn count_tokens(
@@ -154,16 +147,38 @@ pub async fn list_models(state: web::Data<AppState>) -> Result<HttpResponse, Gat
     }))
 }
 
-/// What the gateway reads of a proxied body (Chat Completions, Messages, count_tokens); every
-/// other field goes to the provider as sent.
-#[derive(utoipa::ToSchema)]
-pub struct ProxyRequest {
-    /// A model id, or `provider_id/model` to pin a provider.
-    #[schema(min_length = 1)]
-    pub model: String,
-    /// Passed to the provider as they are (the provider validates them).
-    pub messages: Vec<serde_json::Value>,
-    pub stream: Option<bool>,
+/// The headers a proxied call is tracked by in the ledger (the key is a security scheme of the
+/// document: `virtual_key`, `virtual_key_x_api_key`, `virtual_key_api_key`).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct ProxyHeaders {
+    /// Who is calling (a tool's name, e.g. `claude-code`): the ledger's per-source breakdown.
+    #[param(rename = "x-source")]
+    pub source: Option<String>,
+    /// The project the call belongs to: the ledger's per-project breakdown.
+    #[param(rename = "x-project")]
+    pub project: Option<String>,
+}
+
+/// The headers the router reads, on the proxy endpoints and `POST /v1/route`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct RoutingHeaders {
+    /// Hands the choice of model to the router under this profile (as `model: "auto"` does
+    /// under `[routing] default_profile`).
+    #[param(rename = "x-route-profile")]
+    pub route_profile: Option<String>,
+    /// The kind of task whose quality figures score the candidates: `general`, `coding`,
+    /// `reasoning` or `long_context` (read when the router chooses; anything else is a 400).
+    #[param(rename = "x-task-kind")]
+    pub task_kind: Option<String>,
+    /// A conversation's id: a routed conversation stays on the provider and model that served
+    /// it last (prompt-cache affinity) while they pass every layer; ignored past 256 bytes.
+    #[param(rename = "x-session-id")]
+    pub session_id: Option<String>,
+    /// As `x-session-id`, as Claude Code sends it.
+    #[param(rename = "x-claude-code-session-id")]
+    pub claude_code_session_id: Option<String>,
 }
 
 /// The answer of `GET /v1/models`.

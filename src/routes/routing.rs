@@ -92,6 +92,8 @@ fn invalid(message: String, param: Option<&str>) -> GatewayError {
 /// reason, and the scores with their parts. Follows the proxy's virtual-key rules.
 #[utoipa::path(
     post, path = "/v1/route", tag = "routing",
+    params(super::proxy::RoutingHeaders,
+        ("anthropic-version" = Option<String>, Header, description = "Present: the caller speaks Anthropic's API (its error shape, and `api` when the body does not say)")),
     request_body(content = RouteRequest, content_type = "application/json",
         example = json!({"profile": "coding", "requirements": {"capabilities": ["vision"], "min_context": 100000},
             "messages": [{"role": "user", "content": "Refactor this function"}]})),

@@ -10,20 +10,6 @@ use tokio::net::TcpStream;
 
 use crate::helpers::*;
 
-/// Opens a raw connection and sends `head` (request line and headers, ending in a blank line).
-async fn raw(app: &TestApp, head: &str) -> TcpStream {
-    let mut stream = TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream
-}
-
-/// Reads what the gateway answers until it closes the connection (or `within` passes).
-async fn answer(stream: &mut TcpStream, within: Duration) -> String {
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(within, stream.read_to_end(&mut out)).await;
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Whether the mock received no proxied call (local model discovery aside).
 fn nothing_forwarded(mock: &MockUpstream) -> bool {
     mock.requests().iter().all(|r| r.method != "POST")

@@ -280,3 +280,22 @@ pub async fn answered_id(request: reqwest::RequestBuilder) -> Option<String> {
         text.contains("[DONE]") || text.contains("message_stop") || text.contains("\"usage\"");
     complete.then_some(id)
 }
+
+/// Opens a raw connection and sends `head` (request line and headers, ending in a blank line):
+/// the bytes as written, where an HTTP client would normalise the path or the headers.
+pub async fn raw(app: &TestApp, head: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+}
+
+/// Reads what the gateway answers until it closes the connection (or `within` passes).
+pub async fn answer(stream: &mut tokio::net::TcpStream, within: std::time::Duration) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(within, stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}

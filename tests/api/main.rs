@@ -6,6 +6,7 @@ mod ask;
 mod bad_input;
 mod bounds;
 mod config;
+mod docs;
 mod durability;
 mod errors;
 mod exposure;
