@@ -4,7 +4,9 @@
 #   bench/run.sh                  full run (10 s lanes, 30 streams per lane, 1,000,000-request soak)
 #   BENCH_QUICK=1 bench/run.sh    development run (3 s lanes, 8 streams, 100,000-request soak)
 #
-# Other knobs: BENCH_SKIP_LITELLM=1 (leave LiteLLM out), BENCH_KEEP_WORK=1 (keep the temp dir
+# Other knobs: BENCH_SKIP_LITELLM=1 (leave LiteLLM out), BENCH_SKIP_PORTAL=1 (leave out the portal
+# lane (p), which seeds a 1,000,000-record ledger and loads every view in Chromium; 100,000 records
+# in quick mode, or BENCH_PORTAL_RECORDS), BENCH_KEEP_WORK=1 (keep the temp dir
 # with configs and logs), LITELLM_VERSION, BENCH_QUIET_WAIT / BENCH_DISTURBED_PCT / BENCH_ATTEMPTS /
 # BENCH_WAIT_BUDGET (how it copes with other processes on the machine; defaults below).
 #
@@ -17,6 +19,7 @@ REPO="$(dirname "$BENCH")"
 HARNESS="$BENCH/harness"
 QUICK="${BENCH_QUICK:-0}"
 SKIP_LITELLM="${BENCH_SKIP_LITELLM:-0}"
+SKIP_PORTAL="${BENCH_SKIP_PORTAL:-0}"
 # The newest LiteLLM whose [proxy] extra resolves from the package index this machine reaches
 # (later releases depend on litellm-proxy / litellm-proxy-extras versions it does not serve).
 LITELLM_VERSION="${LITELLM_VERSION:-1.108.5}"
@@ -30,9 +33,16 @@ MOCK_WORKERS=1
 CONCURRENCIES=(1 16 64)
 if [[ $QUICK == 1 ]]; then
   MODE=quick; DURATION=3; WARMUP=1; STREAM_N=8; SOAK_SEGMENTS=(10000 40000 50000); ROUTE_DECISIONS=50000
+  PORTAL_RECORDS=100000
 else
   MODE=full; DURATION=10; WARMUP=3; STREAM_N=30; SOAK_SEGMENTS=(100000 400000 500000); ROUTE_DECISIONS=200000
+  PORTAL_RECORDS=1000000
 fi
+# (p) The portal: a ledger of PORTAL_RECORDS (BENCH_PORTAL_RECORDS overrides the mode's) over
+# PORTAL_DAYS, each view loaded 1 + PORTAL_LOADS times.
+PORTAL_RECORDS="${BENCH_PORTAL_RECORDS:-$PORTAL_RECORDS}"
+PORTAL_DAYS=30
+PORTAL_LOADS=5
 SOAK_CONCURRENCY=64
 # Other people's builds and tests may share this machine. Before each measurement the harness
 # waits (up to BENCH_QUIET_WAIT s) for a second in which processes outside the benchmark use less
@@ -62,7 +72,7 @@ TS="$(date -u +%Y%m%dT%H%M%SZ)"
 WORK="$(mktemp -d /tmp/llm-gateway-bench.XXXXXX)"
 chmod 755 "$WORK"
 RAW="$WORK/raw"
-mkdir -p "$RAW"/{http,stream,soak,logs,lanes} "$WORK/bin"
+mkdir -p "$RAW"/{http,stream,soak,logs,lanes,portal} "$WORK/bin"
 cd "$WORK"   # nothing the benchmark starts writes into the repository
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
@@ -128,6 +138,11 @@ log "measuring the sanitizer on a 100 KB prompt"
 # (r) One routing decision over the whole catalog: built now, measured before the lanes (below).
 (cd "$REPO" && cargo build --release --quiet --example route_decision) >> "$RAW/logs/build.log" 2>&1 \
   || log "examples/route_decision failed to build (see build.log)"
+# (p) The portal lane's ledger seeder (examples/seed_ledger.rs), built now, run after the soak.
+if [[ $SKIP_PORTAL != 1 ]]; then
+  (cd "$REPO" && cargo build --release --quiet --example seed_ledger) >> "$RAW/logs/build.log" 2>&1 \
+    || log "examples/seed_ledger failed to build (see build.log)"
+fi
 # (t) Translating one streamed event between the two APIs (examples/translate_event.rs; JSON).
 log "measuring the translation of one streamed event, both ways"
 (cd "$REPO" && taskset -c 0 cargo run --release --quiet --example translate_event) \
@@ -135,6 +150,7 @@ log "measuring the translation of one streamed event, both ways"
 # Run private copies: a concurrent rebuild of target/ must not swap binaries mid-run.
 cp "$REPO/target/release/llm-gateway" "$REPO/target/release/mock-upstream" "$WORK/bin/"
 cp "$REPO/target/release/examples/route_decision" "$WORK/bin/" 2>/dev/null || true
+[[ $SKIP_PORTAL == 1 ]] || cp "$REPO/target/release/examples/seed_ledger" "$WORK/bin/" 2>/dev/null || true
 GATEWAY_BIN="$WORK/bin/llm-gateway"
 sha256sum "$WORK/bin/llm-gateway" "$WORK/bin/mock-upstream" | sed "s#$WORK/bin/##" > "$RAW/binaries.sha256"
 MOCK_BIN="$WORK/bin/mock-upstream"
@@ -166,6 +182,28 @@ elif [[ ! -x $LITELLM_VENV/bin/litellm ]] \
   fi
 fi
 
+# (p) The portal lane drives Debian's chromium with playwright-core (the version tests/browser
+# pins, installed where tests/browser/test_portal.py installs it).
+BROWSER_NODE="$REPO/target/browser-node"
+PORTAL_STATUS=ok
+if [[ $SKIP_PORTAL == 1 ]]; then
+  PORTAL_STATUS="skipped (BENCH_SKIP_PORTAL=1)"
+else
+  if [[ ! -x /usr/bin/chromium ]]; then
+    log "installing chromium from apt"
+    apt-get install -y chromium >> "$RAW/logs/apt.log" 2>&1 \
+      || { apt-get update >> "$RAW/logs/apt.log" 2>&1 && apt-get install -y chromium >> "$RAW/logs/apt.log" 2>&1; } \
+      || PORTAL_STATUS="chromium failed to install (see logs/apt.log)"
+  fi
+  if [[ ! -d $BROWSER_NODE/node_modules/playwright-core ]]; then
+    log "installing playwright-core into $BROWSER_NODE"
+    { mkdir -p "$BROWSER_NODE" && cp "$REPO/tests/browser/package.json" "$BROWSER_NODE/package.json" \
+        && npm install --prefix "$BROWSER_NODE" --no-audit --no-fund --loglevel=error; } > "$RAW/logs/npm.log" 2>&1 \
+      || PORTAL_STATUS="playwright-core failed to install (see logs/npm.log)"
+  fi
+  [[ -x $WORK/bin/seed_ledger ]] || PORTAL_STATUS="examples/seed_ledger did not build (see logs/build.log)"
+fi
+
 probe meta --out "$RAW/meta.json" --repo "$REPO" \
   --litellm-pip "$([[ -x $LITELLM_VENV/bin/pip ]] && echo "$LITELLM_VENV/bin/pip")"
 
@@ -175,6 +213,7 @@ cat > "$RAW/settings.json" <<EOF
  "stream_chunks": $STREAM_CHUNKS, "stream_gap_ms": $STREAM_GAP_MS,
  "soak_segments": [$(IFS=,; echo "${SOAK_SEGMENTS[*]}")], "soak_concurrency": $SOAK_CONCURRENCY,
  "route_decisions": $ROUTE_DECISIONS,
+ "portal_records": $PORTAL_RECORDS, "portal_days": $PORTAL_DAYS, "portal_loads": $PORTAL_LOADS,
  "proxy_cpu": $PROXY_CPU, "load_cpu": $LOAD_CPU, "gateway_workers": $GATEWAY_WORKERS,
  "mock_workers": $MOCK_WORKERS, "disturbed_pct": $DISTURBED_PCT, "attempts": $ATTEMPTS, "quiet_wait_s": $QUIET_WAIT,
  "wait_budget_s": $WAIT_BUDGET, "litellm_version": "$LITELLM_VERSION", "load_tool": "wrk -t1 (Lua script harness/wrk_post.lua)"}
@@ -599,6 +638,43 @@ echo "$rc $(( ($(date +%s%N) - t0) / 1000000 ))" > "$RAW/logs/gateway-soak.exit"
 stat -c '%n %s' "$SOAK_DB"* > "$RAW/soak/db-size-after-stop.txt" 2>/dev/null || true
 stop_pid "$SAMPLER_PID"
 cp "$WORK/gateway-soak.log" "$RAW/logs/gateway-soak.log"
+
+# ------------------------------------------------------------------ (p) the portal over a large ledger
+
+# A ledger of PORTAL_RECORDS records over the last PORTAL_DAYS days, seeded through the ledger's
+# own batch writes (so the rollups are the gateway's), then every portal view loaded in headless
+# Chromium against a fresh gateway on it: the gateway on CPU 0, Chromium and node on CPU 1.
+portal_lane() {
+  local db="$WORK/portal-ledger.db" port
+  log "(p) portal: seeding a ledger of $PORTAL_RECORDS records over $PORTAL_DAYS days"
+  if ! taskset -c "$PROXY_CPU" "$WORK/bin/seed_ledger" "$db" "$PORTAL_RECORDS" "$PORTAL_DAYS" \
+       > "$RAW/portal/seed.json" 2> "$RAW/logs/seed-ledger.log"; then
+    PORTAL_STATUS="seeding failed: $(tail -3 "$RAW/logs/seed-ledger.log" | tr '\n' ' ')"; return 0
+  fi
+  log "  seeded: $(cat "$RAW/portal/seed.json")"
+  port="$(freeport)"
+  write_gateway_config "$WORK/gateway-portal.toml" "$MOCK" "$db" "$GATEWAY_WORKERS"
+  if ! start_gateway gateway-portal "$WORK/gateway-portal.toml" "$port"; then
+    PORTAL_STATUS="the gateway failed to start on the seeded ledger: $(tail -3 "$WORK/gateway-portal.log" | tr '\n' ' ')"; return 0
+  fi
+  local pid=$GW_PID
+  /usr/bin/chromium --version > "$RAW/portal/chromium.version" 2>/dev/null || true
+  log "  loading every view $((PORTAL_LOADS + 1)) times in headless Chromium on CPU $LOAD_CPU"
+  portal_run() {
+    BROWSER_NODE="$BROWSER_NODE" taskset -c "$LOAD_CPU" node "$BENCH/portal/portal_speed.mjs" \
+      "http://127.0.0.1:$port" "$RAW/portal/views.json" "$PORTAL_LOADS" 2> "$RAW/logs/portal.log"
+  }
+  again_if_disturbed "$RAW/portal/portal" "(p) portal views" 60 measure "$RAW/portal/portal" portal_run
+  [[ -s $RAW/portal/views.json ]] || PORTAL_STATUS="the browser run failed: $(tail -3 "$RAW/logs/portal.log" | tr '\n' ' ')"
+  # Not gateway_check: the seeded ledger's error records are synthetic, not the gateway's.
+  kill -0 "$pid" 2>/dev/null || PORTAL_STATUS="the gateway exited during the run: $(tail -3 "$WORK/gateway-portal.log" | tr '\n' ' ')"
+  stop_pid "$pid"
+  cp "$WORK/gateway-portal.log" "$RAW/logs/gateway-portal.log"
+  rm -f "$db" "$db-wal" "$db-shm"
+}
+if [[ $PORTAL_STATUS == ok ]]; then portal_lane; fi
+[[ $PORTAL_STATUS == ok ]] || log "portal: $PORTAL_STATUS"
+echo "$PORTAL_STATUS" > "$RAW/portal/status"
 cp "$WORK/mock.log" "$RAW/logs/mock.log" 2>/dev/null || true
 cp "$WORK/nginx/error.log" "$RAW/logs/nginx-error.log" 2>/dev/null || true
 cat /proc/loadavg > "$RAW/logs/loadavg-at-end.txt"

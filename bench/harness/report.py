@@ -229,6 +229,17 @@ def soak_results(raw, settings):
     }
 
 
+def portal_results(raw, settings):
+    """(p): the seeding figures, and per view its cold load, the median of the other loads and
+    its API calls (bench/portal/portal_speed.mjs)."""
+    views = load(f"{raw}/portal/views.json", {}) or {}
+    return {"status": read(f"{raw}/portal/status", "not run") or "not run",
+            "records": settings.get("portal_records"), "days": settings.get("portal_days"),
+            "loads": settings.get("portal_loads"), "seed": load(f"{raw}/portal/seed.json", {}) or {},
+            "chromium": read(f"{raw}/portal/chromium.version"), "settle_ms": views.get("settle_ms"),
+            "views": views.get("views", []), "other_load": load_info(f"{raw}/portal/portal")}
+
+
 def route_headers(path):
     """The x-route-* headers of one model-auto answer (curl -D), by lower-case name."""
     pairs = (line.split(":", 1) for line in read(path).splitlines() if ":" in line)
@@ -237,7 +248,7 @@ def route_headers(path):
 
 def log_findings(raw):
     out = {}
-    for name in ["gateway", "gateway-static", "gateway-soak"]:
+    for name in ["gateway", "gateway-static", "gateway-soak", "gateway-portal"]:
         text = read(f"{raw}/logs/{name}.log")
         lines = [re.sub(r"\x1b\[[0-9;]*m", "", ln) for ln in text.splitlines()]
         levels = {}
@@ -459,6 +470,18 @@ def evaluate(data):
             f"{soak['stats_max_ms']:.1f} ms", soak["stats_max_ms"] < 200, f"p50 {soak['stats_p50_ms']:.1f} ms")
     else:
         add(T, "/v1/stats under 200 ms", "–", None)
+
+    po = data["portal"]
+    records = po["seed"].get("records") or po["records"] or 0
+    name = f"portal overview rendered within 1 s with {records:,} records (median of {po['loads']} loads in Chromium)"
+    ov = next((v for v in po["views"] if v["view"] == "overview"), None)
+    if ov and ov["median_ms"] is not None and not ov["error"]:
+        add(T, name, f"{ov['median_ms']:,} ms", ov["median_ms"] <= 1000,
+            f"cold first load {ov['cold_ms']:,} ms; {ov['api_calls']} API calls; slowest view: "
+            + max(((v["view"], v["median_ms"]) for v in po["views"] if v["median_ms"] is not None),
+                  key=lambda x: x[1], default=("–", 0))[0])
+    else:
+        add(T, name, "–", None, po["status"] if po["status"] != "ok" else (ov or {}).get("error") or "overview not measured")
 
     tr = soak["stats_total_requests"]
     if tr is not None:
@@ -884,6 +907,41 @@ def markdown(data):
         L.append("Not measured (the example failed; see logs/route-decision.log).")
     L.append("")
 
+    po = data["portal"]
+    L.append("## (p) The portal over a large ledger")
+    L.append("")
+    if po["views"]:
+        sd = po["seed"]
+        L.append(f"`examples/seed_ledger.rs` (release build, CPU 0) wrote **{sd.get('records', 0):,} records** over the last "
+                 f"{sd.get('days')} days through the ledger's own batch writes (`ledger::store::write_batch`, batches of "
+                 f"2,000: the rollups and projects as the gateway writes them) in {sd.get('seconds')} s "
+                 f"({sd.get('records_per_s', 0):,.0f} records/s): {sd.get('rollup_rows', 0):,} hourly rollup rows, "
+                 f"{sd.get('attempt_rows', 0):,} attempt rows, {sd.get('db_bytes', 0) / 2**20:,.0f} MiB of SQLite. "
+                 "Five key labels (one of them no virtual key) with their projects, sources and models (8 models over "
+                 "openai, azure, anthropic and local), busier by day; ~3% mitigated by failover, ~3% errors, 2% with "
+                 "sanitizer findings"
+                 + (" (a smaller ledger than the full run's 1,000,000 records)" if (sd.get("records") or 0) < 1_000_000 else "") + ".")
+        L.append("")
+        L.append(f"A fresh gateway (the lanes' config) on that ledger, on CPU 0; {md(po['chromium'] or 'chromium')} headless "
+                 f"(playwright-core, a fresh profile) with node on CPU 1. Each view of the portal's navigation is loaded "
+                 f"{po['loads'] + 1} times, each a full page load from `about:blank`, timed from the navigation's start "
+                 "to the view's rendered mark (`document.body.dataset.ready`); *cold* is the first load of the view "
+                 f"(for the first view, the browser's first page too), *median* that of the {po['loads']} others. "
+                 f"*API calls*: requests to `/v1/*` from the navigation to {po['settle_ms']} ms after the mark. "
+                 f"Other processes used {fmt_pct(po['other_load']['foreign_cpu_pct'])} of a core meanwhile.")
+        L.append("")
+        L.append("| view | cold ms | median ms | loads ms | API calls | calls (slowest first, ms) | state |")
+        L.append("|---|---:|---:|---|---:|---|---|")
+        for v in po["views"]:
+            api = ", ".join(f"`{md(a['path'])}` {a['ms']}" for a in sorted(v["api"], key=lambda a: -a["ms"]))
+            state = "error: " + v["error"] if v["error"] else ("; ".join(v["problems"]) or "ok")
+            L.append(f"| {md(v['view'])} | {v['cold_ms'] if v['cold_ms'] is not None else '–'} | "
+                     f"**{v['median_ms'] if v['median_ms'] is not None else '–'}** | {', '.join(map(str, v['loads_ms']))} | "
+                     f"{v['api_calls'] if v['api_calls'] is not None else '–'} | {api} | {md(state)} |")
+    else:
+        L.append(f"Not measured: {md(po['status'])}.")
+    L.append("")
+
     L.append("## Observations")
     L.append("")
     for o in data["observations"]:
@@ -934,6 +992,9 @@ def observations(data):
     f = data["routing_load"]["foreign_cpu_pct"]
     if f is not None and f > limit:
         bad.append(f"routing decision ({f:.0f}%)")
+    f = data["portal"]["other_load"]["foreign_cpu_pct"]
+    if f is not None and f > limit:
+        bad.append(f"portal views ({f:.0f}%)")
     if bad:
         obs.append("**Measurements disturbed by other processes on the machine** (CPU they used, in % of one core; "
                    "these figures are less reliable): " + ", ".join(bad))
@@ -991,6 +1052,7 @@ def main():
         "translate": load(f"{raw}/translate.json", {}),
         "routing_load": load_info(f"{raw}/routing"),
         "auto_route": route_headers(f"{raw}/lanes/gateway-auto.route"),
+        "portal": portal_results(raw, settings),
         "logs": log_findings(raw),
     }
     git = load(f"{raw}/git-at-build.json")
@@ -1032,6 +1094,9 @@ def main():
     for profile, r in routing_profiles(data).items():
         print(f"routing decision {profile:<16} {r['candidates']:>3} candidates  p50 {r['p50_us']:6.1f} us  "
               f"p99 {r['p99_us']:6.1f} us  (explain p99 {r['explain_p99_us']:6.1f} us)")
+    for v in data["portal"]["views"]:
+        print(f"portal {v['view']:<12} cold {v['cold_ms']} ms  median {v['median_ms']} ms  {v['api_calls']} API call(s)"
+              + (f"  ERROR: {v['error']}" if v["error"] else ""))
     print()
     for group in ("target", "supplementary"):
         print("Targets:" if group == "target" else "Supplementary:")

@@ -193,6 +193,17 @@ try {
     assert.equal(await page.locator('#view tbody tr').count(), before + 1);
   });
 
+  // The interactive API docs, served from the binary: Swagger UI lists the operations, with
+  // no console error and nothing fetched from off the machine.
+  problems.length = 0;
+  await page.goto(`${base}/docs`);
+  await page.waitForSelector('.opblock', { timeout: 15000 });
+  const operations = await page.locator('.opblock').count();
+  assert.ok(operations >= 20, `${operations} operations in the docs`);
+  await page.screenshot({ path: join(shots, 'docs.png') });
+  assert.deepEqual(problems, [], `docs: ${problems.join('; ')}`);
+  results.push(`docs: ok, ${operations} operations`);
+
   console.log(results.join('\n'));
   console.log('portal: every view passed');
 } finally {
