@@ -341,6 +341,11 @@ fn record(rng: &mut fastrand::Rng, ts_ms: i64, team_weights: &[(usize, u32)]) ->
         max_tokens: (model.endpoint == "messages").then_some(1024),
         translated: None,
         attempts: attempts.len() as i32,
+        route_plan: Some(
+            serde_json::json!([format!("{}/{}", model.provider, model.id)]).to_string(),
+        ),
+        route_decided_by: Some(if routed { "score" } else { "explicit" }.to_string()),
+        breaker_skips: 0,
     };
     LedgerRecord { request, attempts }
 }
