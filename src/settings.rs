@@ -430,6 +430,47 @@ pub struct LimitsSettings {
     /// Share of a budget (0 to 1) past which a routed request goes to its profile's
     /// `on_budget_low` profile.
     pub budget_low_share: f64,
+    /// Shares the limit counters of every instance through Redis (`redis://[user:password@]host:port[/db]`);
+    /// unset, instances on one PostgreSQL ledger share them there, and a SQLite ledger keeps
+    /// them per instance.
+    #[serde(default)]
+    pub redis_url: Option<SecretString>,
+    /// The environment variable holding `redis_url` (not both).
+    #[serde(default)]
+    pub redis_url_env: Option<String>,
+    /// Prefixes every Redis key (several deployments on one Redis keep apart).
+    pub redis_prefix: String,
+    /// The share of a limit one instance leases from the shared counters at a time (0 to 1).
+    pub lease_share: f64,
+}
+
+/// Fills a secret setting (`<key>`) from the environment variable its `<key>_env` names.
+fn secret_from_env(
+    value: &mut Option<SecretString>,
+    var: Option<&str>,
+    key: &str,
+) -> Result<(), (String, String)> {
+    let Some(var) = var else {
+        return Ok(());
+    };
+    let field = format!("{key}_env");
+    let name = key.rsplit('.').next().unwrap_or(key);
+    if value
+        .as_ref()
+        .is_some_and(|t| !t.expose_secret().is_empty())
+    {
+        return Err((field, format!("set either {name} or {name}_env, not both")));
+    }
+    match std::env::var(var) {
+        Ok(secret) if !secret.trim().is_empty() => {
+            *value = Some(SecretString::from(secret.trim().to_string()));
+            Ok(())
+        }
+        _ => Err((
+            field,
+            format!("environment variable {var} is not set; export it or remove {name}_env"),
+        )),
+    }
 }
 
 /// Why the configuration could not be loaded; the message names the key and the file.
@@ -522,32 +563,18 @@ pub fn load_with_env(
         let key = e.path().to_string();
         invalid(key, e.into_inner().to_string())
     })?;
-    if let Some(var) = settings.server.admin_token_env.clone() {
-        if settings
-            .server
-            .admin_token
-            .as_ref()
-            .is_some_and(|t| !t.expose_secret().is_empty())
-        {
-            return Err(invalid(
-                "server.admin_token_env".into(),
-                "set either admin_token or admin_token_env, not both".into(),
-            ));
-        }
-        match std::env::var(&var) {
-            Ok(token) if !token.trim().is_empty() => {
-                settings.server.admin_token = Some(SecretString::from(token.trim().to_string()))
-            }
-            _ => {
-                return Err(invalid(
-                    "server.admin_token_env".into(),
-                    format!(
-                    "environment variable {var} is not set; export it or remove admin_token_env"
-                ),
-                ))
-            }
-        }
-    }
+    secret_from_env(
+        &mut settings.server.admin_token,
+        settings.server.admin_token_env.as_deref(),
+        "server.admin_token",
+    )
+    .map_err(|(key, message)| invalid(key, message))?;
+    secret_from_env(
+        &mut settings.limits.redis_url,
+        settings.limits.redis_url_env.as_deref(),
+        "limits.redis_url",
+    )
+    .map_err(|(key, message)| invalid(key, message))?;
     if settings.providers.is_none() {
         let defaults: DefaultProviders = toml::from_str(DEFAULT_PROVIDERS_TOML)
             .map_err(|e| invalid("providers".into(), format!("built-in defaults: {e}")))?;
@@ -825,6 +852,22 @@ fn validate(settings: &Settings) -> Result<(), (String, String)> {
             "limits.budget_low_share".into(),
             format!("must be a share of the budget above 0 and at most 1 (got {share})"),
         ));
+    }
+    let lease = settings.limits.lease_share;
+    if !(lease > 0.0 && lease <= 1.0) {
+        return Err((
+            "limits.lease_share".into(),
+            format!("must be a share of a limit above 0 and at most 1 (got {lease})"),
+        ));
+    }
+    if let Some(url) = &settings.limits.redis_url {
+        let url = url.expose_secret();
+        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+            return Err((
+                "limits.redis_url".into(),
+                "must start with redis:// or rediss://".into(),
+            ));
+        }
     }
     for (id, limits) in &settings.projects {
         if let Err((field, message)) = limits.check() {

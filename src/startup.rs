@@ -140,6 +140,7 @@ impl Application {
                 "failed to read the spend of the limited keys and projects from the ledger: {e}"
             )
         })?;
+        share_limits(&settings.limits, &db, &runtime.limits).await?;
         let (ledger, inbox) = CostLedger::launch(
             db.clone(),
             LedgerOptions {
@@ -283,6 +284,8 @@ impl Application {
     pub async fn run_until_stopped(self) -> Result<(), ShutdownError> {
         let served = self.server.await;
         tracing::info!("server stopped; writing the pending signals and ledger records");
+        // The unused slices of shared limits go back, for the other instances to spend.
+        self.state.pipeline.limits.give_back().await;
         let stop = StopSignals {
             within: SHUTDOWN_FLUSH_TIMEOUT,
         };
@@ -328,6 +331,39 @@ impl Application {
     pub fn signals(&self) -> Addr<SignalCollector> {
         self.signals.clone()
     }
+}
+
+/// Shares the limit counters with the other instances: in Redis when `[limits] redis_url` is
+/// set, else in a PostgreSQL ledger's `limit_counters`; a SQLite ledger keeps them here.
+async fn share_limits(
+    options: &crate::settings::LimitsSettings,
+    db: &sea_orm::DatabaseConnection,
+    limits: &crate::limits::Limiter,
+) -> anyhow::Result<()> {
+    use crate::limits::shared::{PgStore, RedisStore, Store};
+    use secrecy::ExposeSecret;
+    if limits.is_empty() {
+        return Ok(());
+    }
+    let store: Arc<dyn Store> = match &options.redis_url {
+        Some(url) => Arc::new(
+            RedisStore::connect(url.expose_secret(), &options.redis_prefix)
+                .await
+                .map_err(|e| anyhow::anyhow!("failed to connect to the limits' Redis: {e}"))?,
+        ),
+        None if db.get_database_backend() == sea_orm::DbBackend::Postgres => {
+            Arc::new(PgStore::new(db.clone()))
+        }
+        None => return Ok(()),
+    };
+    tracing::info!(
+        store = store.name(),
+        lease_share = options.lease_share,
+        "limit counters shared with every instance"
+    );
+    limits
+        .share(store, options.lease_share)
+        .map_err(anyhow::Error::msg)
 }
 
 /// How far back start-up looks for each model's typical output.

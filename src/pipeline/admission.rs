@@ -22,7 +22,7 @@ pub struct Size {
 
 /// Admits the call under its key's and project's limits, keeping in the plan only the
 /// targets their model lists allow; the hold reserves its expected cost and tokens.
-pub fn admit(
+pub async fn admit(
     limits: &std::sync::Arc<Limiter>,
     pricing: &Pricing,
     call: &ProxyCall<'_>,
@@ -90,7 +90,7 @@ pub fn admit(
         },
         free: free || counting,
     };
-    limits.admit(&request).map_err(refused)
+    limits.admit(&request).await.map_err(refused)
 }
 
 /// The refusal as the caller's error: 429 for a budget or a rate, 403 for a model.

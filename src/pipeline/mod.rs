@@ -152,7 +152,8 @@ impl Pipeline {
         };
         // Admission: the key's and project's limits, before anything is forwarded (a model
         // list may narrow the plan).
-        let hold = admission::admit(&self.limits, &self.recorder.pricing, &call, &mut plan, size)?;
+        let hold =
+            admission::admit(&self.limits, &self.recorder.pricing, &call, &mut plan, size).await?;
         meter.hold(hold);
         meter.planned(&plan);
         let answer = self.forward(&call, plan, clients, meter).await?;

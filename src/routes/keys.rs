@@ -35,6 +35,7 @@ pub struct KeyLimits {
 #[get("/v1/keys")]
 pub async fn keys(_: Admin, state: web::Data<AppState>) -> HttpResponse {
     let limits = &state.pipeline.limits;
+    limits.refresh(None).await;
     let keys = state
         .pipeline
         .keys
@@ -68,13 +69,15 @@ pub async fn key_self(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, GatewayError> {
     match state.pipeline.keys.identify(req.headers())? {
-        Caller::Virtual(key) => Ok(HttpResponse::Ok().json(KeyLimits {
-            limits: state
-                .pipeline
-                .limits
-                .view(&Subject::Key(key.label.clone())),
-            label: key.label.clone(),
-        })),
+        Caller::Virtual(key) => {
+            let subject = Subject::Key(key.label.clone());
+            let limits = &state.pipeline.limits;
+            limits.refresh(Some(&subject)).await;
+            Ok(HttpResponse::Ok().json(KeyLimits {
+                limits: limits.view(&subject),
+                label: key.label.clone(),
+            }))
+        }
         Caller::Unmapped(_) => Err(GatewayError::Unauthorized {
             message: "send a virtual key of this gateway (`Authorization: Bearer <key>` or `x-api-key: <key>`) to read its limits".into(),
         }),

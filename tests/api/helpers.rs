@@ -29,24 +29,27 @@ pub struct TestApp {
 /// suite then runs against PostgreSQL), otherwise a new SQLite file in `dir`.
 pub async fn fresh_database_url(dir: &std::path::Path) -> String {
     match std::env::var("TEST_DATABASE_URL") {
-        Ok(base) if !base.is_empty() => {
-            use sea_orm::ConnectionTrait;
-            let name = format!("gw_test_{}", uuid::Uuid::now_v7().simple());
-            let admin = sea_orm::Database::connect(base.as_str())
-                .await
-                .expect("TEST_DATABASE_URL reachable");
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                .await
-                .expect("create a test database");
-            let _ = admin.close().await;
-            let (server, _) = base
-                .rsplit_once('/')
-                .expect("TEST_DATABASE_URL ends with /database");
-            format!("{server}/{name}")
-        }
+        Ok(base) if !base.is_empty() => fresh_postgres_url(&base).await,
         _ => format!("sqlite://{}?mode=rwc", dir.join("ledger.db").display()),
     }
+}
+
+/// A new PostgreSQL database on the server of `base` (a URL ending in `/<database>`).
+pub async fn fresh_postgres_url(base: &str) -> String {
+    use sea_orm::ConnectionTrait;
+    let name = format!("gw_test_{}", uuid::Uuid::now_v7().simple());
+    let admin = sea_orm::Database::connect(base)
+        .await
+        .expect("the PostgreSQL server is reachable");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create a test database");
+    let _ = admin.close().await;
+    let (server, _) = base
+        .rsplit_once('/')
+        .expect("the PostgreSQL URL ends with /database");
+    format!("{server}/{name}")
 }
 
 /// Loads `config` (TOML) as the gateway would from a file.

@@ -7,11 +7,11 @@ use crate::helpers::*;
 use serde_json::{json, Value};
 
 /// 2026-12-03T10:00:00Z, a Thursday: the tests' clock starts here.
-const T0: i64 = 1_796_292_000_000;
+pub(crate) const T0: i64 = 1_796_292_000_000;
 const MINUTE: i64 = 60_000;
 const DAY: i64 = 86_400_000;
 
-fn config(mock: &MockUpstream, limits: &str, extra: &str) -> String {
+pub(crate) fn config(mock: &MockUpstream, limits: &str, extra: &str) -> String {
     format!(
         r#"
 [[providers]]
@@ -46,12 +46,14 @@ label = "beta"
     )
 }
 
-const ALPHA: (&str, &str) = ("authorization", "Bearer team-alpha-key");
+pub(crate) const ALPHA: (&str, &str) = ("authorization", "Bearer team-alpha-key");
 
-/// Waits until no admitted request of the limiter is still in flight (its cost settled).
-async fn settled(app: &TestApp) {
+/// Waits until no admitted request of the limiter is still in flight (its cost settled) and
+/// no call to the shared counters is still on its way.
+pub(crate) async fn settled(app: &TestApp) {
     for _ in 0..500 {
-        let busy = app.limits.views().iter().any(|v| v.in_flight > 0);
+        let busy = app.limits.views().iter().any(|v| v.in_flight > 0)
+            || app.limits.store_calls_pending() > 0;
         if !busy {
             return;
         }
@@ -60,7 +62,7 @@ async fn settled(app: &TestApp) {
     panic!("requests stayed in flight");
 }
 
-async fn chat(
+pub(crate) async fn chat(
     app: &TestApp,
     model: &str,
     headers: &[(&str, &str)],
@@ -148,7 +150,7 @@ async fn a_tpm_limit_counts_the_tokens_of_the_minute_and_resets() {
 }
 
 /// The cost of one `chat_body("gpt-4o")` call through the mock, as the ledger prices it.
-async fn one_call_cost(mock: &MockUpstream) -> f64 {
+pub(crate) async fn one_call_cost(mock: &MockUpstream) -> f64 {
     let app = spawn_app(&config(mock, "", "")).await;
     assert_eq!(chat(&app, "gpt-4o", &[ALPHA]).await.0, 200);
     app.records(1).await[0]["cost_usd"].as_f64().unwrap()
@@ -209,7 +211,8 @@ async fn a_daily_budget_refuses_once_spent_and_starts_again_the_next_day() {
         .find(|k| k["label"] == "alpha")
         .unwrap();
     let spent = alpha["limits"]["budget"]["spent_usd"].as_f64().unwrap();
-    assert!((spent - 3.0 * cost).abs() < 1e-9, "{alpha}");
+    // Shared counters (on PostgreSQL) count whole micro-USD.
+    assert!((spent - 3.0 * cost).abs() < 1e-5, "{alpha}");
     assert_eq!(alpha["limits"]["budget"]["period"], "daily");
     assert!(
         !keys.to_string().contains("team-alpha-key"),
@@ -245,7 +248,7 @@ async fn a_restart_keeps_the_spend() {
         .await
         .unwrap();
     let spent = me["limits"]["budget"]["spent_usd"].as_f64().unwrap();
-    assert!((spent - 2.0 * cost).abs() < 1e-9, "{me}");
+    assert!((spent - 2.0 * cost).abs() < 1e-5, "{me}");
 }
 
 #[actix_web::test]
@@ -284,7 +287,7 @@ async fn fifty_concurrent_requests_overshoot_a_nearly_spent_budget_by_at_most_wh
         println!("50 concurrent: {admitted} admitted, 50 - {admitted} refused; spent {spent:.6} of {budget:.6} USD: over by {over:.6}, in flight {:.6}", admitted as f64 * cost);
     }
     assert!(
-        over <= admitted as f64 * cost + 1e-12,
+        over <= admitted as f64 * cost + 1e-5,
         "over by more than was in flight"
     );
     // Every request has its record; the refused ones say why and cost nothing.

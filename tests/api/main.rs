@@ -24,6 +24,7 @@ mod replay;
 mod routing;
 mod sanitizer;
 mod secrets;
+mod shared_limits;
 mod shutdown;
 mod signals;
 mod streaming;
