@@ -11,7 +11,7 @@ const T0: i64 = 1_796_292_000_000;
 const MINUTE: i64 = 60_000;
 const DAY: i64 = 86_400_000;
 
-fn config(mock: &MockUpstream, limits: &str, extra: &str) -> String {
+pub(crate) fn config(mock: &MockUpstream, limits: &str, extra: &str) -> String {
     format!(
         r#"
 [[providers]]
@@ -46,7 +46,7 @@ label = "beta"
     )
 }
 
-const ALPHA: (&str, &str) = ("authorization", "Bearer team-alpha-key");
+pub(crate) const ALPHA: (&str, &str) = ("authorization", "Bearer team-alpha-key");
 
 /// Waits until no admitted request of the limiter is still in flight (its cost settled).
 async fn settled(app: &TestApp) {
