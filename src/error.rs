@@ -438,11 +438,31 @@ mod tests {
     use super::GatewayError;
 
     #[test]
-    fn a_blocked_request_is_recorded_with_the_kind_the_rollups_count() {
-        let blocked = GatewayError::ComplianceBlocked { kinds: Vec::new() };
-        assert_eq!(
-            blocked.kind().as_str(),
-            crate::ledger::sums::SANITIZER_BLOCKED_KIND
-        );
+    fn refused_requests_are_recorded_with_the_kinds_the_rollups_count() {
+        use crate::ledger::sums::{BUDGET_REFUSED_KIND, RATE_LIMITED_KIND, SANITIZER_BLOCKED_KIND};
+        let refusals = [
+            (
+                GatewayError::ComplianceBlocked { kinds: Vec::new() },
+                SANITIZER_BLOCKED_KIND,
+            ),
+            (
+                GatewayError::BudgetExhausted {
+                    message: String::new(),
+                    retry_after_secs: None,
+                },
+                BUDGET_REFUSED_KIND,
+            ),
+            (
+                GatewayError::RateLimited {
+                    message: String::new(),
+                    limit: "rpm",
+                    retry_after_secs: 1,
+                },
+                RATE_LIMITED_KIND,
+            ),
+        ];
+        for (error, counted) in refusals {
+            assert_eq!(error.kind().as_str(), counted, "{error:?}");
+        }
     }
 }

@@ -73,11 +73,13 @@ function renderOverview(s, series) {
     ${stepped('failover', 'Failover', s.mitigated_requests, 'requests saved by a later attempt after one failed')}
     ${stepped('breakers', 'Circuit breakers', s.breaker_steered_requests, 'requests steered away from a provider whose breaker was open')}
     ${stepped('sanitizer', 'Sanitizer', s.sanitized_requests, `requests with credentials or PII found · ${int(s.sanitizer_blocked_requests)} blocked`)}
-    ${s.budget_limited_requests != null ? stepped('budgets', 'Budgets and limits', s.budget_limited_requests, 'requests refused or re-routed by a limit') : ''}
+    ${stepped('budgets', 'Budgets', s.budget_refused_requests, `requests refused for a spent budget · ${int(s.budget_rerouted_requests)} routed to a cheaper profile`)}
+    ${stepped('rate-limits', 'Rate limits', s.rate_limited_requests, 'requests refused past a key\'s or project\'s rpm or tpm')}
     </div>${chart([
       { name: 'failover', color: '#b86e00', values: b.map((x) => x.mitigated || 0) },
       { name: 'breakers', color: '#c0362c', values: b.map((x) => x.breaker_steered || 0) },
       { name: 'sanitizer', color: '#6d4de0', values: b.map((x) => x.sanitized || 0) },
+      { name: 'limits', color: '#0f9d8a', values: b.map((x) => (x.budget_refused || 0) + (x.rate_limited || 0)) },
     ], labels, { kind: 'bar', format: compact, title: 'Interventions' })}</section>`;
   const breakdown = (name, key) => {
     const rows = Object.entries(s[key] || {}).map(([k, v]) => ({ k, ...v })).sort((a, c) => c.requests - a.requests).slice(0, 8);

@@ -41,6 +41,12 @@ pub struct Model {
     pub ttfb_ms_sum: i64,
     /// Requests with a time to first byte.
     pub ttfb_count: i64,
+    /// Requests refused for a spent budget (`insufficient_quota`).
+    pub budget_refused: i64,
+    /// Requests refused past an `rpm` or `tpm` (`rate_limit_exceeded`).
+    pub rate_limited: i64,
+    /// Requests routed under their profile's `on_budget_low` profile (`budget_low`).
+    pub budget_rerouted: i64,
     // Latency histogram: requests per bucket of `ledger::histogram::BOUNDS_MS` (the last: beyond it).
     pub lat_b00: i64,
     pub lat_b01: i64,

@@ -9,6 +9,7 @@ mod m20261202_000020_request_needs;
 mod m20261203_000001_request_translated;
 mod m20261204_000001_ask_views;
 mod m20261205_000001_rollup_histograms;
+mod m20261206_000001_rollup_limit_refusals;
 mod m20261206_000010_limit_counters;
 
 /// All migrations of the gateway's database.
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000001_request_translated::Migration),
             Box::new(m20261204_000001_ask_views::Migration),
             Box::new(m20261205_000001_rollup_histograms::Migration),
+            Box::new(m20261206_000001_rollup_limit_refusals::Migration),
             Box::new(m20261206_000010_limit_counters::Migration),
         ]
     }

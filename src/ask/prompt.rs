@@ -48,7 +48,7 @@ Table requests — the raw ledger rows behind ask_requests: the same facts with 
   (JSON of finding kinds and counts), route_rank INTEGER, needs TEXT (capabilities needed,
   comma-separated), prompt_tokens_estimate INTEGER, max_tokens INTEGER, usage_estimated BOOLEAN,
   route_plan TEXT (JSON array of \"provider/model\" in the order they were to be tried),
-  route_decided_by TEXT (score, load, affinity, or explicit for a model the client named),
+  route_decided_by TEXT (score, load, affinity, budget_low when a low budget chose a cheaper profile, or explicit for a model the client named),
   breaker_skips INTEGER (targets an open circuit breaker took from the request).
 Table attempts — raw rows behind ask_attempts (provider_id instead of provider).
 Table signals — quality feedback on answers: id, ts_ms (when reported), request_id TEXT,

@@ -94,6 +94,15 @@ pub struct Stats {
     pub sanitizer_blocked_requests: i64,
     /// Requests from which an open circuit breaker took at least one target (`breaker_skips`).
     pub breaker_steered_requests: i64,
+    /// Requests refused because a key's or project's budget was spent (429, error kind
+    /// `insufficient_quota`).
+    pub budget_refused_requests: i64,
+    /// Requests refused past a key's or project's `rpm` or `tpm` (429, error kind
+    /// `rate_limit_exceeded`).
+    pub rate_limited_requests: i64,
+    /// Requests routed under their profile's `on_budget_low` profile because a budget had
+    /// passed `[limits] budget_low_share` (`route_decided_by` `budget_low`).
+    pub budget_rerouted_requests: i64,
     #[serde(flatten)]
     pub percentiles: Percentiles,
     /// Mean time to first byte of the requests that have one; null when none has.
@@ -150,6 +159,9 @@ pub fn stats(groups: &[GroupSums], since: Option<String>, until: Option<String>)
         sanitized_requests: total.sanitized,
         sanitizer_blocked_requests: total.sanitizer_blocked,
         breaker_steered_requests: total.breaker_steered,
+        budget_refused_requests: total.budget_refused,
+        rate_limited_requests: total.rate_limited,
+        budget_rerouted_requests: total.budget_rerouted,
         percentiles: Percentiles::of(&total),
         avg_ttfb_ms: total.avg_ttfb_ms(),
         by_model,
@@ -186,6 +198,12 @@ pub struct TimeBucket {
     pub sanitizer_blocked: i64,
     /// Requests from which an open circuit breaker took at least one target.
     pub breaker_steered: i64,
+    /// Requests refused for a spent budget.
+    pub budget_refused: i64,
+    /// Requests refused past a rate limit.
+    pub rate_limited: i64,
+    /// Requests routed under a cheaper profile because a budget ran low.
+    pub budget_rerouted: i64,
 }
 
 /// `GET /v1/stats/timeseries`: every bucket of the window, in order, empty ones included.
@@ -239,6 +257,9 @@ pub fn time_series(
             sanitized: s.sanitized,
             sanitizer_blocked: s.sanitizer_blocked,
             breaker_steered: s.breaker_steered,
+            budget_refused: s.budget_refused,
+            rate_limited: s.rate_limited,
+            budget_rerouted: s.budget_rerouted,
         });
         start += bucket_ms;
     }
@@ -403,7 +424,7 @@ pub struct RecordPage {
     pub object: &'static str,
     /// The records: every ledger field, `timestamp` (RFC 3339), `sanitizer_findings`,
     /// `needs` (capability names), `route_plan` (`provider/model` in ranked order, or null),
-    /// `route_decided_by` (`score`, `load`, `affinity` or `explicit`) and `breaker_skips`.
+    /// `route_decided_by` (`score`, `load`, `affinity`, `budget_low` or `explicit`) and `breaker_skips`.
     #[schema(value_type = Vec<Object>)]
     pub data: Vec<RecordView>,
     pub limit: u64,

@@ -13,6 +13,12 @@ use super::Outcome;
 
 /// The error kind of a request the sanitizer refused (`GatewayError::ComplianceBlocked`).
 pub const SANITIZER_BLOCKED_KIND: &str = "compliance_blocked";
+/// The error kind of a request refused for a spent budget (`GatewayError::BudgetExhausted`).
+pub const BUDGET_REFUSED_KIND: &str = "insufficient_quota";
+/// The error kind of a request refused past an `rpm` or `tpm` (`GatewayError::RateLimited`).
+pub const RATE_LIMITED_KIND: &str = "rate_limit_exceeded";
+/// `route_decided_by` of a request routed under its profile's `on_budget_low` profile.
+const BUDGET_LOW_DECIDED_BY: &str = crate::router::DecidedBy::BudgetLow.as_str();
 
 /// Sums of one group of requests.
 #[derive(Debug, Clone, Default, PartialEq, FromQueryResult, serde::Serialize, utoipa::ToSchema)]
@@ -51,6 +57,15 @@ pub struct Sums {
     /// Requests with a time to first byte.
     #[serde(skip)]
     pub ttfb_count: i64,
+    /// Requests refused for a spent budget.
+    #[serde(skip)]
+    pub budget_refused: i64,
+    /// Requests refused past a rate limit (`rpm` or `tpm`).
+    #[serde(skip)]
+    pub rate_limited: i64,
+    /// Requests routed under a cheaper profile because a budget ran low.
+    #[serde(skip)]
+    pub budget_rerouted: i64,
     #[serde(skip)]
     #[sea_orm(nested(prefix = "lat_"))]
     pub latency: Histogram,
@@ -78,6 +93,9 @@ impl Sums {
         self.breaker_steered += other.breaker_steered;
         self.ttfb_ms_sum += other.ttfb_ms_sum;
         self.ttfb_count += other.ttfb_count;
+        self.budget_refused += other.budget_refused;
+        self.rate_limited += other.rate_limited;
+        self.budget_rerouted += other.budget_rerouted;
         self.latency.add(&other.latency);
         self.ttfb.add(&other.ttfb);
     }
@@ -107,6 +125,11 @@ impl Sums {
             breaker_steered: i64::from(r.breaker_skips > 0),
             ttfb_ms_sum: r.ttfb_ms.unwrap_or(0),
             ttfb_count: i64::from(r.ttfb_ms.is_some()),
+            budget_refused: i64::from(r.error_kind.as_deref() == Some(BUDGET_REFUSED_KIND)),
+            rate_limited: i64::from(r.error_kind.as_deref() == Some(RATE_LIMITED_KIND)),
+            budget_rerouted: i64::from(
+                r.route_decided_by.as_deref() == Some(BUDGET_LOW_DECIDED_BY),
+            ),
             latency,
             ttfb,
         }
@@ -146,7 +169,7 @@ struct Flat {
     value: fn(&Sums) -> Value,
 }
 
-const FLAT: [Flat; 16] = [
+const FLAT: [Flat; 19] = [
     Flat {
         name: "requests",
         per_record: "1",
@@ -244,6 +267,26 @@ const FLAT: [Flat; 16] = [
         float: false,
         value: |s| s.ttfb_count.into(),
     },
+    Flat {
+        name: "budget_refused",
+        // BUDGET_REFUSED_KIND, RATE_LIMITED_KIND, BUDGET_LOW_DECIDED_BY (held together by
+        // a test, as the sanitizer's kind is).
+        per_record: "CASE WHEN error_kind = 'insufficient_quota' THEN 1 ELSE 0 END",
+        float: false,
+        value: |s| s.budget_refused.into(),
+    },
+    Flat {
+        name: "rate_limited",
+        per_record: "CASE WHEN error_kind = 'rate_limit_exceeded' THEN 1 ELSE 0 END",
+        float: false,
+        value: |s| s.rate_limited.into(),
+    },
+    Flat {
+        name: "budget_rerouted",
+        per_record: "CASE WHEN route_decided_by = 'budget_low' THEN 1 ELSE 0 END",
+        float: false,
+        value: |s| s.budget_rerouted.into(),
+    },
 ];
 
 /// A summed column of `rollups_hourly`.
@@ -321,6 +364,9 @@ mod tests {
             breaker_steered: 14,
             ttfb_ms_sum: 15,
             ttfb_count: 16,
+            budget_refused: 17,
+            rate_limited: 18,
+            budget_rerouted: 19,
             ..Sums::default()
         };
         let json = serde_json::json!({
@@ -328,6 +374,7 @@ mod tests {
             "cached_input_tokens": 5, "cache_write_tokens": 6, "cost_usd": 7.0, "unpriced": 8,
             "estimated": 9, "latency_ms_sum": 10, "mitigated": 11, "sanitized": 12,
             "sanitizer_blocked": 13, "breaker_steered": 14, "ttfb_ms_sum": 15, "ttfb_count": 16,
+            "budget_refused": 17, "rate_limited": 18, "budget_rerouted": 19,
         });
         for c in &FLAT {
             let expected = &json[c.name];
@@ -341,9 +388,18 @@ mod tests {
     }
 
     #[test]
-    fn the_blocked_kind_is_the_one_the_sql_counts() {
-        assert!(FLAT.iter().any(|c| c
-            .per_record
-            .contains(&format!("'{SANITIZER_BLOCKED_KIND}'"))));
+    fn the_counted_kinds_are_the_ones_the_sql_counts() {
+        for (column, value) in [
+            ("sanitizer_blocked", SANITIZER_BLOCKED_KIND),
+            ("budget_refused", BUDGET_REFUSED_KIND),
+            ("rate_limited", RATE_LIMITED_KIND),
+            ("budget_rerouted", BUDGET_LOW_DECIDED_BY),
+        ] {
+            let flat = FLAT.iter().find(|c| c.name == column);
+            assert!(
+                flat.is_some_and(|c| c.per_record.contains(&format!("'{value}'"))),
+                "{column} counts '{value}'"
+            );
+        }
     }
 }

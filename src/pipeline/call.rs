@@ -32,25 +32,33 @@ pub struct RequestMeta {
 impl RequestMeta {
     /// The facts of a request with these headers (`x-source`, `x-project`, `x-route-profile`).
     pub fn from_headers(headers: &HeaderMap, request_id: String, arrived: Instant) -> Self {
-        let header = |name: &'static str| {
-            let value = headers
-                .get(HeaderName::from_static(name))
-                .and_then(|v| v.to_str().ok())
-                .filter(|v| !v.is_empty())?;
-            let end = value
-                .char_indices()
-                .nth(MAX_TRACKING_CHARS)
-                .map_or(value.len(), |(at, _)| at);
-            Some(value[..end].to_owned())
-        };
         Self {
             request_id,
-            source: header("x-source"),
-            project: header("x-project"),
-            route_profile: header("x-route-profile"),
+            source: tracking_header(headers, "x-source"),
+            project: project(headers),
+            route_profile: tracking_header(headers, "x-route-profile"),
             arrived,
         }
     }
+}
+
+/// The project a request names in `x-project`, as the proxy keeps it: its limits and its
+/// place in the ledger.
+pub fn project(headers: &HeaderMap) -> Option<String> {
+    tracking_header(headers, "x-project")
+}
+
+/// A tracking header's value: absent when empty or not text, cut to [`MAX_TRACKING_CHARS`].
+fn tracking_header(headers: &HeaderMap, name: &'static str) -> Option<String> {
+    let value = headers
+        .get(HeaderName::from_static(name))
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())?;
+    let end = value
+        .char_indices()
+        .nth(MAX_TRACKING_CHARS)
+        .map_or(value.len(), |(at, _)| at);
+    Some(value[..end].to_owned())
 }
 
 /// The task kind a request names in `x-task-kind` (`general`, `coding`, `reasoning`,

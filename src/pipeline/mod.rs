@@ -33,6 +33,7 @@ use crate::providers::Credential;
 use crate::router::affinity::session_key;
 use crate::router::breaker::Admission;
 use crate::router::needs::Needs;
+use crate::router::profile::Profile;
 use crate::router::{RouteQuery, Routing};
 use crate::translate;
 use call::{Inbound, ProxyCall, RequestMeta};
@@ -184,23 +185,11 @@ impl Pipeline {
             .route_profile
             .as_deref()
             .unwrap_or(&routing.profiles.default);
-        let mut profile = routing
+        let asked = routing
             .profile(id)
             .map_err(|message| GatewayError::UnknownProfile { message })?;
-        // A key or project past its budget's low share goes to the profile's cheaper one.
-        let mut budget_low = false;
-        if let Some(low) = profile.spec.on_budget_low.as_deref() {
-            let used = self
-                .limits
-                .budget_used(call.caller.label(), call.meta.project.as_deref());
-            if used.is_some_and(|u| u >= self.limits.budget_low_share) {
-                if let Ok(cheaper) = routing.profile(low) {
-                    tracing::info!(from = %profile.id, to = %cheaper.id, used = used.unwrap_or(0.0), "budget low: routed under the cheaper profile");
-                    profile = cheaper;
-                    budget_low = true;
-                }
-            }
-        }
+        let (profile, budget_low) =
+            self.budget_profile(asked, call.caller.label(), call.meta.project.as_deref());
         let affinity = &routing.affinity;
         let session = (affinity.enabled() && profile.affinity())
             .then(|| {
@@ -227,12 +216,11 @@ impl Pipeline {
         };
         let snapshot = self.providers.load();
         match routing.route(&snapshot, &self.catalog, &query) {
-            Ok(decision) => {
-                let mut plan = RoutePlan::routed(decision);
-                if budget_low {
-                    plan.decided_by = plan::BUDGET_LOW;
+            Ok(mut decision) => {
+                if budget_low.is_some() {
+                    decision.mark_budget_low();
                 }
-                Ok((plan, session))
+                Ok((RoutePlan::routed(decision), session))
             }
             Err(none) if none.only_breakers => {
                 meter.breaker_skips(none.breaker_drops);
@@ -254,6 +242,42 @@ impl Pipeline {
                 profile: none.profile,
             }),
         }
+    }
+
+    /// The profile a routed request is decided under: `profile`, or its `on_budget_low`
+    /// profile when the request's key (by label) or project has used at least
+    /// `[limits] budget_low_share` of its budget, with what the switch was for the trace.
+    /// The proxy and `POST /v1/route` both ask here.
+    pub fn budget_profile<'p>(
+        &'p self,
+        profile: &'p Profile,
+        key: Option<&str>,
+        project: Option<&str>,
+    ) -> (&'p Profile, Option<plan::BudgetLow>) {
+        let Some(low) = profile.spec.on_budget_low.as_deref() else {
+            return (profile, None);
+        };
+        let low_share = self.limits.budget_low_share;
+        let Some(used_share) = self
+            .limits
+            .budget_used(key, project)
+            .filter(|used| *used >= low_share)
+        else {
+            return (profile, None);
+        };
+        // Settings validation makes `on_budget_low` name a profile; were it gone, the asked
+        // profile still routes.
+        let Ok(cheaper) = self.routing.profile(low) else {
+            return (profile, None);
+        };
+        tracing::info!(from = %profile.id, to = %cheaper.id, used_share, "budget low: routed under the cheaper profile");
+        let switch = plan::BudgetLow {
+            from: profile.id.clone(),
+            to: cheaper.id.clone(),
+            used_share,
+            low_share,
+        };
+        (cheaper, Some(switch))
     }
 
     /// The route plan of a model; a miss asks local servers for their current models once.

@@ -66,7 +66,21 @@ pub const EXPLICIT: &str = "explicit";
 
 /// `RoutePlan::decided_by` of a plan made under a profile's `on_budget_low` profile, the
 /// caller's budget being past `[limits] budget_low_share`.
-pub const BUDGET_LOW: &str = "budget_low";
+pub const BUDGET_LOW: &str = crate::router::DecidedBy::BudgetLow.as_str();
+
+/// A routed request decided under its profile's `on_budget_low` profile: its key or project
+/// had used at least `[limits] budget_low_share` of a budget.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct BudgetLow {
+    /// The profile asked for.
+    pub from: String,
+    /// Its `on_budget_low` profile, which made the decision.
+    pub to: String,
+    /// The largest share of a budget used (spent and held ÷ limit) of the key and project.
+    pub used_share: f64,
+    /// `[limits] budget_low_share`: the share past which the cheaper profile is taken.
+    pub low_share: f64,
+}
 
 impl RoutePlan {
     /// The plan of a Router decision, in its ranking's order.

@@ -129,15 +129,30 @@ pub enum DecidedBy {
     Load,
     /// The conversation's provider and model (prompt-cache affinity).
     Affinity,
+    /// The caller's budget: past `[limits] budget_low_share`, the decision was made under the
+    /// profile's `on_budget_low` profile. Set by the caller of [`Routing::route`] (which knows
+    /// the budgets), never by the router itself.
+    BudgetLow,
 }
 
 impl DecidedBy {
     /// The name as serialized (and kept on the ledger record).
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Score => "score",
             Self::Load => "load",
             Self::Affinity => "affinity",
+            Self::BudgetLow => "budget_low",
+        }
+    }
+}
+
+impl Decision {
+    /// Marks the decision (and its trace) as made under the cheaper profile of a low budget.
+    pub fn mark_budget_low(&mut self) {
+        self.decided_by = DecidedBy::BudgetLow;
+        if let Some(trace) = &mut self.trace {
+            trace.decided_by = DecidedBy::BudgetLow;
         }
     }
 }
@@ -1308,7 +1323,12 @@ mod tests {
 
     #[test]
     fn what_decided_is_named_as_it_is_serialized() {
-        for decided in [DecidedBy::Score, DecidedBy::Load, DecidedBy::Affinity] {
+        for decided in [
+            DecidedBy::Score,
+            DecidedBy::Load,
+            DecidedBy::Affinity,
+            DecidedBy::BudgetLow,
+        ] {
             assert_eq!(
                 serde_json::to_value(decided).ok(),
                 Some(serde_json::Value::from(decided.as_str()))

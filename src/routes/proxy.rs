@@ -155,7 +155,8 @@ pub struct ProxyHeaders {
     /// Who is calling (a tool's name, e.g. `claude-code`): the ledger's per-source breakdown.
     #[param(rename = "x-source")]
     pub source: Option<String>,
-    /// The project the call belongs to: the ledger's per-project breakdown.
+    /// The project the call belongs to: the ledger's per-project breakdown, and the limits of
+    /// `[projects.<id>]`.
     #[param(rename = "x-project")]
     pub project: Option<String>,
 }

@@ -12,7 +12,8 @@ use crate::access::AdminGate;
 use crate::api::ApiFormat;
 use crate::catalog::{Capability, ModelCard};
 use crate::error::{ApiError, GatewayError};
-use crate::pipeline::inbound;
+use crate::pipeline::plan::BudgetLow;
+use crate::pipeline::{call, inbound};
 use crate::providers::ProviderKind;
 use crate::router::breaker::BreakerState;
 use crate::router::live::Live;
@@ -66,6 +67,11 @@ pub struct RouteAnswer {
     pub failover: Vec<RankedView>,
     pub api: &'static str,
     pub needs: NeedsView,
+    /// Present when the caller's key or `x-project` had used at least `[limits]
+    /// budget_low_share` of a budget and the profile asked for names an `on_budget_low`
+    /// profile: `profile` is then that cheaper one, and `decided_by` is `budget_low`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_low: Option<BudgetLow>,
     #[serde(flatten)]
     pub trace: Trace,
 }
@@ -89,10 +95,13 @@ fn invalid(message: String, param: Option<&str>) -> GatewayError {
 
 /// Routes a request without sending it: the chosen model and provider, its failover chain,
 /// and for each of the five layers the candidates that entered, those dropped with the
-/// reason, and the scores with their parts. Follows the proxy's virtual-key rules.
+/// reason, and the scores with their parts. Follows the proxy's virtual-key rules, and its
+/// budgets: a key (or `x-project`) past `[limits] budget_low_share` of its budget is routed
+/// under the profile's `on_budget_low` profile, as the proxy would route it.
 #[utoipa::path(
     post, path = "/v1/route", tag = "routing",
     params(super::proxy::RoutingHeaders,
+        ("x-project" = Option<String>, Header, description = "The project routed for: past `[limits] budget_low_share` of its budget, the profile's `on_budget_low` profile decides (as for the caller's virtual key)"),
         ("anthropic-version" = Option<String>, Header, description = "Present: the caller speaks Anthropic's API (its error shape, and `api` when the body does not say)")),
     request_body(content = RouteRequest, content_type = "application/json",
         example = json!({"profile": "coding", "requirements": {"capabilities": ["vision"], "min_context": 100000},
@@ -123,7 +132,7 @@ async fn decide(
     header_api: ApiFormat,
 ) -> Result<HttpResponse, GatewayError> {
     let pipeline = &state.pipeline;
-    pipeline.keys.identify(req.headers())?;
+    let caller = pipeline.keys.identify(req.headers())?;
     let (body, _reservation) =
         inbound::read_body(req.headers(), payload, &pipeline.body_limits).await?;
     let value: serde_json::Value = serde_json::from_slice(&body)
@@ -157,9 +166,11 @@ async fn decide(
                 .and_then(|v| v.to_str().ok())
         })
         .unwrap_or(&routing.profiles.default);
-    let profile = routing
+    let asked = routing
         .profile(id)
         .map_err(|message| GatewayError::UnknownProfile { message })?;
+    let project = call::project(req.headers());
+    let (profile, budget_low) = pipeline.budget_profile(asked, caller.label(), project.as_deref());
     let needs = Needs::of_json(&body)
         .map_err(|e| invalid(format!("the body is not valid JSON: {e}"), None))?
         .with(&request.requirements.unwrap_or_default());
@@ -170,19 +181,22 @@ async fn decide(
         today: crate::router::today(),
         task: match request.task {
             Some(task) => Some(task),
-            None => crate::pipeline::call::task_kind(req.headers())?,
+            None => call::task_kind(req.headers())?,
         },
         pinned: None,
         balance: true,
         explain: true,
     };
     let snapshot = pipeline.providers.load();
-    let decision = routing
+    let mut decision = routing
         .route(&snapshot, &pipeline.catalog, &query)
         .map_err(|none| GatewayError::NoRoute {
             summary: none.summary(),
             profile: none.profile,
         })?;
+    if budget_low.is_some() {
+        decision.mark_budget_low();
+    }
     let primary = decision
         .targets
         .first()
@@ -214,6 +228,7 @@ async fn decide(
             max_tokens: needs.max_tokens,
             min_context: needs.min_context,
         },
+        budget_low,
         trace,
     }))
 }

@@ -279,7 +279,7 @@ async fn record_of(app: &TestApp, id: &str) -> Value {
 }
 
 /// Sums a field over the default time series (the last 24 hours).
-async fn series_sum(app: &TestApp, field: &str) -> i64 {
+pub(crate) async fn series_sum(app: &TestApp, field: &str) -> i64 {
     let series = json_of(app, "/v1/stats/timeseries").await;
     series["buckets"]
         .as_array()

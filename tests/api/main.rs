@@ -16,6 +16,7 @@ mod key_map;
 mod ledger;
 mod ledger_views;
 mod limits;
+mod limits_reported;
 mod metrics;
 mod models;
 mod pipeline;

@@ -62,6 +62,9 @@ try {
     assert.equal(await stepped('failover'), nf.format(stats.mitigated_requests));
     assert.equal(await stepped('sanitizer'), nf.format(stats.sanitized_requests));
     assert.equal(await stepped('breakers'), nf.format(stats.breaker_steered_requests));
+    assert.ok(stats.budget_refused_requests >= 1 && stats.rate_limited_requests >= 1, 'the seeded refusals are counted');
+    assert.equal(await stepped('budgets'), nf.format(stats.budget_refused_requests));
+    assert.equal(await stepped('rate-limits'), nf.format(stats.rate_limited_requests));
     for (const p of Object.keys(stats.by_project)) {
       assert.ok((await page.locator('[data-breakdown="by_project"]').textContent()).includes(p), `project ${p} in the breakdown`);
     }

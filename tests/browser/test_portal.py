@@ -87,6 +87,15 @@ max_budget_usd = 5.0
 budget_period = "monthly"
 rpm = 100
 
+# Refused by the limits, for the Overview's budget and rate-limit counts.
+[key_map.team-broke-key]
+label = "Team Broke"
+max_budget_usd = 0.0
+
+[key_map.team-slow-key]
+label = "Team Slow"
+rpm = 1
+
 [sanitization]
 enabled = true
 redact_pii = true
@@ -114,7 +123,8 @@ spool_dir = "{work.name}/spool"
 
         # Seed: answered calls from two tools and projects (gpt-4o ones first tried on the
         # provider that is down), one with a virtual key, an e-mail address for the sanitizer,
-        # an Anthropic call, and one the upstream fails.
+        # an Anthropic call, one the upstream fails, one refused for a spent budget and one
+        # past a rate limit.
         chat = lambda text: {"model": "gpt-4o", "messages": [{"role": "user", "content": text}]}
         seeds = [
             ("/v1/chat/completions", chat("hello"), {"x-source": "cli", "x-project": "apollo"}),
@@ -122,6 +132,9 @@ spool_dir = "{work.name}/spool"
             ("/v1/chat/completions", chat("summarise"), {"x-source": "notebook", "x-project": "gemini", "Authorization": "Bearer team-alpha-key"}),
             ("/v1/messages", {"model": "claude-sonnet-4-20250514", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}, {"x-source": "claude-code", "x-project": "gemini"}),
             ("/v1/chat/completions", chat("fail"), {"x-source": "cli", "x-project": "apollo", "x-mock-status": "500"}),
+            ("/v1/chat/completions", chat("spend"), {"x-source": "cli", "Authorization": "Bearer team-broke-key"}),
+            ("/v1/chat/completions", chat("one"), {"x-source": "cli", "Authorization": "Bearer team-slow-key"}),
+            ("/v1/chat/completions", chat("two"), {"x-source": "cli", "Authorization": "Bearer team-slow-key"}),
         ]
         answered = [call(base + path, body, headers, with_headers=True) for path, body, headers in seeds]
         claude_id = answered[3][2]["x-request-id"]
