@@ -875,6 +875,42 @@ impl Limiter {
         c.seed = Some((window_start, seeded + spent_usd));
     }
 
+    /// Spend recorded outside a request (an adjustment; tests use it to start from a budget
+    /// partly spent): added to the subject's current budget window, and to the shared counter
+    /// when the counters are shared.
+    pub async fn add_spend(&self, subject: &Subject, spent_usd: f64) {
+        let Some(rule) = self.rule(subject) else {
+            return;
+        };
+        let now = self.clock.now_ms();
+        let window = rule.spec.budget_period.start(now);
+        let counter = {
+            let mut counters = self.lock();
+            let c = counters.entry(subject.clone()).or_default();
+            c.roll(rule.spec.budget_period, now);
+            c.spent_usd += spent_usd.max(0.0);
+            self.counter(subject, Metric::Usd, window, c.seed, now)
+        };
+        let Some(shared) = self.shared.get() else {
+            return;
+        };
+        match tokio::time::timeout(STORE_TIMEOUT, shared.store.add(&counter, micros(spent_usd)))
+            .await
+        {
+            Ok(Ok(used)) => {
+                let mut counters = self.lock();
+                let lease =
+                    &mut counters.entry(subject.clone()).or_default().leases[Metric::Usd.index()];
+                lease.roll(window);
+                lease.committed = lease.committed.max(used);
+                if let Some(limit) = self.limit_units(subject, Metric::Usd) {
+                    trim(lease, limit);
+                }
+            }
+            _ => tracing::warn!(%subject, "could not add spend to the shared limit counters"),
+        }
+    }
+
     /// The typical output of a model (its mean output tokens so far), if any request of it
     /// was seen.
     pub fn typical_output(&self, model: &str) -> Option<u64> {

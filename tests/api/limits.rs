@@ -469,9 +469,10 @@ on_budget_low = "cost-optimized"
         chat(&app, "auto", &routed("Bearer team-alpha-key")).await.0,
         200
     );
-    // 90% spent (as a restart would read it from the ledger): the cheaper profile.
+    // 90% spent: the cheaper profile.
     app.limits
-        .seed(llm_gateway::limits::Subject::Key("alpha".into()), 0, 0.9);
+        .add_spend(&llm_gateway::limits::Subject::Key("alpha".into()), 0.9)
+        .await;
     let response = app
         .post(
             "/v1/chat/completions",

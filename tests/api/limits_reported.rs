@@ -47,7 +47,9 @@ async fn the_route_endpoint_decides_under_the_cheaper_profile_once_a_budget_runs
     assert!(fresh.get("budget_low").is_none(), "{fresh}");
 
     // 90% spent: the cheaper profile, and the answer says why.
-    app.limits.seed(Subject::Key("alpha".into()), 0, 0.9);
+    app.limits
+        .add_spend(&Subject::Key("alpha".into()), 0.9)
+        .await;
     let low = route(&app, &[ALPHA]).await;
     assert_eq!(low["profile"], "cost-optimized", "{low}");
     assert_eq!(low["decided_by"], "budget_low", "{low}");
@@ -68,7 +70,9 @@ async fn the_route_endpoint_decides_under_the_cheaper_profile_once_a_budget_runs
         route(&app, &[BETA, ("x-project", "apollo")]).await["profile"],
         "team"
     );
-    app.limits.seed(Subject::Project("apollo".into()), 0, 0.85);
+    app.limits
+        .add_spend(&Subject::Project("apollo".into()), 0.85)
+        .await;
     let project = route(&app, &[BETA, ("x-project", "apollo")]).await;
     assert_eq!(project["profile"], "cost-optimized", "{project}");
     assert_eq!(project["decided_by"], "budget_low", "{project}");
@@ -107,10 +111,14 @@ async fn the_stats_count_requests_refused_by_budgets_and_rate_limits_and_those_r
     let limited = call("gpt-4o", vec![BETA]).await;
     assert_eq!(limited, (429, json!("rate_limit_exceeded")));
     // Alpha past 80% of its budget: routed under the cheaper profile; then spent: refused.
-    app.limits.seed(Subject::Key("alpha".into()), 0, 0.9);
+    app.limits
+        .add_spend(&Subject::Key("alpha".into()), 0.9)
+        .await;
     let routed = call("auto", vec![ALPHA, ("x-route-profile", "team")]).await;
     assert_eq!(routed.0, 200, "{routed:?}");
-    app.limits.seed(Subject::Key("alpha".into()), 0, 0.2);
+    app.limits
+        .add_spend(&Subject::Key("alpha".into()), 0.2)
+        .await;
     let refused = call("gpt-4o", vec![ALPHA]).await;
     assert_eq!(refused, (429, json!("insufficient_quota")));
     app.records(4).await;
