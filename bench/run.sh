@@ -138,6 +138,9 @@ log "measuring the sanitizer on a 100 KB prompt"
 # (r) One routing decision over the whole catalog: built now, measured before the lanes (below).
 (cd "$REPO" && cargo build --release --quiet --example route_decision) >> "$RAW/logs/build.log" 2>&1 \
   || log "examples/route_decision failed to build (see build.log)"
+# (k) The admission stage with limits on (examples/admission.rs): built now, measured with (r).
+(cd "$REPO" && cargo build --release --quiet --example admission) >> "$RAW/logs/build.log" 2>&1 \
+  || log "examples/admission failed to build (see build.log)"
 # (p) The portal lane's ledger seeder (examples/seed_ledger.rs), built now, run after the soak.
 if [[ $SKIP_PORTAL != 1 ]]; then
   (cd "$REPO" && cargo build --release --quiet --example seed_ledger) >> "$RAW/logs/build.log" 2>&1 \
@@ -150,6 +153,7 @@ log "measuring the translation of one streamed event, both ways"
 # Run private copies: a concurrent rebuild of target/ must not swap binaries mid-run.
 cp "$REPO/target/release/llm-gateway" "$REPO/target/release/mock-upstream" "$WORK/bin/"
 cp "$REPO/target/release/examples/route_decision" "$WORK/bin/" 2>/dev/null || true
+cp "$REPO/target/release/examples/admission" "$WORK/bin/" 2>/dev/null || true
 [[ $SKIP_PORTAL == 1 ]] || cp "$REPO/target/release/examples/seed_ledger" "$WORK/bin/" 2>/dev/null || true
 GATEWAY_BIN="$WORK/bin/llm-gateway"
 sha256sum "$WORK/bin/llm-gateway" "$WORK/bin/mock-upstream" | sed "s#$WORK/bin/##" > "$RAW/binaries.sha256"
@@ -462,6 +466,18 @@ if [[ -x $WORK/bin/route_decision ]]; then
   # One attempt takes about a second per 4,000 decisions (7 profiles, with and without the trace).
   again_if_disturbed "$RAW/routing" "(r) routing decision" "$((ROUTE_DECISIONS / 4000))" measure "$RAW/routing" route_decision
   [[ -s $RAW/routing.json ]] || log "routing measurement failed: $(tail -3 "$RAW/logs/route-decision.log" | tr '\n' ' ')"
+fi
+
+# (k) The admission stage per request with limits on (a key's budget, rpm and tpm), its counters
+# local, shared in Redis (127.0.0.1:6379) and in PostgreSQL (127.0.0.1:5432), beside no limits.
+ADMISSION_REQUESTS=$((ROUTE_DECISIONS))
+admission() {
+  taskset -c "$PROXY_CPU" "$WORK/bin/admission" "$ADMISSION_REQUESTS" > "$RAW/admission.json" 2> "$RAW/logs/admission.log"
+}
+if [[ -x $WORK/bin/admission ]]; then
+  log "(k) admission with limits on: $ADMISSION_REQUESTS requests per way of keeping the counters, on CPU $PROXY_CPU"
+  again_if_disturbed "$RAW/admission" "(k) admission" "$((ADMISSION_REQUESTS / 20000 + 2))" measure "$RAW/admission" admission
+  [[ -s $RAW/admission.json ]] || log "admission measurement failed: $(tail -3 "$RAW/logs/admission.log" | tr '\n' ' ')"
 fi
 
 log "(a) non-streaming lanes, ${DURATION}s each after ${WARMUP}s warm-up, concurrency ${CONCURRENCIES[*]}"

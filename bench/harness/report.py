@@ -339,6 +339,18 @@ def routing_profiles(data):
     return {k: v for k, v in (data.get("routing") or {}).items() if isinstance(v, dict) and v.get("p99_us") is not None}
 
 
+def admission_ways(data):
+    """examples/admission's figures by way of keeping the counters (off, local, redis, postgres)."""
+    return {k: v for k, v in (data.get("admission") or {}).items() if isinstance(v, dict) and v.get("mean_us") is not None}
+
+
+def admission_disturbed(data):
+    """'; disturbed …' when other processes disturbed the (k) measurement."""
+    f = (data.get("admission_load") or {}).get("foreign_cpu_pct")
+    limit = data["settings"].get("disturbed_pct", 10)
+    return f"; disturbed by other processes ({f:.0f}% of a core)" if f is not None and f > limit else ""
+
+
 def routing_disturbed(data):
     """'; disturbed by other processes (N% of a core)' when they disturbed the (r) measurement."""
     f = (data.get("routing_load") or {}).get("foreign_cpu_pct")
@@ -397,6 +409,22 @@ def evaluate(data):
             f"{max(r['explain_p99_us'] for r in rt.values()):.1f} µs" + routing_disturbed(data))
     else:
         add(T, "routing decision p99 ≤ 20 µs", "–", None, "not measured (see logs/route-decision.log)")
+    adm = admission_ways(data)
+    if adm and "off" in adm:
+        off = adm["off"]["mean_us"]
+        shared = [k for k in ("redis", "postgres") if k in adm]
+        for way in ["local"] + shared:
+            if way not in adm:
+                continue
+            added = adm[way]["mean_us"] - off
+            add(T, f"admission with limits on adds ≤ 5 µs per request (counters {way})", f"{added:.2f} µs", added <= 5,
+                f"mean {adm[way]['mean_us']:.2f} µs against {off:.2f} µs with no limit; p50 {adm[way]['p50_us']:.2f}, "
+                f"p99 {adm[way]['p99_us']:.2f}, p99.9 {adm[way]['p999_us']:.2f} µs" + admission_disturbed(data))
+        if not shared:
+            add(T, "admission with shared counters (Redis, PostgreSQL)", "–", None,
+                "not measured: neither store answered (see logs/admission.log)")
+    else:
+        add(T, "admission with limits on adds ≤ 5 µs per request", "–", None, "not measured (see logs/admission.log)")
     tr = {k: v for k, v in (data.get("translate") or {}).items() if isinstance(v, dict) and v.get("p50_ns") is not None}
     if tr:
         worst = max(tr, key=lambda k: tr[k]["p50_ns"])
@@ -877,6 +905,26 @@ def markdown(data):
         L.append("Not measured (the example failed; see logs/build.log).")
     L.append("")
 
+    adm = admission_ways(data)
+    L.append("## (k) Admission with limits on")
+    L.append("")
+    if adm:
+        L.append(f"`examples/admission.rs` (release build) on CPU 0, before the (a) lanes: the admission stage "
+                 "(`pipeline::admission::admit_asker`: the plan's price, then the key's budget of 1,000 USD a day, "
+                 "600,000 requests and 10^9 tokens a minute) and the settle at the request's end, "
+                 f"{data['admission'].get('requests', 0):,} requests per way of keeping the counters, each timed on "
+                 "its own. *off*: no limit configured; *local*: this instance's counters; *redis*, *postgres*: "
+                 "shared with every instance, leased 5% of a limit at a time, the next slice in the background "
+                 "(p99.9 and max show the requests that waited on a lease).")
+        L.append("")
+        L.append("| counters | p50 µs | p99 µs | p99.9 µs | max µs | mean µs |")
+        L.append("|---|---:|---:|---:|---:|---:|")
+        for way, r in adm.items():
+            L.append(f"| {way} | {r['p50_us']:.2f} | {r['p99_us']:.2f} | {r['p999_us']:.2f} | {r['max_us']:.0f} | **{r['mean_us']:.2f}** |")
+    else:
+        L.append("Not measured (see logs/admission.log).")
+    L.append("")
+
     rt = routing_profiles(data)
     L.append("## (r) The router: one routing decision")
     L.append("")
@@ -1051,6 +1099,8 @@ def main():
         "routing": load(f"{raw}/routing.json", {}),
         "translate": load(f"{raw}/translate.json", {}),
         "routing_load": load_info(f"{raw}/routing"),
+        "admission": load(f"{raw}/admission.json", {}),
+        "admission_load": load_info(f"{raw}/admission"),
         "auto_route": route_headers(f"{raw}/lanes/gateway-auto.route"),
         "portal": portal_results(raw, settings),
         "logs": log_findings(raw),

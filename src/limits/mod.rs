@@ -211,9 +211,13 @@ struct Reserved {
     minute: i64,
     usd: f64,
     tokens: u64,
-    /// What was taken from the shared slices: (metric, window, units).
-    taken: Vec<(Metric, i64, i64)>,
+    /// What was taken from the shared slices.
+    taken: Taken,
 }
+
+/// What a request took of each shared slice of one subject, by [`Metric::index`]: (window,
+/// units).
+type Taken = [Option<(i64, i64)>; 3];
 
 /// The shared store and how large a slice of a limit one lease takes.
 struct SharedCounters {
@@ -223,7 +227,8 @@ struct SharedCounters {
 
 /// One shared limit a request needs units of.
 struct Need {
-    subject: Subject,
+    /// The index of the subject's rule.
+    rule: usize,
     metric: Metric,
     window: i64,
     units: i64,
@@ -479,7 +484,7 @@ impl Limiter {
                 }
             }
         }
-        Ok(self.reserve(&mut counters, request, rules, Vec::new()))
+        Ok(self.reserve(&mut counters, request, &rules, Vec::new()))
     }
 
     /// Admission against the slices leased from the shared store: the hold, or the slices to
@@ -494,14 +499,15 @@ impl Limiter {
     ) -> Result<Hold, Result<Vec<Want>, Refusal>> {
         let now = self.clock.now_ms();
         let mut counters = self.lock();
-        let mut needs = Vec::new();
-        for (subject, rule) in rules {
+        // At most three needs (budget, rpm, tpm) per subject, by the index of its rule.
+        let mut needs: Vec<Need> = Vec::with_capacity(rules.len() * 3);
+        for (i, (subject, rule)) in rules.iter().enumerate() {
             let c = counters.entry(subject.clone()).or_default();
             c.roll(rule.spec.budget_period, now);
             let minute = c.minute;
             let mut need = |metric, window, units: i64, limit: u64| {
                 needs.push(Need {
-                    subject: subject.clone(),
+                    rule: i,
                     metric,
                     window,
                     units,
@@ -524,9 +530,9 @@ impl Limiter {
         }
         let mut wants = Vec::new();
         for need in &needs {
-            let (rule, c) = match (self.rule(&need.subject), counters.get_mut(&need.subject)) {
-                (Some(rule), Some(c)) => (rule, c),
-                _ => continue,
+            let (subject, rule) = &rules[need.rule];
+            let Some(c) = counters.get_mut(subject) else {
+                continue;
             };
             let seed = c.seed;
             let lease = &mut c.leases[need.metric.index()];
@@ -540,7 +546,6 @@ impl Limiter {
                 if lease.allowance > 0 {
                     continue;
                 }
-                let subject = &need.subject;
                 return Err(Err(match need.metric {
                     Metric::Requests => {
                         rate_refusal(subject, "rpm", rule.spec.rpm.unwrap_or(0), need.window, now)
@@ -557,10 +562,10 @@ impl Limiter {
             }
             let slice = lease_units(need.limit, shared.lease_share);
             wants.push(Want {
-                subject: need.subject.clone(),
+                subject: subject.clone(),
                 metric: need.metric,
                 window: need.window,
-                counter: self.counter(&need.subject, need.metric, need.window, seed, now),
+                counter: self.counter(subject, need.metric, need.window, seed, now),
                 units: slice.max(need.units - lease.allowance),
                 limit: need.limit,
             });
@@ -570,10 +575,11 @@ impl Limiter {
         }
         // Every slice holds what the request needs: take it, and lease the next slice in the
         // background where one runs low.
-        let mut taken = Vec::with_capacity(needs.len());
+        let mut taken: Vec<Taken> = vec![[None; 3]; rules.len()];
         let mut refills = Vec::new();
         for need in needs {
-            let Some(c) = counters.get_mut(&need.subject) else {
+            let subject = &rules[need.rule].0;
+            let Some(c) = counters.get_mut(subject) else {
                 continue;
             };
             let seed = c.seed;
@@ -582,29 +588,21 @@ impl Limiter {
             // added to the store if the request really uses it.
             let take = need.units.min(lease.allowance.max(0));
             lease.allowance -= take;
-            taken.push((need.subject.clone(), need.metric, need.window, take));
-            let counter = || self.counter(&need.subject, need.metric, need.window, seed, now);
+            taken[need.rule][need.metric.index()] = Some((need.window, take));
             let slice = lease_units(need.limit, shared.lease_share);
             if lease.allowance * 2 < slice && !lease.fetching && !lease.spent {
                 lease.fetching = true;
                 refills.push(Want {
-                    subject: need.subject.clone(),
+                    subject: subject.clone(),
                     metric: need.metric,
                     window: need.window,
-                    counter: counter(),
+                    counter: self.counter(subject, need.metric, need.window, seed, now),
                     units: slice,
                     limit: need.limit,
                 });
             }
         }
-        let rules = rules.to_vec();
-        let mut by_subject: Vec<Vec<(Metric, i64, i64)>> = vec![Vec::new(); rules.len()];
-        for (subject, metric, window, units) in taken {
-            if let Some(i) = rules.iter().position(|(s, _)| *s == subject) {
-                by_subject[i].push((metric, window, units));
-            }
-        }
-        let hold = self.reserve(&mut counters, request, rules, by_subject);
+        let hold = self.reserve(&mut counters, request, rules, taken);
         drop(counters);
         for want in refills {
             self.spawn_refill(want);
@@ -618,11 +616,11 @@ impl Limiter {
         self: &Arc<Self>,
         counters: &mut HashMap<Subject, Counters>,
         request: &Request<'_>,
-        rules: Vec<(Subject, &Rule)>,
-        mut taken: Vec<Vec<(Metric, i64, i64)>>,
+        rules: &[(Subject, &Rule)],
+        taken: Vec<Taken>,
     ) -> Hold {
         let mut reserved = Vec::with_capacity(rules.len());
-        for (i, (subject, rule)) in rules.into_iter().enumerate() {
+        for (i, (subject, rule)) in rules.iter().enumerate() {
             let c = counters.entry(subject.clone()).or_default();
             c.requests += 1;
             c.tokens += request.tokens;
@@ -634,12 +632,12 @@ impl Limiter {
             c.reserved_usd += usd;
             c.in_flight += 1;
             reserved.push(Reserved {
-                subject,
+                subject: subject.clone(),
                 window_start: c.window_start,
                 minute: c.minute,
                 usd,
                 tokens: request.tokens,
-                taken: taken.get_mut(i).map(std::mem::take).unwrap_or_default(),
+                taken: taken.get(i).copied().unwrap_or_default(),
             });
         }
         Hold {
@@ -948,12 +946,7 @@ impl Limiter {
     /// from the ledger.
     pub fn budget_windows(&self) -> Vec<(Subject, i64)> {
         let now = self.clock.now_ms();
-        let keys = self.keys.iter().map(|(k, r)| (Subject::Key(k.clone()), r));
-        let projects = self
-            .projects
-            .iter()
-            .map(|(p, r)| (Subject::Project(p.clone()), r));
-        keys.chain(projects)
+        self.all_rules()
             .filter(|(_, r)| r.spec.max_budget_usd.is_some())
             .map(|(s, r)| (s, r.spec.budget_period.start(now)))
             .collect()
@@ -1142,7 +1135,11 @@ impl Hold {
             }
             // The shared slices: what the request took less what it used goes back to the
             // slice; what it used beyond is added to the store.
-            for &(metric, window, took) in &r.taken {
+            for (metric, &(window, took)) in Metric::ALL
+                .into_iter()
+                .zip(&r.taken)
+                .filter_map(|(m, t)| t.as_ref().map(|t| (m, t)))
+            {
                 let used = match metric {
                     Metric::Usd => micros(cost_usd),
                     Metric::Requests => 1,

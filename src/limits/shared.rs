@@ -112,6 +112,20 @@ impl PgStore {
     pub fn new(db: DatabaseConnection) -> Self {
         Self { db }
     }
+
+    /// The row an `INSERT … RETURNING` statement answers.
+    async fn one_row<const N: usize>(
+        &self,
+        sql: &str,
+        values: [sea_orm::Value; N],
+    ) -> Result<sea_orm::QueryResult, String> {
+        let statement = Statement::from_sql_and_values(DbBackend::Postgres, sql, values);
+        self.db
+            .query_one_raw(statement)
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| "the limit counter statement returned no row".to_string())
+    }
 }
 
 /// `$1` key, `$2` seed, `$3` want, `$4` limit, `$5` expires_at. In `DO UPDATE SET`, `c.used`
@@ -141,23 +155,14 @@ impl Store for PgStore {
 
     fn lease<'a>(&'a self, counter: &'a Counter, want: i64, limit: i64) -> StoreFuture<'a, Grant> {
         Box::pin(async move {
-            let statement = Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                PG_LEASE,
-                [
-                    counter.key.clone().into(),
-                    counter.seed.into(),
-                    want.into(),
-                    limit.into(),
-                    counter.expires_at_ms.into(),
-                ],
-            );
-            let row = self
-                .db
-                .query_one_raw(statement)
-                .await
-                .map_err(db_error)?
-                .ok_or_else(|| "the lease statement returned no row".to_string())?;
+            let values = [
+                counter.key.clone().into(),
+                counter.seed.into(),
+                want.into(),
+                limit.into(),
+                counter.expires_at_ms.into(),
+            ];
+            let row = self.one_row(PG_LEASE, values).await?;
             Ok(Grant {
                 granted: row.try_get("", "granted").map_err(db_error)?,
                 used: row.try_get("", "used").map_err(db_error)?,
@@ -167,22 +172,13 @@ impl Store for PgStore {
 
     fn add<'a>(&'a self, counter: &'a Counter, delta: i64) -> StoreFuture<'a, i64> {
         Box::pin(async move {
-            let statement = Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                PG_ADD,
-                [
-                    counter.key.clone().into(),
-                    counter.seed.into(),
-                    delta.into(),
-                    counter.expires_at_ms.into(),
-                ],
-            );
-            let row = self
-                .db
-                .query_one_raw(statement)
-                .await
-                .map_err(db_error)?
-                .ok_or_else(|| "the add statement returned no row".to_string())?;
+            let values = [
+                counter.key.clone().into(),
+                counter.seed.into(),
+                delta.into(),
+                counter.expires_at_ms.into(),
+            ];
+            let row = self.one_row(PG_ADD, values).await?;
             row.try_get("", "used").map_err(db_error)
         })
     }

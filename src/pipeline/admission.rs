@@ -20,6 +20,19 @@ pub struct Size {
     pub default_output: u64,
 }
 
+/// Who asks for what: the parts of a call admission reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Asker<'a> {
+    /// The virtual key's label.
+    pub key: Option<&'a str>,
+    /// `x-project`.
+    pub project: Option<&'a str>,
+    /// The model the request names.
+    pub model: &'a str,
+    /// A count of tokens (costs nothing, counts toward `rpm`).
+    pub counting: bool,
+}
+
 /// Admits the call under its key's and project's limits, keeping in the plan only the
 /// targets their model lists allow; the hold reserves its expected cost and tokens.
 pub async fn admit(
@@ -32,9 +45,32 @@ pub async fn admit(
     if limits.is_empty() {
         return Ok(None);
     }
-    let key = call.caller.label();
-    let project = call.meta.project.as_deref();
-    let asked = call.parsed.model.as_str();
+    let asker = Asker {
+        key: call.caller.label(),
+        project: call.meta.project.as_deref(),
+        model: call.parsed.model.as_str(),
+        counting: call.op == Operation::CountTokens,
+    };
+    admit_asker(limits, pricing, asker, plan, size).await
+}
+
+/// [`admit`] from the call's parts (the benchmark times this: `examples/admission.rs`).
+pub async fn admit_asker(
+    limits: &std::sync::Arc<Limiter>,
+    pricing: &Pricing,
+    asker: Asker<'_>,
+    plan: &mut RoutePlan,
+    size: Size,
+) -> Result<Option<Hold>, GatewayError> {
+    if limits.is_empty() {
+        return Ok(None);
+    }
+    let Asker {
+        key,
+        project,
+        model: asked,
+        counting,
+    } = asker;
     if limits.has_model_lists(key, project) {
         let mut refusal = None;
         plan.targets.retain(
@@ -78,7 +114,6 @@ pub async fn admit(
             None => free &= t.provider.kind == ProviderKind::Local,
         }
     }
-    let counting = call.op == Operation::CountTokens;
     let request = Request {
         key,
         project,

@@ -62,6 +62,19 @@ pub(crate) async fn settled(app: &TestApp) {
     panic!("requests stayed in flight");
 }
 
+/// `GET /v1/keys` (loopback: no admin token), and the entry of the key labelled `label`.
+pub(crate) async fn key_limits(app: &TestApp, label: &str) -> (Value, Value) {
+    let keys: Value = app.get("/v1/keys").await.json().await.unwrap();
+    let entry = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["label"] == label)
+        .cloned()
+        .unwrap();
+    (keys, entry)
+}
+
 pub(crate) async fn chat(
     app: &TestApp,
     model: &str,
@@ -203,13 +216,7 @@ async fn a_daily_budget_refuses_once_spent_and_starts_again_the_next_day() {
     assert_eq!(body["error"]["type"], "rate_limit_error");
 
     // GET /v1/keys (loopback: no admin token) shows the spend, never a token.
-    let keys: Value = app.get("/v1/keys").await.json().await.unwrap();
-    let alpha = keys["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["label"] == "alpha")
-        .unwrap();
+    let (keys, alpha) = key_limits(&app, "alpha").await;
     let spent = alpha["limits"]["budget"]["spent_usd"].as_f64().unwrap();
     // Shared counters (on PostgreSQL) count whole micro-USD.
     assert!((spent - 3.0 * cost).abs() < 1e-5, "{alpha}");

@@ -4,8 +4,7 @@
 //! whole limit would let through twice as much.
 
 use crate::helpers::*;
-use crate::limits::{chat, config, one_call_cost, settled, ALPHA, T0};
-use serde_json::Value;
+use crate::limits::{chat, config, key_limits, one_call_cost, settled, ALPHA, T0};
 
 /// The PostgreSQL server of the shared-ledger tests (whichever ledger the suite runs on).
 fn postgres_base() -> String {
@@ -16,8 +15,11 @@ fn postgres_base() -> String {
     }
 }
 
-fn redis_url() -> String {
-    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+/// `config` with its limit counters in the machine's Redis, under a key prefix of this test's own.
+fn with_redis(config: String) -> String {
+    let url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let prefix = format!("gw-test:{}:", uuid::Uuid::now_v7().simple());
+    format!("{config}\n[limits]\nredis_url = \"{url}\"\nredis_prefix = \"{prefix}\"\n")
 }
 
 /// Sends chat requests to `apps` in turn until every one of them has refused twice in a row;
@@ -131,14 +133,8 @@ async fn two_instances_sharing_redis_stop_together_at_one_budget() {
     let mock = MockUpstream::start().unwrap();
     let cost = one_call_cost(&mock).await;
     let calls = 8.5;
-    // A prefix of this test's own: the Redis is the machine's.
-    let prefix = format!("gw-test:{}:", uuid::Uuid::now_v7().simple());
     let limits = format!("max_budget_usd = {}", cost * calls);
-    let config = format!(
-        "{}\n[limits]\nredis_url = \"{}\"\nredis_prefix = \"{prefix}\"\n",
-        config(&mock, &limits, ""),
-        redis_url()
-    );
+    let config = with_redis(config(&mock, &limits, ""));
     // Each instance its own ledger: only Redis is shared.
     two_instances_stop_together(&config, None, None, cost, calls).await;
 }
@@ -146,12 +142,7 @@ async fn two_instances_sharing_redis_stop_together_at_one_budget() {
 #[actix_web::test]
 async fn two_instances_sharing_redis_stop_together_at_one_rate_limit() {
     let mock = MockUpstream::start().unwrap();
-    let prefix = format!("gw-test:{}:", uuid::Uuid::now_v7().simple());
-    let config = format!(
-        "{}\n[limits]\nredis_url = \"{}\"\nredis_prefix = \"{prefix}\"\n",
-        config(&mock, "rpm = 10", ""),
-        redis_url()
-    );
+    let config = with_redis(config(&mock, "rpm = 10", ""));
     let first = spawn_app(&config).await;
     let second = spawn_app(&config).await;
     for app in [&first, &second] {
@@ -175,21 +166,10 @@ async fn two_instances_sharing_redis_stop_together_at_one_rate_limit() {
 #[actix_web::test]
 async fn keys_report_where_the_counters_live() {
     let mock = MockUpstream::start().unwrap();
-    let prefix = format!("gw-test:{}:", uuid::Uuid::now_v7().simple());
-    let config = format!(
-        "{}\n[limits]\nredis_url = \"{}\"\nredis_prefix = \"{prefix}\"\n",
-        config(&mock, "max_budget_usd = 5\nrpm = 100", ""),
-        redis_url()
-    );
+    let config = with_redis(config(&mock, "max_budget_usd = 5\nrpm = 100", ""));
     let app = spawn_app(&config).await;
     assert_eq!(chat(&app, "gpt-4o", &[ALPHA]).await.0, 200);
-    let keys: Value = app.get("/v1/keys").await.json().await.unwrap();
-    let alpha = keys["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["label"] == "alpha")
-        .unwrap();
+    let (keys, alpha) = key_limits(&app, "alpha").await;
     assert_eq!(alpha["limits"]["counters"], "redis", "{alpha}");
     assert_eq!(alpha["limits"]["requests_this_minute"], 1, "{alpha}");
     let spent = alpha["limits"]["budget"]["spent_usd"].as_f64().unwrap();
