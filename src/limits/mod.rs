@@ -540,6 +540,11 @@ impl Limiter {
             if lease.allowance >= need.units.max(1) {
                 continue;
             }
+            // Nothing to take (a count of tokens, an unpriced model): it passes while the
+            // limit was not spent when last seen (as locally: while what is used is under it).
+            if need.units == 0 && !lease.spent && lease.committed < need.limit {
+                continue;
+            }
             if last {
                 // The last of a limit admits one more request (the overshoot of what is in
                 // flight, as locally); a limit with nothing left refuses.
