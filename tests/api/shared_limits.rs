@@ -177,3 +177,71 @@ async fn keys_report_where_the_counters_live() {
     // The URL (which may hold a password) is never shown.
     assert!(!keys.to_string().contains("redis://"), "{keys}");
 }
+
+/// A Redis of the test's own (the machine's `redis-server` on a free port), killed on drop.
+struct OwnRedis(std::process::Child, u16);
+
+impl OwnRedis {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // Owned at once, so that a panic below still kills and waits for it.
+        let redis = Self(
+            std::process::Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("redis-server is installed (.ci/run installs it)"),
+            port,
+        );
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return redis;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("redis-server did not listen on {port}");
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[actix_web::test]
+async fn when_redis_goes_away_each_instance_keeps_the_limits_by_itself() {
+    let mock = MockUpstream::start().unwrap();
+    let mut redis = OwnRedis::start();
+    let config = format!(
+        "{}\n[limits]\nredis_url = \"redis://127.0.0.1:{}\"\n",
+        config(&mock, "rpm = 4", ""),
+        redis.1
+    );
+    let app = spawn_app(&config).await;
+    app.limits.clock.set(T0 + 1_000);
+    assert_eq!(chat(&app, "gpt-4o", &[ALPHA]).await.0, 200);
+    assert_eq!(chat(&app, "gpt-4o", &[ALPHA]).await.0, 200);
+    // Redis goes away: requests are not refused for it, nor do they hang; the instance keeps
+    // the rpm on its own counters (which counted the two above).
+    let _ = redis.0.kill();
+    let _ = redis.0.wait();
+    let started = std::time::Instant::now();
+    let statuses = [
+        chat(&app, "gpt-4o", &[ALPHA]).await.0,
+        chat(&app, "gpt-4o", &[ALPHA]).await.0,
+        chat(&app, "gpt-4o", &[ALPHA]).await.0,
+    ];
+    assert_eq!(statuses, [200, 200, 429], "rpm 4 kept locally");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
