@@ -15,7 +15,9 @@
 //!
 //! Run by `bench/run.sh`: `cargo run --release --example route_decision [DECISIONS]`. Prints
 //! JSON on stdout, `{profile: {p50_us, p99_us, mean_us, warm_p50_us, candidates, …}}`, and a
-//! summary on stderr.
+//! summary on stderr. `route_decision DECISIONS whole` times the whole decision alone (no
+//! warm-up, no other way), for counting its instructions:
+//! `valgrind --tool=callgrind target/release/examples/route_decision 1000 whole`.
 //!
 //! The inventory is built as the gateway builds it (`Runtime::build` over a configuration
 //! file: the embedded catalog, the shipped profiles, the default `[routing]` tuning): OpenAI,
@@ -163,6 +165,7 @@ fn main() {
     let decisions: usize = std::env::args()
         .nth(1)
         .map_or(DECISIONS, |n| n.parse().expect("DECISIONS: a number"));
+    let whole_only = std::env::args().nth(2).as_deref() == Some("whole");
     let (warmup, explained_runs) = (decisions / 10, (decisions / 10).max(1));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.toml");
@@ -245,6 +248,22 @@ fn main() {
             .map(|t| format!("{}/{}", t.provider.id, t.model))
             .unwrap_or_default();
 
+        if whole_only {
+            let plain = time(
+                routing,
+                &changing,
+                catalog,
+                &query(profile, false),
+                0,
+                decisions,
+            );
+            eprintln!(
+                "  {id:<15} {candidates:>3} candidates → {primary:<32} p50 {:6.2} µs  p99 {:6.2} µs",
+                plain.percentile(50),
+                plain.percentile(99),
+            );
+            continue;
+        }
         let plain = time(
             routing,
             &changing,

@@ -4,6 +4,7 @@
 
 pub mod card;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -122,7 +123,13 @@ impl Catalog {
         {
             return Some(card);
         }
-        let lower = model.to_ascii_lowercase();
+        // Servers mostly report lowercase names: lowered only when needed (this runs for
+        // every reported model each time the router rebuilds its inventory).
+        let lower: Cow<'_, str> = if model.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(model.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(model)
+        };
         let bare = lower.strip_suffix(":latest").unwrap_or(&lower);
         self.local_by_name
             .get(bare)

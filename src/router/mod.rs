@@ -304,9 +304,25 @@ pub struct Candidate {
 /// card or a card of conservative defaults.
 pub fn inventory(snapshot: &RegistrySnapshot, catalog: &Catalog) -> Vec<Candidate> {
     let mut inventory: Vec<Candidate> = Vec::new();
+    walk_inventory(snapshot, catalog, |_| true, |c| inventory.push(c));
+    inventory
+}
+
+/// [`inventory`] as a walk: each provider `serves` lets through, then each of its candidates
+/// to `found`, in the inventory's order. A prepared set's rebuild skips a provider the
+/// profile refuses without looking at its models, and keeps no list of the rest.
+fn walk_inventory(
+    snapshot: &RegistrySnapshot,
+    catalog: &Catalog,
+    mut serves: impl FnMut(&Provider) -> bool,
+    mut found: impl FnMut(Candidate),
+) {
     for (order, provider) in snapshot.providers.iter().enumerate() {
+        if !serves(provider) {
+            continue;
+        }
         let mut push = |model: &str, card: &Arc<ModelCard>| {
-            inventory.push(Candidate {
+            found(Candidate {
                 provider: provider.clone(),
                 order,
                 own_name: (model != card.id).then(|| model.to_string()),
@@ -361,7 +377,6 @@ pub fn inventory(snapshot: &RegistrySnapshot, catalog: &Catalog) -> Vec<Candidat
             }
         }
     }
-    inventory
 }
 
 impl Candidate {
@@ -388,20 +403,21 @@ impl Candidate {
         };
         let model = self.model();
         let card = &self.card;
-        // Each id once: the id sent is often the card's, and an alias list may repeat one
-        // (a few ids: a scan beats a set).
-        let first = |i: usize, id: &str| {
-            id != model && id != card.id && !card.aliases[..i].iter().any(|a| a == id)
-        };
-        let aliases = card.aliases.iter().enumerate();
-        let others = aliases
-            .filter(|(i, a)| first(*i, a))
-            .map(|(_, a)| a.as_str());
-        let card_id = (card.id != model).then_some(card.id.as_str());
-        for id in std::iter::once(model).chain(card_id).chain(others) {
+        let mut add = |id: &str| {
             if let Some(r) = signals.recent(id) {
                 recent.weight += r.weight;
                 recent.sum += r.sum;
+            }
+        };
+        // Each id once, the id sent first: it is often the card's, and an alias list may
+        // repeat one (a few ids: a scan beats a set).
+        add(model);
+        if card.id != model {
+            add(&card.id);
+        }
+        for (i, alias) in card.aliases.iter().enumerate() {
+            if alias != model && *alias != card.id && !card.aliases[..i].contains(alias) {
+                add(alias);
             }
         }
         recent
@@ -449,8 +465,11 @@ impl<'a> Learned<'a> {
 /// A candidate with the figures that do not depend on the request: its latency parts (live
 /// once there are enough samples, else the card's prior), its quality for the profile's
 /// task, and the profile's preference bonus.
+#[derive(Clone, Copy)]
 struct Prepared {
-    c: Candidate,
+    /// The candidate's place in the list it was prepared from (the set's `eligible`, or the
+    /// inventory of a traced decision): a rebuild clones no candidate.
+    at: usize,
     ttft: f64,
     tokens_per_s: f64,
     /// Samples behind live latency figures (None: the prior).
@@ -478,6 +497,48 @@ struct PreparedSet {
     /// rebuild after only the live figures or the signals changed starts from.
     eligible: Arc<Vec<Candidate>>,
     candidates: Vec<Prepared>,
+}
+
+/// The candidates of a previous prepared set over the same live figures and signals, read in
+/// the inventory's order alongside a rebuild's.
+struct Earlier<'s> {
+    set: &'s PreparedSet,
+    /// The next of `set.eligible` to compare, and the next of `set.candidates`.
+    next: usize,
+    next_prepared: usize,
+}
+
+impl<'s> Earlier<'s> {
+    fn new(set: &'s PreparedSet) -> Self {
+        Self {
+            set,
+            next: 0,
+            next_prepared: 0,
+        }
+    }
+
+    /// The same candidate in the previous set, if it had it: its figures, or None when the
+    /// time-to-first-token cap dropped it. The inventory keeps its order, so the candidate is
+    /// mostly the next one.
+    fn of(&mut self, c: &Candidate) -> Option<Option<&'s Prepared>> {
+        let same = |e: &Candidate| {
+            Arc::ptr_eq(&e.provider, &c.provider)
+                && Arc::ptr_eq(&e.card, &c.card)
+                && e.own_name == c.own_name
+        };
+        let found = self.next + self.set.eligible[self.next..].iter().position(same)?;
+        self.next = found + 1;
+        let prepared = &self.set.candidates[self.next_prepared..];
+        let skipped = prepared.iter().take_while(|p| p.at < found).count();
+        self.next_prepared += skipped;
+        Some(
+            self.set
+                .candidates
+                .get(self.next_prepared)
+                .filter(|p| p.at == found)
+                .inspect(|_| self.next_prepared += 1),
+        )
+    }
 }
 
 /// The state a prepared set was built over.
@@ -612,12 +673,12 @@ fn fit_verdict(card: &ModelCard, needs: &Needs, explain: bool) -> Option<Cow<'st
 /// Layer 3, the part that depends on the profile and the day: disabled providers, the
 /// profile's lists, required capabilities and caps, retired models.
 fn policy_verdict(
-    p: &Prepared,
+    p: &Entry<'_>,
     profile: &Profile,
     today: &str,
     explain: bool,
 ) -> Option<Cow<'static, str>> {
-    card_policy_verdict(&p.c, profile, today, explain).or_else(|| ttft_verdict(p, profile, explain))
+    card_policy_verdict(p.c, profile, today, explain).or_else(|| ttft_verdict(p, profile, explain))
 }
 
 /// The part of [`policy_verdict`] a candidate's card and provider decide: checked before the
@@ -628,19 +689,41 @@ fn card_policy_verdict(
     today: &str,
     explain: bool,
 ) -> Option<Cow<'static, str>> {
+    provider_policy_verdict(&c.provider, profile, explain)
+        .or_else(|| model_policy_verdict(c, profile, today, explain))
+}
+
+/// The part of [`card_policy_verdict`] the provider alone decides: disabled, or refused by
+/// the profile's provider lists (checked once per provider when a prepared set is built).
+fn provider_policy_verdict(
+    provider: &Provider,
+    profile: &Profile,
+    explain: bool,
+) -> Option<Cow<'static, str>> {
+    if !provider.enabled {
+        return reason!(explain, "provider disabled: `{}`", provider.id);
+    }
+    profile.refuses_provider(provider, explain).map(Cow::Owned)
+}
+
+/// The part of [`card_policy_verdict`] the card and the model id decide: the profile's model
+/// lists, required capabilities and caps, retired models.
+fn model_policy_verdict(
+    c: &Candidate,
+    profile: &Profile,
+    today: &str,
+    explain: bool,
+) -> Option<Cow<'static, str>> {
     let card = &c.card;
-    if !c.provider.enabled {
-        return reason!(explain, "provider disabled: `{}`", c.provider.id);
-    }
-    if let Some(reason) = profile.refuses_provider(&c.provider, explain) {
-        return Some(reason.into());
-    }
     if let Some(reason) = profile.refuses_model(&[card.id.as_str(), c.model()], explain) {
         return Some(reason.into());
     }
-    let mut missing = card.capabilities.missing(profile.require).peekable();
-    if missing.peek().is_some() {
-        let list: Vec<&str> = missing.map(|m| m.as_str()).collect();
+    if !card.capabilities.covers(profile.require) {
+        let list: Vec<&str> = card
+            .capabilities
+            .missing(profile.require)
+            .map(|m| m.as_str())
+            .collect();
         return reason!(
             explain,
             "lacks a capability profile `{}` requires: {}",
@@ -692,11 +775,33 @@ fn ttft_verdict(p: &Prepared, profile: &Profile, explain: bool) -> Option<Cow<'s
     None
 }
 
+/// A prepared candidate with the candidate it was prepared from (reads as its [`Prepared`]).
+#[derive(Clone, Copy)]
+struct Entry<'p> {
+    c: &'p Candidate,
+    p: &'p Prepared,
+}
+
+impl std::ops::Deref for Entry<'_> {
+    type Target = Prepared;
+
+    fn deref(&self) -> &Prepared {
+        self.p
+    }
+}
+
+impl<'p> Entry<'p> {
+    /// The entries of prepared candidates over the list they were prepared from.
+    fn of(from: &'p [Candidate], prepared: &'p [Prepared]) -> impl Iterator<Item = Self> {
+        prepared.iter().map(move |p| Entry { c: &from[p.at], p })
+    }
+}
+
 /// The candidates of one layer and what the layer dropped.
 struct Layer<'p> {
     explain: bool,
     trace: Vec<LayerTrace>,
-    kept: Vec<&'p Prepared>,
+    kept: Vec<Entry<'p>>,
 }
 
 impl<'p> Layer<'p> {
@@ -705,7 +810,7 @@ impl<'p> Layer<'p> {
         &mut self,
         layer: u8,
         name: &'static str,
-        mut verdict: impl FnMut(&Prepared) -> Option<Cow<'static, str>>,
+        mut verdict: impl FnMut(&Entry<'_>) -> Option<Cow<'static, str>>,
     ) {
         let mut trace = LayerTrace {
             layer,
@@ -806,7 +911,8 @@ impl Routing {
     /// A candidate's request-independent figures.
     fn prepare(
         &self,
-        c: Candidate,
+        c: &Candidate,
+        at: usize,
         profile: &Profile,
         task: TaskKind,
         learned: &mut Learned<'_>,
@@ -845,12 +951,12 @@ impl Routing {
             ttft,
             tokens_per_s,
             latency_samples,
-            c,
+            at,
         }
     }
 
     /// The estimated cost (USD) and latency (ms) of a request on a prepared candidate.
-    fn figures(&self, p: &Prepared, needs: &Needs) -> Figures {
+    fn figures(&self, p: &Entry<'_>, needs: &Needs) -> Figures {
         let card = &p.c.card;
         let output = needs
             .max_tokens
@@ -907,23 +1013,52 @@ impl Routing {
         }
         // Only the live figures or the signals changed (every few seconds under traffic): the
         // same eligible candidates, their figures prepared again.
-        let eligible = match previous.filter(|set| set.state.same_inventory(&state)) {
+        let kept = previous.as_ref().map_or(0, |set| set.eligible.len());
+        // Only the providers changed: a candidate the previous set prepared, at the same
+        // provider with the same card, keeps its figures (they depend on nothing else).
+        let mut earlier = previous
+            .as_ref()
+            .filter(|set| {
+                Arc::ptr_eq(&set.state.live, &state.live)
+                    && Arc::ptr_eq(&set.state.signals, &state.signals)
+            })
+            .map(|set| Earlier::new(set));
+        let eligible = match previous
+            .as_ref()
+            .filter(|set| set.state.same_inventory(&state))
+        {
             Some(set) => set.eligible.clone(),
-            None => Arc::new(
-                inventory(snapshot, catalog)
-                    .into_iter()
-                    .filter(|c| {
-                        card_policy_verdict(c, query.profile, &query.today, false).is_none()
-                    })
-                    .collect(),
-            ),
+            None => {
+                let (profile, today) = (query.profile, &query.today);
+                let mut eligible = Vec::with_capacity(kept);
+                walk_inventory(
+                    snapshot,
+                    catalog,
+                    |provider| provider_policy_verdict(provider, profile, false).is_none(),
+                    |c| {
+                        if model_policy_verdict(&c, profile, today, false).is_none() {
+                            eligible.push(c);
+                        }
+                    },
+                );
+                Arc::new(eligible)
+            }
         };
         let mut learned = Learned::new(&state.live, &state.signals);
-        let candidates = eligible
-            .iter()
-            .map(|c| self.prepare(c.clone(), query.profile, task, &mut learned))
-            .filter(|p| ttft_verdict(p, query.profile, false).is_none())
-            .collect();
+        let mut candidates = Vec::with_capacity(eligible.len());
+        for (at, c) in eligible.iter().enumerate() {
+            match earlier.as_mut().and_then(|e| e.of(c)) {
+                Some(Some(p)) => candidates.push(Prepared { at, ..*p }),
+                // The time-to-first-token cap dropped it then, over the same figures.
+                Some(None) => {}
+                None => {
+                    let p = self.prepare(c, at, query.profile, task, &mut learned);
+                    if ttft_verdict(&p, query.profile, false).is_none() {
+                        candidates.push(p);
+                    }
+                }
+            }
+        }
         let set = Arc::new(PreparedSet {
             profile: query.profile.id.clone(),
             state,
@@ -951,7 +1086,7 @@ impl Routing {
         let mut breakers = self.breakers.reader();
         let mut breaker_drops = 0usize;
         let mut retry_in: Option<u64> = None;
-        let mut health = |p: &Prepared| {
+        let mut health = |p: &Entry<'_>| {
             if let Admission::Refuse { retry_in_ms } = breakers.admit(&p.c.provider.id, p.c.model())
             {
                 breaker_drops += 1;
@@ -965,20 +1100,22 @@ impl Routing {
         };
 
         let set;
-        let all: Vec<Prepared>;
+        let (inventory_of, all): (Vec<Candidate>, Vec<Prepared>);
         let mut layers = if explain {
             let live = self.live.load();
             let signals = self.signals.load();
             let task = query.task.unwrap_or(profile.spec.task);
             let mut learned = Learned::new(&live, &signals);
-            all = inventory(snapshot, catalog)
-                .into_iter()
-                .map(|c| self.prepare(c, profile, task, &mut learned))
+            inventory_of = inventory(snapshot, catalog);
+            all = inventory_of
+                .iter()
+                .enumerate()
+                .map(|(at, c)| self.prepare(c, at, profile, task, &mut learned))
                 .collect();
             let mut layers = Layer {
                 explain,
                 trace: Vec::new(),
-                kept: all.iter().collect(),
+                kept: Entry::of(&inventory_of, &all).collect(),
             };
             layers.filter(1, "inventory", |_| None);
             layers.filter(2, "capabilities and context", |p| {
@@ -993,9 +1130,7 @@ impl Routing {
             Layer {
                 explain,
                 trace: Vec::new(),
-                kept: set
-                    .candidates
-                    .iter()
+                kept: Entry::of(&set.eligible, &set.candidates)
                     .filter(|p| fits(&p.c.card, needs) && health(p).is_none())
                     .collect(),
             }
