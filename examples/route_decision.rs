@@ -25,11 +25,15 @@
 //! model of the catalog and a few it has no card for. The body is the benchmark's chat body.
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/timings.rs"]
+mod timings;
+
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use llm_gateway::api::ApiFormat;
+use timings::Timings;
 use llm_gateway::catalog::Catalog;
 use llm_gateway::providers::snapshot::RegistrySnapshot;
 use llm_gateway::providers::ProviderKind;
@@ -86,21 +90,6 @@ const UNKNOWN_LOCAL: [&str; 4] = [
 const BODY: &str =
     r#"{"model":"auto","messages":[{"role":"user","content":"Hello, how are you today?"}]}"#;
 
-/// Per-decision times, sorted.
-struct Timings(Vec<Duration>);
-
-impl Timings {
-    fn us(d: Duration) -> f64 {
-        (d.as_nanos() as f64 / 1e3 * 100.0).round() / 100.0
-    }
-    fn percentile(&self, p: usize) -> f64 {
-        Self::us(self.0[(self.0.len() * p / 100).min(self.0.len() - 1)])
-    }
-    fn mean(&self) -> f64 {
-        Self::us(self.0.iter().sum::<Duration>() / self.0.len() as u32)
-    }
-}
-
 /// Times `runs` decisions after `warmup` untimed ones, over the snapshots in turn (two
 /// snapshots alike but for their address: each decision finds the prepared set stale).
 fn time(
@@ -138,8 +127,7 @@ fn time_with(
         drop(std::hint::black_box(decision));
         times.push(start.elapsed());
     }
-    times.sort();
-    Timings(times)
+    Timings::new(times)
 }
 
 /// What the request path asks for a chat completion (`api` OpenAI) of these needs.
@@ -259,8 +247,8 @@ fn main() {
             );
             eprintln!(
                 "  {id:<15} {candidates:>3} candidates → {primary:<32} p50 {:6.2} µs  p99 {:6.2} µs",
-                plain.percentile(50),
-                plain.percentile(99),
+                plain.percentile(50.0),
+                plain.percentile(99.0),
             );
             continue;
         }
@@ -302,34 +290,34 @@ fn main() {
             "  {id:<15} {candidates:>3} candidates → {primary:<32} p50 {:6.2} µs  p99 {:6.2} µs  mean {:6.2} µs  \
              (after new live figures: p50 {:5.2} µs, p99 {:5.2} µs; warm: p50 {:5.2} µs, p99 {:5.2} µs; \
              explain: p50 {:6.2} µs, p99 {:6.2} µs)",
-            plain.percentile(50),
-            plain.percentile(99),
+            plain.percentile(50.0),
+            plain.percentile(99.0),
             plain.mean(),
-            refresh.percentile(50),
-            refresh.percentile(99),
-            warm.percentile(50),
-            warm.percentile(99),
-            explained.percentile(50),
-            explained.percentile(99),
+            refresh.percentile(50.0),
+            refresh.percentile(99.0),
+            warm.percentile(50.0),
+            warm.percentile(99.0),
+            explained.percentile(50.0),
+            explained.percentile(99.0),
         );
         out.insert(
             id.clone(),
             serde_json::json!({
-                "p50_us": plain.percentile(50),
-                "p99_us": plain.percentile(99),
+                "p50_us": plain.percentile(50.0),
+                "p99_us": plain.percentile(99.0),
                 "mean_us": plain.mean(),
-                "refresh_p50_us": refresh.percentile(50),
-                "refresh_p99_us": refresh.percentile(99),
-                "warm_p50_us": warm.percentile(50),
-                "warm_p99_us": warm.percentile(99),
+                "refresh_p50_us": refresh.percentile(50.0),
+                "refresh_p99_us": refresh.percentile(99.0),
+                "warm_p50_us": warm.percentile(50.0),
+                "warm_p99_us": warm.percentile(99.0),
                 "warm_mean_us": warm.mean(),
                 "candidates": candidates,
                 "inventory": inventory,
                 "targets": traced.targets.len(),
                 "primary": primary,
                 "decisions": decisions,
-                "explain_p50_us": explained.percentile(50),
-                "explain_p99_us": explained.percentile(99),
+                "explain_p50_us": explained.percentile(50.0),
+                "explain_p99_us": explained.percentile(99.0),
                 "explain_mean_us": explained.mean(),
                 "explained": explained_runs,
             }),
