@@ -1,7 +1,9 @@
 // Every view of the portal in headless Chromium against a seeded gateway: no console error, real
 // content (figures equal to /v1/stats, five routing layers, an Ask answer from the mock's SQL
 // writer, a project appearing live, a provider added and removed through the page), and a
-// 1280x800 screenshot of each. Usage: node portal.mjs <gateway url> <screenshot dir>
+// 1280x800 screenshot of each; then, on a second gateway with an admin token, the sidebar's token
+// flow on Keys and budgets. Usage: node portal.mjs <gateway url> <screenshot dir>
+// <token gateway url> <its admin token> <its virtual key>
 // (playwright-core is loaded from $BROWSER_NODE, where test_portal.py installed it).
 import { createRequire } from 'node:module';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -11,7 +13,7 @@ import assert from 'node:assert/strict';
 
 const require = createRequire(join(process.env.BROWSER_NODE, 'package.json'));
 const { chromium } = require('playwright-core');
-const [base, shots] = process.argv.slice(2);
+const [base, shots, tokenBase, adminToken, keyToken] = process.argv.slice(2);
 const json = async (path, init) => (await fetch(base + path, init)).json();
 
 const profile = mkdtempSync(join(tmpdir(), 'portal-chromium-'));
@@ -25,8 +27,8 @@ const page = context.pages()[0] || (await context.newPage());
 const problems = [];
 page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
 page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-// Nothing leaves the machine: every request goes to the gateway.
-page.on('request', (r) => { if (!r.url().startsWith(base) && !r.url().startsWith('data:')) problems.push(`off-box request: ${r.url()}`); });
+// Nothing leaves the machine: every request goes to the gateways.
+page.on('request', (r) => { if (![base, tokenBase, 'data:'].some((o) => r.url().startsWith(o))) problems.push(`off-box request: ${r.url()}`); });
 let calls = 0;
 page.on('request', (r) => { if (new URL(r.url()).pathname.startsWith('/v1/')) calls += 1; });
 
@@ -195,6 +197,38 @@ try {
     await page.waitForSelector('#view tbody a:text-is("hermes")', { timeout: 15000 });
     assert.equal(await page.locator('#view tbody tr').count(), before + 1);
   });
+
+  // The admin token: Keys and budgets on the gateway that asks for one shows the error with the
+  // hint and nothing of /v1/keys; the token saved in the sidebar loads it (by label, never the
+  // key's token), still used after a reload; cleared, the hint is back.
+  const keysAsk = async (when) => {
+    await page.waitForSelector('body[data-ready="keys"] .state.error');
+    const text = await page.locator('#view').textContent();
+    assert.ok(text.includes('set the admin token in the sidebar') && !text.includes('Team Token'), `${when}: ${text}`);
+    // The browser's own console line for the refused call, and nothing else.
+    assert.ok(problems.every((p) => p.includes('status of 401')), `${when}: ${problems.join('; ')}`);
+    problems.length = 0;
+  };
+  const keysShown = async (when) => {
+    await page.waitForSelector('body[data-ready="keys"] #view tbody tr:has-text("Team Token")');
+    const text = await page.locator('#view tbody tr', { hasText: 'Team Token' }).textContent();
+    assert.ok(text.includes('of $2') && text.includes('daily'), `${when}: ${text}`);
+    assert.equal(await page.locator('.state.error').count(), 0, when);
+    assert.ok(!(await page.content()).includes(keyToken), `${when}: no key token on the page`);
+    assert.deepEqual(problems, [], `${when}: ${problems.join('; ')}`);
+  };
+  problems.length = 0;
+  await page.goto(`${tokenBase}/#keys`);
+  await keysAsk('without a token');
+  await page.fill('#token', adminToken);
+  await page.click('#token-form button[type="submit"]');
+  await keysShown('token saved');
+  await page.reload();
+  await keysShown('after a reload');
+  await page.fill('#token', '');
+  await page.click('#token-form button[type="submit"]');
+  await keysAsk('token cleared');
+  results.push('admin token: asked for, kept across a reload, cleared');
 
   // The interactive API docs, served from the binary: Swagger UI lists the operations, with
   // no console error and nothing fetched from off the machine.

@@ -1,5 +1,6 @@
 """The portal in a real browser: the gateway binary and the mock upstream as processes, seeded
-with real proxied requests, then every view loaded in headless Chromium by portal.mjs.
+with real proxied requests, then every view loaded in headless Chromium by portal.mjs; and a
+second gateway with an admin token, for the portal's token flow.
 
 Installs playwright-core (the version pinned in package.json) into target/browser-node, and
 Debian's chromium when it is absent. Screenshots (1280x800) go to docs/screenshots/. Usage:
@@ -48,16 +49,37 @@ def install():
         subprocess.run(["npm", "install", "--prefix", NODE_DIR, "--no-audit", "--no-fund", "--loglevel=error"], check=True)
 
 
+def start_gateway(procs, work, name, config):
+    """Starts a gateway on `config` (plus a ledger of its own in `work`) on a free port, added to
+    `procs`; answers its base URL once /health answers. Its log is `work`/`name`.log."""
+    path = os.path.join(work, f"{name}.toml")
+    with open(path, "w") as f:
+        f.write(config + f"""
+[database]
+url = "sqlite://{work}/{name}.db?mode=rwc"
+spool_dir = "{work}/{name}-spool"
+""")
+    port = free_port()
+    log = open(os.path.join(work, f"{name}.log"), "w")
+    procs.append(subprocess.Popen([GATEWAY_BIN, "--config", path, "--port", str(port)], stdout=log, stderr=subprocess.STDOUT))
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            call(f"{base}/health")
+            return base
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"the gateway {name} did not start")
+
+
 def main():
     install()
     work = tempfile.TemporaryDirectory()
     mock = subprocess.Popen([MOCK_BIN], stdout=subprocess.PIPE, text=True)
-    gateway = None
+    procs = [mock]
     try:
         mock_url = f"http://127.0.0.1:{mock.stdout.readline().strip()}"
-        config = os.path.join(work.name, "config.toml")
-        with open(config, "w") as f:
-            f.write(f"""
+        base = start_gateway(procs, work.name, "gateway", f"""
 # Down (nothing listens on port 9): requests it is tried for fail over to the next provider,
 # and its breaker opens after a few.
 [[providers]]
@@ -103,23 +125,7 @@ redact_pii = true
 # The mock's SQL writer answers the Ask view's questions.
 [analytics]
 model = "mock-sql-writer"
-
-[database]
-url = "sqlite://{work.name}/ledger.db?mode=rwc"
-spool_dir = "{work.name}/spool"
 """)
-        port = free_port()
-        log = open(os.path.join(work.name, "gateway.log"), "w")
-        gateway = subprocess.Popen([GATEWAY_BIN, "--config", config, "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                call(f"{base}/health")
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("the gateway did not start")
 
         # Seed: answered calls from two tools and projects (gpt-4o ones first tried on the
         # provider that is down), one with a virtual key, an e-mail address for the sanitizer,
@@ -156,17 +162,39 @@ spool_dir = "{work.name}/spool"
         else:
             raise RuntimeError(f"the signal did not reach the ledger ({status})")
 
+        # A second gateway that asks for the admin token, with a budgeted key, for the portal's
+        # token flow. Without the token /v1/keys is refused, so the browser cannot pass by chance.
+        admin_token, key_token = "portal-admin-token", "team-token-key"
+        token_base = start_gateway(procs, work.name, "token-gateway", f"""
+[server]
+admin_token = "{admin_token}"
+
+[[providers]]
+id = "openai"
+provider_type = "openai"
+api_key = "sk-provider-openai"
+endpoint = "{mock_url}/v1"
+
+[key_map.{key_token}]
+label = "Team Token"
+max_budget_usd = 2.0
+budget_period = "daily"
+""")
+        status, _ = call(f"{token_base}/v1/keys")
+        if status not in (401, 403):
+            raise RuntimeError(f"/v1/keys answered {status} without the admin token")
+
         shots = os.path.join(ROOT, "docs", "screenshots")
         env = {**os.environ, "BROWSER_NODE": NODE_DIR}
-        result = subprocess.run(["node", os.path.join(HERE, "portal.mjs"), base, shots], env=env)
+        result = subprocess.run(["node", os.path.join(HERE, "portal.mjs"), base, shots, token_base, admin_token, key_token], env=env)
         if result.returncode != 0:
-            print(open(os.path.join(work.name, "gateway.log")).read()[-4000:], file=sys.stderr)
+            for name in ("gateway", "token-gateway"):
+                print(open(os.path.join(work.name, f"{name}.log")).read()[-4000:], file=sys.stderr)
         sys.exit(result.returncode)
     finally:
-        for p in (gateway, mock):
-            if p is not None:
-                p.terminate()
-                p.wait(timeout=10)
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=10)
 
 
 if __name__ == "__main__":
