@@ -1,4 +1,5 @@
-"""The official openai and anthropic Python SDKs talk to the real gateway binary, unchanged but for base_url.
+"""The official openai and anthropic Python SDKs talk to the real gateway binary, unchanged but for base_url;
+so do LangChain's OpenAIEmbeddings and LlamaIndex's OpenAIEmbedding.
 
 Starts the mock upstream and the gateway as processes, then drives both SDKs, streaming and not,
 and checks what the client got and what the upstream received. Usage:
@@ -19,6 +20,8 @@ import urllib.request
 
 import anthropic
 import openai
+from langchain_openai import OpenAIEmbeddings
+from llama_index.embeddings.openai import OpenAIEmbedding
 
 GATEWAY_BIN, MOCK_BIN = sys.argv[1], sys.argv[2]
 EXPECTED = "chunk0 chunk1 chunk2 "
@@ -208,6 +211,29 @@ spool_dir = "{cls.dir.name}/spool"
         with self.assertRaises(openai.BadRequestError) as caught:
             self.openai_client().embeddings.create(model="claude-sonnet-4-20250514", input="x")
         self.assertIn("Anthropic's API", caught.exception.message)
+
+    # --- retrieval frameworks: embeddings through the gateway --------------------
+
+    def test_langchain_openai_embeddings(self):
+        # check_embedding_ctx_length=False: no tiktoken (whose encodings it would download).
+        embeddings = OpenAIEmbeddings(
+            model="text-embedding-3-small", base_url=f"{self.base}/v1", api_key="not-needed",
+            check_embedding_ctx_length=False, max_retries=0)
+        documents = embeddings.embed_documents(["first document", "second document"])
+        self.assertEqual(documents, [self.mock_vector(0), self.mock_vector(1)])
+        self.assertEqual(embeddings.embed_query("a question"), self.mock_vector(0))
+        self.assertEqual(self.last_upstream()["path"], "/v1/embeddings")
+
+    def test_llama_index_openai_embedding(self):
+        embedding = OpenAIEmbedding(
+            model="text-embedding-3-small", api_base=f"{self.base}/v1", api_key="not-needed",
+            max_retries=0)
+        self.assertEqual(embedding.get_text_embedding("a document"), self.mock_vector(0))
+        batch = embedding.get_text_embedding_batch(["first", "second", "third"])
+        self.assertEqual(batch, [self.mock_vector(i) for i in range(3)])
+        self.assertEqual(embedding.get_query_embedding("a question"), self.mock_vector(0))
+        sent = json.loads(self.last_upstream()["body"])
+        self.assertEqual(sent["model"], "text-embedding-3-small")
 
     # --- anthropic ------------------------------------------------------------
 
