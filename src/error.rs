@@ -67,6 +67,14 @@ pub enum GatewayError {
     Untranslatable { param: String, message: String },
     #[error("{message}")]
     UnknownProfile { message: String },
+    /// The model's providers are all of an API without this endpoint (embeddings or legacy
+    /// completions toward Anthropic).
+    #[error("{endpoint} is not served for model `{model}`: its provider(s) {} speak Anthropic's API, which has no such endpoint; it goes to providers of type openai, azure_openai or local", providers.join(", "))]
+    EndpointNotServed {
+        endpoint: &'static str,
+        model: String,
+        providers: Vec<String>,
+    },
     /// A key's or project's budget is spent (429 `insufficient_quota`); nothing was forwarded.
     #[error("{message}")]
     BudgetExhausted {
@@ -166,6 +174,7 @@ impl GatewayError {
             Self::InvalidRequest { .. }
             | Self::Untranslatable { .. }
             | Self::UnknownProfile { .. }
+            | Self::EndpointNotServed { .. }
             | Self::NoRoute { .. } => StatusCode::BAD_REQUEST,
             Self::CircuitOpen { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::BudgetExhausted { .. } | Self::RateLimited { .. } => {
@@ -216,6 +225,7 @@ impl GatewayError {
             | Self::ModelNotFound { .. }
             | Self::Untranslatable { .. }
             | Self::UnknownProfile { .. }
+            | Self::EndpointNotServed { .. }
             | Self::BudgetExhausted { .. }
             | Self::RateLimited { .. }
             | Self::ModelNotAllowed { .. }
@@ -270,6 +280,7 @@ impl GatewayError {
             Self::ModelNotFound { .. } => "model_not_found",
             Self::RouteNotFound { .. } => "route_not_found",
             Self::UnknownProfile { .. } => "unknown_profile",
+            Self::EndpointNotServed { .. } => "endpoint_not_served",
             Self::BudgetExhausted { .. } => "insufficient_quota",
             Self::RateLimited { .. } => "rate_limit_exceeded",
             Self::ModelNotAllowed { .. } => "model_not_allowed",

@@ -53,13 +53,18 @@ pub enum Operation {
     ChatCompletions,
     Messages,
     CountTokens,
+    /// OpenAI's `POST /v1/embeddings`: OpenAI's API only, never streamed.
+    Embeddings,
+    /// OpenAI's legacy `POST /v1/completions` (a `prompt`, and `suffix` for fill-in-the-middle):
+    /// OpenAI's API only.
+    Completions,
 }
 
 impl Operation {
     /// The API whose shape the client expects, for answers and errors.
     pub fn api(self) -> ApiFormat {
         match self {
-            Self::ChatCompletions => ApiFormat::OpenAi,
+            Self::ChatCompletions | Self::Embeddings | Self::Completions => ApiFormat::OpenAi,
             Self::Messages | Self::CountTokens => ApiFormat::Anthropic,
         }
     }
@@ -70,24 +75,66 @@ impl Operation {
             Self::ChatCompletions => "chat_completions",
             Self::Messages => "messages",
             Self::CountTokens => "count_tokens",
+            Self::Embeddings => "embeddings",
+            Self::Completions => "completions",
         }
+    }
+
+    /// The endpoint a client calls for this operation, for messages.
+    pub fn endpoint(self) -> &'static str {
+        match self {
+            Self::ChatCompletions => "POST /v1/chat/completions",
+            Self::Messages => "POST /v1/messages",
+            Self::CountTokens => "POST /v1/messages/count_tokens",
+            Self::Embeddings => "POST /v1/embeddings",
+            Self::Completions => "POST /v1/completions",
+        }
+    }
+
+    /// The member of the body that holds what the call is about: `messages` for the chat
+    /// APIs, `input` for embeddings, `prompt` for legacy completions.
+    pub fn required_member(self) -> &'static str {
+        match self {
+            Self::ChatCompletions | Self::Messages | Self::CountTokens => "messages",
+            Self::Embeddings => "input",
+            Self::Completions => "prompt",
+        }
+    }
+
+    /// Whether a provider of `api` has an endpoint for this operation, itself or through
+    /// translation: embeddings and legacy completions exist in OpenAI's API alone.
+    pub fn reaches(self, api: ApiFormat) -> bool {
+        match self {
+            Self::Embeddings | Self::Completions => api == ApiFormat::OpenAi,
+            Self::ChatCompletions | Self::Messages | Self::CountTokens => true,
+        }
+    }
+
+    /// Whether the Router may choose the model (`model: "auto"`, `x-route-profile`): its
+    /// candidates are chat models, so only the chat operations.
+    pub fn routable(self) -> bool {
+        matches!(
+            self,
+            Self::ChatCompletions | Self::Messages | Self::CountTokens
+        )
     }
 
     /// The operation that serves this one on a provider of `api`: itself on its own API; the
     /// other API's chat endpoint through translation; None for count_tokens on OpenAI's API,
-    /// which has no such endpoint (the gateway counts with a tokenizer instead).
+    /// which has no such endpoint (the gateway counts with a tokenizer instead), and for
+    /// embeddings and legacy completions on Anthropic's, which has none either ([`Self::reaches`]).
     pub fn on(self, api: ApiFormat) -> Option<Self> {
         match (self, api) {
             (op, api) if op.api() == api => Some(op),
             (Self::ChatCompletions, _) => Some(Self::Messages),
             (Self::Messages, _) => Some(Self::ChatCompletions),
-            (Self::CountTokens, _) => None,
+            (Self::CountTokens | Self::Embeddings | Self::Completions, _) => None,
         }
     }
 
-    /// Whether the answer can be a stream (count_tokens never is).
+    /// Whether the answer can be a stream (count_tokens and embeddings never are).
     pub fn can_stream(self) -> bool {
-        self != Self::CountTokens
+        !matches!(self, Self::CountTokens | Self::Embeddings)
     }
 }
 

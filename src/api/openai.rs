@@ -1,4 +1,5 @@
-//! OpenAI Chat Completions on the wire: the usage readers of its answers and stream chunks
+//! OpenAI's API on the wire (chat completions, and the embeddings and legacy completions that
+//! share its usage and error shapes): the usage readers of its answers and stream chunks
 //! (borrowing from the bytes, decoding only the fields the ledger needs), its error shape, and
 //! the `stream_options.include_usage` member that makes a stream report its usage.
 
@@ -75,9 +76,7 @@ pub fn read_chunk(reading: &mut Reading, data: &[u8], strip_usage_chunk: bool) -
         }
     }
     for choice in &chunk.choices {
-        if let Some(delta) = &choice.delta {
-            reading.delivered_chars += delta.text_len();
-        }
+        reading.delivered_chars += choice.text_len();
     }
     if let Some(error) = chunk.error {
         reading.error = Some(error.into_kind_message("upstream_stream_error"));
@@ -100,12 +99,7 @@ pub fn read_body(reading: &mut Reading, body: &[u8]) {
     reading.error = answer.error.map(|e| e.into_kind_message("upstream_error"));
     if reading.usage.is_none() {
         reading.delivered_chars = serde_json::from_slice::<Body>(body).map_or(0, |parsed| {
-            parsed
-                .choices
-                .iter()
-                .filter_map(|c| c.message.as_ref())
-                .map(Delta::text_len)
-                .sum()
+            parsed.choices.iter().map(Choice::text_len).sum()
         });
     }
 }
@@ -137,6 +131,18 @@ struct Choice<'a> {
     delta: Option<Delta<'a>>,
     #[serde(borrow, default)]
     message: Option<Delta<'a>>,
+    /// A legacy completion's text (`POST /v1/completions`, its answer and its chunks).
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+}
+
+impl Choice<'_> {
+    /// The generated text's length: a chunk's delta, an answer's message, a completion's text.
+    fn text_len(&self) -> u64 {
+        let delta = self.delta.as_ref().map_or(0, Delta::text_len);
+        let message = self.message.as_ref().map_or(0, Delta::text_len);
+        delta + message + self.text.as_deref().map_or(0, |t| t.len() as u64)
+    }
 }
 
 #[derive(Deserialize)]

@@ -1,5 +1,5 @@
-//! The proxied bodies as the OpenAPI document describes them: the Chat Completions, Messages and
-//! count_tokens requests and their answers. Documentation only: the gateway reads `model`,
+//! The proxied bodies as the OpenAPI document describes them: the Chat Completions, Messages,
+//! count_tokens, embeddings and legacy completions requests and their answers. Documentation only: the gateway reads `model`,
 //! `messages`, `stream` and `stream_options` (`inbound::parse`) and forwards the rest as sent,
 //! so the provider validates every other field; members not listed here pass through too.
 
@@ -234,4 +234,101 @@ pub struct TokenCount {
     pub estimate: Option<bool>,
     /// The tokenizer of an estimate (`o200k_base`).
     pub tokenizer: Option<String>,
+}
+
+/// An OpenAI embeddings request (`POST /v1/embeddings`).
+#[derive(ToSchema)]
+#[schema(example = json!({"model": "text-embedding-3-small", "input": "The quick brown fox"}))]
+pub struct EmbeddingsRequest {
+    /// A model id, or `provider_id/model` to pin a provider (`auto` is refused: name the model).
+    #[schema(min_length = 1, example = "text-embedding-3-small")]
+    pub model: String,
+    /// A string, an array of strings, an array of token ids, or an array of token-id arrays.
+    pub input: EmbeddingInput,
+    /// `float` (the default) or `base64`; a base64 answer is passed through as sent.
+    pub encoding_format: Option<EncodingFormat>,
+    /// The vectors' length, for the models that can shorten them (text-embedding-3-*).
+    #[schema(minimum = 1)]
+    pub dimensions: Option<u32>,
+    /// The end user, for the provider's abuse monitoring.
+    pub user: Option<String>,
+}
+
+/// What an embeddings request embeds, or a legacy completion's prompt.
+#[derive(serde::Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum EmbeddingInput {
+    Text(String),
+    Texts(Vec<String>),
+    Tokens(Vec<u32>),
+    TokenArrays(Vec<Vec<u32>>),
+}
+
+/// How an embeddings answer encodes its vectors.
+#[derive(serde::Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EncodingFormat {
+    Float,
+    Base64,
+}
+
+/// An embeddings answer, as the provider sent it.
+#[derive(ToSchema)]
+pub struct EmbeddingList {
+    /// `list`.
+    pub object: Option<String>,
+    /// `{"object": "embedding", "index", "embedding"}` per input: an array of floats, or a
+    /// base64 string of little-endian float32s.
+    #[schema(value_type = Vec<Object>)]
+    pub data: Vec<Value>,
+    pub model: Option<String>,
+    /// `{"prompt_tokens", "total_tokens"}`.
+    #[schema(value_type = Option<Object>)]
+    pub usage: Option<Value>,
+}
+
+/// A legacy OpenAI completions request (`POST /v1/completions`).
+#[derive(ToSchema)]
+#[schema(example = json!({"model": "gpt-3.5-turbo-instruct", "prompt": "def add(a, b):", "suffix": "\n\nprint(add(1, 2))", "max_tokens": 32}))]
+pub struct CompletionRequest {
+    /// A model id, or `provider_id/model` to pin a provider (`auto` is refused: name the model).
+    #[schema(min_length = 1, example = "gpt-3.5-turbo-instruct")]
+    pub model: String,
+    /// A string, an array of strings, an array of token ids, or an array of token-id arrays.
+    pub prompt: EmbeddingInput,
+    /// The text after the insertion point (fill-in-the-middle).
+    pub suffix: Option<String>,
+    /// Answer as server-sent events (`text/event-stream`), passed through chunk by chunk.
+    pub stream: Option<bool>,
+    pub stream_options: Option<StreamOptions>,
+    #[schema(minimum = 1)]
+    pub max_tokens: Option<u32>,
+    #[schema(minimum = 0, maximum = 2)]
+    pub temperature: Option<f64>,
+    #[schema(minimum = 0, maximum = 1)]
+    pub top_p: Option<f64>,
+    #[schema(minimum = 1)]
+    pub n: Option<u32>,
+    /// Up to 4 sequences where the answer stops: a string or an array of strings.
+    pub stop: Option<Value>,
+    pub echo: Option<bool>,
+    pub seed: Option<i64>,
+    pub user: Option<String>,
+}
+
+/// A legacy completions answer (`stream` false), as the provider sent it.
+#[derive(ToSchema)]
+pub struct TextCompletion {
+    pub id: Option<String>,
+    /// `text_completion`.
+    pub object: Option<String>,
+    /// Unix seconds.
+    pub created: Option<i64>,
+    pub model: Option<String>,
+    /// `{"index", "text", "finish_reason", "logprobs"}` per choice.
+    #[schema(value_type = Vec<Object>)]
+    pub choices: Vec<Value>,
+    /// `{"prompt_tokens", "completion_tokens", "total_tokens"}`.
+    #[schema(value_type = Option<Object>)]
+    pub usage: Option<Value>,
 }

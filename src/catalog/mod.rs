@@ -1,8 +1,10 @@
 //! The model catalog (`settings/catalog.toml`, with the configuration's `[[models]]` on top):
 //! which provider type serves a model id, by name or by family, and the card of each model it
-//! knows (its prices are read by `ledger::pricing`, the rest by the router).
+//! knows (its prices are read by `ledger::pricing`, the rest by the router); and the embedding
+//! models (`[[embeddings]]`), priced but never routed.
 
 pub mod card;
+pub mod embedding;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -13,6 +15,7 @@ use serde::Deserialize;
 
 use crate::providers::ProviderKind;
 pub use card::{Capabilities, Capability, CardOrigin, CardPatch, ModelCard, TaskKind};
+pub use embedding::EmbeddingCard;
 
 const CATALOG_TOML: &str = include_str!("../../settings/catalog.toml");
 
@@ -28,6 +31,8 @@ pub struct Catalog {
     /// Shared with the Router's prepared candidates (a clone is a reference count).
     models: Vec<Arc<ModelCard>>,
     families: Vec<(ProviderKind, RegexSet)>,
+    /// The embedding models, in file order (a handful: looked up by a scan).
+    embeddings: Vec<EmbeddingCard>,
 }
 
 #[derive(Deserialize)]
@@ -35,6 +40,8 @@ pub struct Catalog {
 struct CatalogFile {
     families: HashMap<ProviderKind, Vec<String>>,
     models: Vec<ModelCard>,
+    #[serde(default)]
+    embeddings: Vec<EmbeddingCard>,
 }
 
 impl Catalog {
@@ -73,6 +80,7 @@ impl Catalog {
             local_by_name: HashMap::default(),
             models: file.models.into_iter().map(Arc::new).collect(),
             families,
+            embeddings: file.embeddings,
         };
         catalog.index();
         Ok(catalog)
@@ -140,22 +148,45 @@ impl Catalog {
             .map(|&i| &self.models[i])
     }
 
-    /// The provider type that serves `model`: by its catalog entry, else by its family.
+    /// The provider type that serves `model`: by its catalog entry (a chat or an embedding
+    /// model), else by its family.
     pub fn provider_kind_of(&self, model: &str) -> Option<ProviderKind> {
-        self.card(model).map(|c| c.provider_type).or_else(|| {
-            self.families
-                .iter()
-                .find(|(_, set)| set.is_match(model))
-                .map(|(kind, _)| *kind)
-        })
+        let card = self.card(model).map(|c| c.provider_type);
+        card.or_else(|| self.embedding(model).map(|c| c.provider_type))
+            .or_else(|| {
+                self.families
+                    .iter()
+                    .find(|(_, set)| set.is_match(model))
+                    .map(|(kind, _)| *kind)
+            })
     }
 
-    /// The catalog's model ids (with their aliases) for a provider type, in file order.
+    /// The catalog's model ids (with their aliases) for a provider type, in file order: the
+    /// chat models, then the embedding models.
     pub fn ids_for(&self, kind: ProviderKind) -> impl Iterator<Item = &str> {
-        self.models
+        let chat = self
+            .models
             .iter()
             .filter(move |m| m.provider_type == kind)
-            .flat_map(|m| m.ids())
+            .flat_map(|m| m.ids());
+        let embedding = self
+            .embeddings
+            .iter()
+            .filter(move |m| m.provider_type == kind)
+            .flat_map(|m| m.ids());
+        chat.chain(embedding)
+    }
+
+    /// The embedding card of a model id or alias.
+    pub fn embedding(&self, model: &str) -> Option<&EmbeddingCard> {
+        self.embeddings
+            .iter()
+            .find(|c| c.ids().any(|id| id == model))
+    }
+
+    /// Every embedding card, in file order.
+    pub fn embeddings(&self) -> &[EmbeddingCard] {
+        &self.embeddings
     }
 
     /// Every model card, in file order (the configuration's new cards last).
@@ -297,6 +328,43 @@ mod tests {
             local.card("my-llama").map(|c| c.context_window),
             Some(32_768)
         );
+    }
+
+    #[test]
+    fn embedding_models_are_priced_and_served_but_are_not_chat_cards() -> Result<(), String> {
+        let catalog = Catalog::embedded()?;
+        let small = catalog
+            .embedding("text-embedding-3-small")
+            .ok_or("no text-embedding-3-small card")?;
+        assert_eq!(small.input_per_mtok, 0.02);
+        assert_eq!(
+            catalog.provider_kind_of("text-embedding-3-large"),
+            Some(ProviderKind::OpenAi)
+        );
+        assert_eq!(
+            catalog.provider_kind_of("nomic-embed-text"),
+            Some(ProviderKind::Local)
+        );
+        assert!(catalog.card("text-embedding-3-small").is_none());
+        assert!(catalog
+            .ids_for(ProviderKind::OpenAi)
+            .any(|id| id == "text-embedding-ada-002"));
+        for card in catalog.embeddings() {
+            let sources = &card.sources;
+            for (what, source) in [
+                ("prices", &sources.prices),
+                ("limits", &sources.limits),
+                ("checked", &sources.checked),
+            ] {
+                assert!(!source.trim().is_empty(), "{}: no {what} source", card.id);
+            }
+            assert!(
+                catalog.card(&card.id).is_none(),
+                "{} is a chat card too",
+                card.id
+            );
+        }
+        Ok(())
     }
 
     #[test]

@@ -46,6 +46,16 @@ impl Pricing {
             };
             by_model.extend(card.ids().map(|id| (id.to_string(), price)));
         }
+        for card in catalog.embeddings() {
+            let price = Price {
+                input_per_mtok: card.input_per_mtok,
+                output_per_mtok: 0.0,
+                cached_input_per_mtok: None,
+                cache_write_per_mtok: None,
+                long_context: None,
+            };
+            by_model.extend(card.ids().map(|id| (id.to_string(), price)));
+        }
         for o in overrides {
             let price = Price {
                 input_per_mtok: o.input_per_mtok,

@@ -35,6 +35,10 @@ struct Envelope<'a> {
     model: Option<&'a serde_json::value::RawValue>,
     stream: Option<bool>,
     messages: Option<Vec<IgnoredAny>>,
+    /// Embeddings' text: a string, strings, or token arrays.
+    input: Option<IgnoredAny>,
+    /// Legacy completions' text: a string, strings, or token arrays.
+    prompt: Option<IgnoredAny>,
     /// `Some(None)` for `"stream_options": null`: there, so not to be added a second time.
     #[serde(default, deserialize_with = "present")]
     stream_options: Option<Option<StreamOptions>>,
@@ -269,12 +273,15 @@ impl BodyBuffer {
     }
 }
 
-/// Reads `model`, `stream` and checks `messages`; the error says which field is wrong.
+/// Reads `model`, `stream` and checks the operation's required member (`messages`, `input`
+/// or `prompt`); the error says which field is wrong.
 pub fn parse(op: Operation, body: &[u8]) -> Result<ParsedRequest, GatewayError> {
+    let required = op.required_member();
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(GatewayError::InvalidRequest {
-            message: "the request body is empty: send a JSON object with `model` and `messages`"
-                .into(),
+            message: format!(
+                "the request body is empty: send a JSON object with `model` and `{required}`"
+            ),
             param: None,
         });
     }
@@ -292,9 +299,9 @@ pub fn parse(op: Operation, body: &[u8]) -> Result<ParsedRequest, GatewayError> 
     // Serde reads a struct from an array too (`["gpt-4o", false, []]`), which no provider takes.
     if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
         return Err(GatewayError::InvalidRequest {
-            message:
-                "the request body is a JSON array: send a JSON object with `model` and `messages`"
-                    .into(),
+            message: format!(
+                "the request body is a JSON array: send a JSON object with `model` and `{required}`"
+            ),
             param: None,
         });
     }
@@ -321,10 +328,17 @@ pub fn parse(op: Operation, body: &[u8]) -> Result<ParsedRequest, GatewayError> 
             message: "missing required field `model`".into(),
             param: Some("model".into()),
         })?;
-    if envelope.messages.is_none() {
+    let present = match op {
+        Operation::Embeddings => envelope.input.is_some(),
+        Operation::Completions => envelope.prompt.is_some(),
+        Operation::ChatCompletions | Operation::Messages | Operation::CountTokens => {
+            envelope.messages.is_some()
+        }
+    };
+    if !present {
         return Err(GatewayError::InvalidRequest {
-            message: "missing required field `messages`".into(),
-            param: Some("messages".into()),
+            message: format!("missing required field `{required}`"),
+            param: Some(required.into()),
         });
     }
     Ok(ParsedRequest {

@@ -22,7 +22,7 @@ use crate::providers::{Credential, ProviderKind};
 use crate::router::live::Observation;
 
 /// Characters per token, for estimates where a provider reports no usage.
-const CHARS_PER_TOKEN: u64 = 4;
+pub const CHARS_PER_TOKEN: u64 = 4;
 /// The status recorded when the client left before any answer was sent.
 const CLIENT_CLOSED: i32 = 499;
 /// Targets of a plan kept on the record: the Router chains at most `max_targets` (default

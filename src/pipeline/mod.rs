@@ -140,12 +140,17 @@ impl Pipeline {
             param: None,
         })?;
         meter.needs(&needs);
-        let size = admission::Size {
-            prompt_tokens: needs.prompt_tokens,
-            max_tokens: needs.max_tokens,
-            default_output: self.routing.tuning.expected_output_tokens,
-        };
+        let size = self.size(&call, &needs);
         let routed = call.parsed.model == "auto" || call.meta.route_profile.is_some();
+        if routed && !op.routable() {
+            return Err(GatewayError::InvalidRequest {
+                message: format!(
+                    "{} does not route: name the model (`model: \"auto\"` and `x-route-profile` choose among chat models)",
+                    op.endpoint()
+                ),
+                param: Some("model".into()),
+            });
+        }
         let (mut plan, session) = if routed {
             self.route(&call, needs, meter)?
         } else {
@@ -166,6 +171,25 @@ impl Pipeline {
                 .put(key, &answer.provider_id, model, now);
         }
         Ok(answer)
+    }
+
+    /// What the call asks of a model, for admission's expected cost. The chat APIs' prompt is
+    /// what `Needs` measured in `messages`; embeddings' `input` and completions' `prompt` are
+    /// estimated from the body's size, and embeddings have no output.
+    fn size(&self, call: &ProxyCall<'_>, needs: &Needs) -> admission::Size {
+        let by_size = call.body.len() as u64 / meter::CHARS_PER_TOKEN;
+        let (prompt_tokens, max_tokens) = match call.op {
+            Operation::Embeddings => (by_size, Some(0)),
+            Operation::Completions => (needs.prompt_tokens.max(by_size), needs.max_tokens),
+            Operation::ChatCompletions | Operation::Messages | Operation::CountTokens => {
+                (needs.prompt_tokens, needs.max_tokens)
+            }
+        };
+        admission::Size {
+            prompt_tokens,
+            max_tokens,
+            default_output: self.routing.tuning.expected_output_tokens,
+        }
     }
 
     /// The Router's plan for `model: "auto"` or an `x-route-profile` header: the header's

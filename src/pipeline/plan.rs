@@ -117,6 +117,9 @@ impl RoutePlan {
                 if !provider.enabled {
                     return Err(GatewayError::ProviderDisabled { id: id.to_string() });
                 }
+                if !op.reaches(provider.kind.api()) {
+                    return Err(not_served(op, model, [provider]));
+                }
                 return Ok(Self {
                     targets: vec![Target {
                         provider: provider.clone(),
@@ -141,6 +144,12 @@ impl RoutePlan {
                 p.enabled && p.serves(model, catalog_kind, discovered)
             })
             .collect();
+        // An endpoint the serving providers' API lacks (embeddings toward Anthropic) is named.
+        let (serving, unreached): (Vec<&Arc<Provider>>, Vec<_>) =
+            serving.into_iter().partition(|p| op.reaches(p.kind.api()));
+        if serving.is_empty() && !unreached.is_empty() {
+            return Err(not_served(op, model, unreached));
+        }
         // Providers of the client's API first; the others are reached through translation.
         let (native, translated): (Vec<&Arc<Provider>>, Vec<_>) =
             serving.iter().partition(|p| p.kind.api() == op.api());
@@ -168,6 +177,22 @@ impl RoutePlan {
             decided_by: EXPLICIT,
             breaker_drops: 0,
         })
+    }
+}
+
+/// The refusal of `op` for `model`, whose providers have no endpoint for it.
+fn not_served<'p>(
+    op: Operation,
+    model: &str,
+    providers: impl IntoIterator<Item = &'p Arc<Provider>>,
+) -> GatewayError {
+    GatewayError::EndpointNotServed {
+        endpoint: op.endpoint(),
+        model: model.to_string(),
+        providers: providers
+            .into_iter()
+            .map(|p| format!("`{}` ({})", p.id, p.kind.as_str()))
+            .collect(),
     }
 }
 

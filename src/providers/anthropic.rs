@@ -18,6 +18,9 @@ pub fn url(endpoint: &str, op: Operation, query: &str) -> String {
         Operation::Messages => "/v1/messages",
         Operation::CountTokens => "/v1/messages/count_tokens",
         Operation::ChatCompletions => "/v1/chat/completions",
+        // Anthropic has neither; the plan never sends them here (`Operation::reaches`).
+        Operation::Embeddings => "/v1/embeddings",
+        Operation::Completions => "/v1/completions",
     };
     join_url(endpoint, path, query)
 }

@@ -14,6 +14,8 @@ pub fn url(provider: &Provider, op: Operation, query: &str) -> String {
         Operation::ChatCompletions => "chat/completions",
         Operation::Messages => "messages",
         Operation::CountTokens => "messages/count_tokens",
+        Operation::Embeddings => "embeddings",
+        Operation::Completions => "completions",
     };
     let path = format!("/openai/deployments/{deployment}/{operation}");
     let mut params = vec![format!(

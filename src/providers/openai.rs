@@ -1,4 +1,4 @@
-//! OpenAI: `{endpoint}/v1/chat/completions` with `Authorization: Bearer`.
+//! OpenAI: `{endpoint}/v1/chat/completions` (and `/v1/embeddings`, `/v1/completions`) with `Authorization: Bearer`.
 
 use awc::http::header::{HeaderName, HeaderValue};
 use secrecy::SecretString;
@@ -9,12 +9,14 @@ use crate::api::Operation;
 /// The official base URL.
 pub const DEFAULT_ENDPOINT: &str = "https://api.openai.com";
 
-/// The URL of an operation (OpenAI-shaped servers only serve chat completions here).
+/// The URL of an operation (OpenAI-shaped servers serve chat, embeddings and legacy completions).
 pub fn url(endpoint: &str, op: Operation, query: &str) -> String {
     let path = match op {
         Operation::ChatCompletions => "/v1/chat/completions",
         Operation::Messages => "/v1/messages",
         Operation::CountTokens => "/v1/messages/count_tokens",
+        Operation::Embeddings => "/v1/embeddings",
+        Operation::Completions => "/v1/completions",
     };
     join_url(endpoint, path, query)
 }
@@ -24,7 +26,8 @@ pub fn auth_header(key: &SecretString) -> Result<(HeaderName, HeaderValue), Inva
     bearer_header(key)
 }
 
-/// OpenAI streams report usage only when asked (`stream_options.include_usage`).
+/// OpenAI streams (chat and legacy completions) report usage only when asked
+/// (`stream_options.include_usage`).
 pub fn asks_stream_usage(op: Operation) -> bool {
-    op == Operation::ChatCompletions
+    matches!(op, Operation::ChatCompletions | Operation::Completions)
 }

@@ -1,6 +1,8 @@
-//! The proxy endpoints: OpenAI chat completions, Anthropic messages and token counting, and the model list.
+//! The proxy endpoints: OpenAI chat completions, embeddings and legacy completions, Anthropic
+//! messages and token counting, and the models.
 
-use actix_web::{get, post, web, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{dev, get, post, web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
+use futures_util::future::LocalBoxFuture;
 
 use crate::actors::provider_registry::ListModels;
 use crate::api::Operation;
@@ -10,21 +12,58 @@ use crate::pipeline::{http, upstream::UpstreamClients};
 use crate::request_context::{ArrivedAt, RequestId};
 use crate::state::AppState;
 
-/// Extracts what a proxy endpoint takes and serves it through the pipeline.
-async fn proxied(
-    op: Operation,
+/// What a proxy endpoint takes, extracted at once: the request, its body still to be read, the
+/// state, this worker's upstream clients and the request's id.
+pub struct Proxied {
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
     clients: web::Data<UpstreamClients>,
     request_id: RequestId,
-) -> Result<HttpResponse, ApiError> {
-    let arrived = req
-        .extensions()
-        .get::<ArrivedAt>()
-        .map_or_else(std::time::Instant::now, |a| a.0);
-    let meta = RequestMeta::from_headers(req.headers(), request_id.text(), arrived);
-    http::serve(&state.pipeline, op, &req, payload, &clients, meta).await
+}
+
+impl FromRequest for Proxied {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
+        let parts = <(
+            web::Payload,
+            web::Data<AppState>,
+            web::Data<UpstreamClients>,
+            RequestId,
+        )>::from_request(req, payload);
+        let req = req.clone();
+        Box::pin(async move {
+            let (payload, state, clients, request_id) = parts.await?;
+            Ok(Self {
+                req,
+                payload,
+                state,
+                clients,
+                request_id,
+            })
+        })
+    }
+}
+
+impl Proxied {
+    /// Serves the call as `op` through the pipeline.
+    async fn serve(self, op: Operation) -> Result<HttpResponse, ApiError> {
+        let Self {
+            req,
+            payload,
+            state,
+            clients,
+            request_id,
+        } = self;
+        let arrived = req
+            .extensions()
+            .get::<ArrivedAt>()
+            .map_or_else(std::time::Instant::now, |a| a.0);
+        let meta = RequestMeta::from_headers(req.headers(), request_id.text(), arrived);
+        http::serve(&state.pipeline, op, &req, payload, &clients, meta).await
+    }
 }
 
 /// Forwards an OpenAI Chat Completions request to OpenAI, Azure OpenAI or a local server, or,
@@ -42,22 +81,8 @@ async fn proxied(
     )
 )]
 #[post("/v1/chat/completions")]
-pub async fn chat_completions(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-    clients: web::Data<UpstreamClients>,
-    request_id: RequestId,
-) -> Result<HttpResponse, ApiError> {
-    proxied(
-        Operation::ChatCompletions,
-        req,
-        payload,
-        state,
-        clients,
-        request_id,
-    )
-    .await
+pub async fn chat_completions(call: Proxied) -> Result<HttpResponse, ApiError> {
+    call.serve(Operation::ChatCompletions).await
 }
 
 /// Forwards an Anthropic Messages request to Anthropic, or, translated to Chat Completions and
@@ -77,22 +102,8 @@ pub async fn chat_completions(
     )
 )]
 #[post("/v1/messages")]
-pub async fn messages(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-    clients: web::Data<UpstreamClients>,
-    request_id: RequestId,
-) -> Result<HttpResponse, ApiError> {
-    proxied(
-        Operation::Messages,
-        req,
-        payload,
-        state,
-        clients,
-        request_id,
-    )
-    .await
+pub async fn messages(call: Proxied) -> Result<HttpResponse, ApiError> {
+    call.serve(Operation::Messages).await
 }
 
 /// Forwards an Anthropic token-counting request to Anthropic. For a model of OpenAI's API
@@ -107,22 +118,48 @@ pub async fn messages(
     responses((status = 200, description = "The provider's answer, unchanged; for an OpenAI-API model the gateway's estimate, marked `estimate: true`", body = crate::api::schema::TokenCount))
 )]
 #[post("/v1/messages/count_tokens")]
-pub async fn count_tokens(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-    clients: web::Data<UpstreamClients>,
-    request_id: RequestId,
-) -> Result<HttpResponse, ApiError> {
-    proxied(
-        Operation::CountTokens,
-        req,
-        payload,
-        state,
-        clients,
-        request_id,
+pub async fn count_tokens(call: Proxied) -> Result<HttpResponse, ApiError> {
+    call.serve(Operation::CountTokens).await
+}
+
+/// Forwards an OpenAI embeddings request to OpenAI, Azure OpenAI (the deployment's
+/// `/embeddings`) or a local server: `input` as a string, strings, or token arrays;
+/// `dimensions` and `encoding_format` go as sent, and a base64 answer comes back untouched.
+/// Metered (`usage.prompt_tokens`), priced, sanitized (the input text is scanned) and limited
+/// like chat. A model served only by Anthropic providers is refused (400
+/// `endpoint_not_served`); `model: "auto"` is refused (name the model).
+#[utoipa::path(
+    post, path = "/v1/embeddings", tag = "proxy",
+    params(ProxyHeaders),
+    request_body(content = crate::api::schema::EmbeddingsRequest, description = "An OpenAI embeddings body; members the gateway does not read go to the provider as sent", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The provider's answer, unchanged", body = crate::api::schema::EmbeddingList),
+        (status = 400, description = "Invalid request; `code: endpoint_not_served` when the model's providers speak Anthropic's API", body = crate::error::OpenAiErrorBody),
     )
-    .await
+)]
+#[post("/v1/embeddings")]
+pub async fn embeddings(call: Proxied) -> Result<HttpResponse, ApiError> {
+    call.serve(Operation::Embeddings).await
+}
+
+/// Forwards a legacy OpenAI completions request (`prompt`, and `suffix` for the
+/// fill-in-the-middle that Continue's autocomplete sends) to OpenAI, Azure OpenAI (the
+/// deployment's `/completions`) or a local server; streamed unbuffered with `"stream": true`.
+/// Metered from `usage` (in a stream, its last chunk: the gateway asks OpenAI and Azure for it
+/// and keeps it from a client that did not), else estimated.
+#[utoipa::path(
+    post, path = "/v1/completions", tag = "proxy",
+    params(ProxyHeaders),
+    request_body(content = crate::api::schema::CompletionRequest, description = "An OpenAI legacy completions body; members the gateway does not read go to the provider as sent", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The provider's answer, unchanged (JSON, or text/event-stream with \"stream\": true)",
+            content((crate::api::schema::TextCompletion = "application/json"), (crate::api::schema::ServerSentEvent = "text/event-stream"))),
+        (status = 400, description = "Invalid request; `code: endpoint_not_served` when the model's providers speak Anthropic's API", body = crate::error::OpenAiErrorBody),
+    )
+)]
+#[post("/v1/completions")]
+pub async fn completions(call: Proxied) -> Result<HttpResponse, ApiError> {
+    call.serve(Operation::Completions).await
 }
 
 /// The models of every enabled provider: well-known ids for cloud providers, and what each
@@ -133,18 +170,46 @@ pub async fn count_tokens(
 )]
 #[get("/v1/models")]
 pub async fn list_models(state: web::Data<AppState>) -> Result<HttpResponse, GatewayError> {
-    let data = state
+    Ok(HttpResponse::Ok().json(ModelList {
+        object: "list",
+        data: models(&state).await?,
+    }))
+}
+
+/// One model of `GET /v1/models`, as OpenAI's `GET /v1/models/{id}` answers (the first
+/// provider listing it); an id may hold `/` (a Hugging Face repo id a local server reports).
+#[utoipa::path(
+    get, path = "/v1/models/{id}", tag = "proxy",
+    params(("id" = String, Path, description = "A model id as `GET /v1/models` lists it")),
+    responses(
+        (status = 200, description = "OpenAI-style model object", body = crate::actors::provider_registry::ModelEntry),
+        (status = 404, description = "No enabled provider lists the model", body = crate::error::OpenAiErrorBody),
+    )
+)]
+#[get("/v1/models/{id:.+}")]
+pub async fn get_model(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, GatewayError> {
+    let id = id.into_inner();
+    let model = models(&state).await?.into_iter().find(|m| m.id == id);
+    model
+        .map(|m| HttpResponse::Ok().json(m))
+        .ok_or(GatewayError::ModelNotFound { model: id })
+}
+
+/// The models of every enabled provider, from the registry.
+async fn models(
+    state: &AppState,
+) -> Result<Vec<crate::actors::provider_registry::ModelEntry>, GatewayError> {
+    state
         .pipeline
         .registry
         .send(ListModels)
         .await
         .map_err(|e| GatewayError::Internal {
             message: format!("failed to ask the provider registry: {e}"),
-        })?;
-    Ok(HttpResponse::Ok().json(ModelList {
-        object: "list",
-        data,
-    }))
+        })
 }
 
 /// The headers a proxied call is tracked by in the ledger (the key is a security scheme of the

@@ -8,6 +8,7 @@ mod bounds;
 mod config;
 mod docs;
 mod durability;
+mod embeddings;
 mod errors;
 mod exposure;
 mod hardening;

@@ -1,13 +1,16 @@
-"""The official openai and anthropic Python SDKs talk to the real gateway binary, unchanged but for base_url.
+"""The official openai and anthropic Python SDKs talk to the real gateway binary, unchanged but for base_url;
+so do LangChain's OpenAIEmbeddings and LlamaIndex's OpenAIEmbedding.
 
 Starts the mock upstream and the gateway as processes, then drives both SDKs, streaming and not,
 and checks what the client got and what the upstream received. Usage:
     python tests/sdk/test_sdks.py <path to llm-gateway> <path to mock-upstream>
 """
 
+import base64
 import json
 import os
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -17,6 +20,8 @@ import urllib.request
 
 import anthropic
 import openai
+from langchain_openai import OpenAIEmbeddings
+from llama_index.embeddings.openai import OpenAIEmbedding
 
 GATEWAY_BIN, MOCK_BIN = sys.argv[1], sys.argv[2]
 EXPECTED = "chunk0 chunk1 chunk2 "
@@ -147,6 +152,88 @@ spool_dir = "{cls.dir.name}/spool"
                 messages=[{"role": "user", "content": "hi"}],
                 extra_headers={"x-mock-status": "429"},
             )
+
+    # The mock's vector of input i: 8 floats (i + 1) / 8 + j / 16, as exact in float32.
+    @staticmethod
+    def mock_vector(i, dimensions=8):
+        return [(i + 1) * 0.125 + j * 0.0625 for j in range(dimensions)]
+
+    def test_openai_embeddings_of_a_string_arrive_as_base64_and_decode(self):
+        # The SDK asks for base64 by default and decodes it itself: the gateway passes it through.
+        response = self.openai_client().embeddings.create(
+            model="text-embedding-3-small", input="The quick brown fox")
+        self.assertEqual(len(response.data), 1)
+        self.assertEqual(list(response.data[0].embedding), self.mock_vector(0))
+        self.assertGreater(response.usage.prompt_tokens, 0)
+        upstream = self.last_upstream()
+        self.assertEqual(upstream["path"], "/v1/embeddings")
+        self.assertEqual(json.loads(upstream["body"])["encoding_format"], "base64")
+
+    def test_openai_embeddings_of_a_list_as_floats_with_dimensions(self):
+        response = self.openai_client().embeddings.create(
+            model="text-embedding-3-small", input=["first", "second", "third"],
+            encoding_format="float", dimensions=4)
+        self.assertEqual([d.index for d in response.data], [0, 1, 2])
+        self.assertEqual(response.data[2].embedding, self.mock_vector(2, 4))
+
+    def test_openai_embeddings_explicit_base64_stay_a_string(self):
+        raw = self.openai_client().embeddings.with_raw_response.create(
+            model="text-embedding-3-small", input=["a", "b"], encoding_format="base64")
+        body = json.loads(raw.http_response.text)
+        self.assertIsInstance(body["data"][1]["embedding"], str)
+        decoded = struct.unpack("<8f", base64.b64decode(body["data"][1]["embedding"]))
+        self.assertEqual(list(decoded), self.mock_vector(1))
+
+    def test_openai_legacy_completion_with_a_suffix(self):
+        response = self.openai_client().completions.create(
+            model="gpt-3.5-turbo-instruct", prompt="def add(a, b):\n    ",
+            suffix="\n\nprint(add(1, 2))", max_tokens=32)
+        self.assertEqual(response.choices[0].text, EXPECTED)
+        self.assertEqual(response.usage.completion_tokens, 3)
+        upstream = self.last_upstream()
+        self.assertEqual(upstream["path"], "/v1/completions")
+        self.assertEqual(json.loads(upstream["body"])["suffix"], "\n\nprint(add(1, 2))")
+
+    def test_openai_legacy_completion_streaming(self):
+        stream = self.openai_client().completions.create(
+            model="gpt-3.5-turbo-instruct", prompt="Count to 3.", stream=True)
+        text = "".join(c.choices[0].text for c in stream if c.choices)
+        self.assertEqual(text, EXPECTED)
+
+    def test_openai_models_retrieve(self):
+        model = self.openai_client().models.retrieve("text-embedding-3-small")
+        self.assertEqual((model.id, model.object, model.owned_by),
+                         ("text-embedding-3-small", "model", "openai"))
+        with self.assertRaises(openai.NotFoundError):
+            self.openai_client().models.retrieve("no-such-model")
+
+    def test_openai_embeddings_of_a_claude_model_are_refused_as_a_bad_request(self):
+        with self.assertRaises(openai.BadRequestError) as caught:
+            self.openai_client().embeddings.create(model="claude-sonnet-4-20250514", input="x")
+        self.assertIn("Anthropic's API", caught.exception.message)
+
+    # --- retrieval frameworks: embeddings through the gateway --------------------
+
+    def test_langchain_openai_embeddings(self):
+        # check_embedding_ctx_length=False: no tiktoken (whose encodings it would download).
+        embeddings = OpenAIEmbeddings(
+            model="text-embedding-3-small", base_url=f"{self.base}/v1", api_key="not-needed",
+            check_embedding_ctx_length=False, max_retries=0)
+        documents = embeddings.embed_documents(["first document", "second document"])
+        self.assertEqual(documents, [self.mock_vector(0), self.mock_vector(1)])
+        self.assertEqual(embeddings.embed_query("a question"), self.mock_vector(0))
+        self.assertEqual(self.last_upstream()["path"], "/v1/embeddings")
+
+    def test_llama_index_openai_embedding(self):
+        embedding = OpenAIEmbedding(
+            model="text-embedding-3-small", api_base=f"{self.base}/v1", api_key="not-needed",
+            max_retries=0)
+        self.assertEqual(embedding.get_text_embedding("a document"), self.mock_vector(0))
+        batch = embedding.get_text_embedding_batch(["first", "second", "third"])
+        self.assertEqual(batch, [self.mock_vector(i) for i in range(3)])
+        self.assertEqual(embedding.get_query_embedding("a question"), self.mock_vector(0))
+        sent = json.loads(self.last_upstream()["body"])
+        self.assertEqual(sent["model"], "text-embedding-3-small")
 
     # --- anthropic ------------------------------------------------------------
 

@@ -25,6 +25,16 @@
 //! fragments interleave). `x-mock-reasoning: TEXT` adds reasoning: OpenAI's
 //! `reasoning_content`, Anthropic's `thinking` block (signature `sig-mock-1`) before the text.
 //!
+//! Embeddings (`/v1/embeddings`, and Azure's deployment path): one `data` item per input (a
+//! string, strings, token ids or arrays of them), each a vector of `dimensions` floats (default
+//! 8) that depends on the input's index, as a float array or, with `encoding_format: base64`,
+//! the base64 of its little-endian f32 bytes; `usage.prompt_tokens` (and `total_tokens`) is
+//! the sum over the inputs of a string's bytes / 4 (rounded up) or a token array's length.
+//! Legacy completions (`/v1/completions`, Azure's too): a `text_completion` whose text is the
+//! chunks' text (`x-mock-chunks`), or its SSE chunks (`choices[].text`, a last chunk with
+//! `finish_reason`, the usage chunk when `stream_options.include_usage`, `[DONE]`); usage as
+//! chat's. `x-mock-status` and `x-mock-no-usage` steer both as they do chat.
+//!
 //! A model whose id starts with `mock-sql` writes SQL over the `/v1/ask` views instead: its
 //! answer is a ```sql fence holding a query chosen by the words of the last user message
 //! (cost or spend, source, error, day; else requests per model).
@@ -191,6 +201,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/openai/deployments/{deployment}/chat/completions",
             web::post().to(chat),
+        )
+        .route("/v1/embeddings", web::post().to(embeddings))
+        .route(
+            "/openai/deployments/{deployment}/embeddings",
+            web::post().to(embeddings),
+        )
+        .route("/v1/completions", web::post().to(completions))
+        .route(
+            "/openai/deployments/{deployment}/completions",
+            web::post().to(completions),
         )
         .route("/v1/messages", web::post().to(messages))
         .route("/v1/messages/count_tokens", web::post().to(count_tokens))
@@ -548,14 +568,27 @@ fn status_code(status: u16) -> actix_web::http::StatusCode {
         .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR)
 }
 
-async fn chat(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> HttpResponse {
-    record(&state, &req, &body);
-    let steer = Steering::from(&req);
+/// Records an OpenAI-API request and reads how it steers the mock: its steering and its body
+/// (Null if not JSON), or the steered error answer after the steered delay.
+async fn openai_request(
+    req: &HttpRequest,
+    body: &Bytes,
+    state: &MockState,
+) -> Result<(Steering, Value), HttpResponse> {
+    record(state, req, body);
+    let steer = Steering::from(req);
     actix_rt::time::sleep(steer.delay).await;
     if let Some(status) = steer.status {
-        return openai_error(status, &steer);
+        return Err(openai_error(status, &steer));
     }
-    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    Ok((steer, serde_json::from_slice(body).unwrap_or(Value::Null)))
+}
+
+async fn chat(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> HttpResponse {
+    let (steer, request) = match openai_request(&req, &body, &state).await {
+        Ok(read) => read,
+        Err(answer) => return answer,
+    };
     let model = request["model"]
         .as_str()
         .unwrap_or("mock-model")
@@ -800,6 +833,103 @@ async fn messages(req: HttpRequest, body: Bytes, state: web::Data<MockState>) ->
     events.push(event("message_delta", json!({"type": "message_delta",
         "delta": {"stop_reason": stop_reason, "stop_sequence": null}, "usage": {"output_tokens": output}})));
     events.push(event("message_stop", json!({"type": "message_stop"})));
+    sse(events, steer, state.into_inner())
+}
+
+/// The vector of input `index`: `dimensions` floats that differ by input.
+pub fn embedding_vector(index: usize, dimensions: usize) -> Vec<f32> {
+    (0..dimensions)
+        .map(|j| (index + 1) as f32 * 0.125 + j as f32 * 0.0625)
+        .collect()
+}
+
+/// The tokens one embeddings input counts: a string's bytes / 4 (rounded up), a token array's length.
+fn input_tokens(input: &Value) -> u64 {
+    match input {
+        Value::String(text) => (text.len() as u64).div_ceil(4),
+        Value::Array(tokens) => tokens.len() as u64,
+        _ => 0,
+    }
+}
+
+async fn embeddings(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> HttpResponse {
+    use base64::Engine as _;
+    let (steer, request) = match openai_request(&req, &body, &state).await {
+        Ok(read) => read,
+        Err(answer) => return answer,
+    };
+    let model = request["model"].as_str().unwrap_or("mock-embedding");
+    let dimensions = request["dimensions"].as_u64().unwrap_or(8) as usize;
+    let base64 = request["encoding_format"].as_str() == Some("base64");
+    // One input: a string, or an array of token ids; else an array of inputs.
+    let inputs: Vec<Value> = match &request["input"] {
+        Value::Array(items) if items.iter().all(Value::is_number) && !items.is_empty() => {
+            vec![request["input"].clone()]
+        }
+        Value::Array(items) => items.clone(),
+        other => vec![other.clone()],
+    };
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(index, _)| {
+            let vector = embedding_vector(index, dimensions);
+            let embedding = if base64 {
+                let bytes: Vec<u8> = vector.iter().flat_map(|f| f.to_le_bytes()).collect();
+                json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                json!(vector)
+            };
+            json!({"object": "embedding", "index": index, "embedding": embedding})
+        })
+        .collect();
+    let tokens: u64 = inputs.iter().map(input_tokens).sum();
+    let mut answer = json!({"object": "list", "data": data, "model": model});
+    if !steer.no_usage {
+        answer["usage"] = json!({"prompt_tokens": tokens, "total_tokens": tokens});
+    }
+    HttpResponse::Ok().json(answer)
+}
+
+async fn completions(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> HttpResponse {
+    let (steer, request) = match openai_request(&req, &body, &state).await {
+        Ok(read) => read,
+        Err(answer) => return answer,
+    };
+    let model = request["model"]
+        .as_str()
+        .unwrap_or("mock-model")
+        .to_string();
+    let input = prompt_tokens(&body);
+    let output = steer.chunks as u64;
+    let usage = json!({"prompt_tokens": input, "completion_tokens": output,
+                       "total_tokens": input + output});
+    let completion = |choices: Value, usage: Option<&Value>| {
+        let mut object = json!({"id": "cmpl-mock", "object": "text_completion",
+            "created": 1_700_000_000, "model": model, "choices": choices});
+        if let Some(usage) = usage {
+            object["usage"] = usage.clone();
+        }
+        object
+    };
+    if request["stream"].as_bool() != Some(true) {
+        let choice = json!([{"text": reply_text(steer.chunks), "index": 0,
+                             "logprobs": null, "finish_reason": "stop"}]);
+        let usage = (!steer.no_usage).then_some(&usage);
+        return HttpResponse::Ok().json(completion(choice, usage));
+    }
+    let chunk = |text: String, finish: Value| {
+        let choice = json!([{"text": text, "index": 0, "logprobs": null, "finish_reason": finish}]);
+        format!("data: {}\n\n", completion(choice, None))
+    };
+    let mut events: Vec<String> = (0..steer.chunks)
+        .map(|i| chunk(chunk_text(i), Value::Null))
+        .collect();
+    events.push(chunk(String::new(), json!("stop")));
+    if request["stream_options"]["include_usage"].as_bool() == Some(true) && !steer.no_usage {
+        events.push(format!("data: {}\n\n", completion(json!([]), Some(&usage))));
+    }
+    events.push("data: [DONE]\n\n".to_string());
     sse(events, steer, state.into_inner())
 }
 
