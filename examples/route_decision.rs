@@ -33,7 +33,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use llm_gateway::api::ApiFormat;
-use timings::Timings;
 use llm_gateway::catalog::Catalog;
 use llm_gateway::providers::snapshot::RegistrySnapshot;
 use llm_gateway::providers::ProviderKind;
@@ -44,6 +43,7 @@ use llm_gateway::router::{RouteQuery, Routing};
 use llm_gateway::runtime::Runtime;
 use llm_gateway::settings::{self, ConfigSource};
 use llm_gateway::signals::{Evidence, EvidenceTally};
+use timings::Timings;
 
 // The gateway's allocator (src/main.rs): the router allocates on every decision.
 #[global_allocator]
