@@ -107,6 +107,8 @@ pub enum GatewayError {
     RecordNotFound { id: String },
     #[error("no proxied request has id `{id}`: report a signal against the x-request-id header of a proxied answer (this gateway, or one sharing its database)")]
     RequestNotFound { id: String },
+    #[error("no provider of this gateway keeps a response `{id}`: only OpenAI and Azure OpenAI store responses (those the gateway translated for other providers are not stored)")]
+    ResponseNotFound { id: String },
     #[error("no provider with id `{id}`; GET /v1/providers lists them")]
     ProviderNotFound { id: String },
     #[error("provider `{id}` is disabled")]
@@ -196,6 +198,7 @@ impl GatewayError {
             | Self::ProjectNotFound { .. }
             | Self::RecordNotFound { .. }
             | Self::RequestNotFound { .. }
+            | Self::ResponseNotFound { .. }
             | Self::ProviderNotFound { .. }
             | Self::ProviderDisabled { .. } => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
@@ -234,6 +237,7 @@ impl GatewayError {
             | Self::ProjectNotFound { .. }
             | Self::RecordNotFound { .. }
             | Self::RequestNotFound { .. }
+            | Self::ResponseNotFound { .. }
             | Self::ProviderNotFound { .. }
             | Self::Conflict { .. }
             | Self::SqlRefused { .. }
@@ -289,6 +293,7 @@ impl GatewayError {
             Self::ProjectNotFound { .. } => "project_not_found",
             Self::RecordNotFound { .. } => "record_not_found",
             Self::RequestNotFound { .. } => "request_not_found",
+            Self::ResponseNotFound { .. } => "response_not_found",
             Self::Untranslatable { .. } => "untranslatable",
             Self::ProviderNotFound { .. } => "provider_not_found",
             Self::ProviderDisabled { .. } => "provider_disabled",

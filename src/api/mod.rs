@@ -6,6 +6,7 @@
 
 pub mod anthropic;
 pub mod openai;
+pub mod responses;
 pub mod schema;
 pub mod sse;
 pub mod usage;
@@ -58,13 +59,18 @@ pub enum Operation {
     /// OpenAI's legacy `POST /v1/completions` (a `prompt`, and `suffix` for fill-in-the-middle):
     /// OpenAI's API only.
     Completions,
+    /// OpenAI's `POST /v1/responses`: passed through to OpenAI and Azure OpenAI, translated
+    /// (through Chat Completions) toward Anthropic and local servers (`translate::responses`).
+    Responses,
 }
 
 impl Operation {
     /// The API whose shape the client expects, for answers and errors.
     pub fn api(self) -> ApiFormat {
         match self {
-            Self::ChatCompletions | Self::Embeddings | Self::Completions => ApiFormat::OpenAi,
+            Self::ChatCompletions | Self::Embeddings | Self::Completions | Self::Responses => {
+                ApiFormat::OpenAi
+            }
             Self::Messages | Self::CountTokens => ApiFormat::Anthropic,
         }
     }
@@ -77,6 +83,7 @@ impl Operation {
             Self::CountTokens => "count_tokens",
             Self::Embeddings => "embeddings",
             Self::Completions => "completions",
+            Self::Responses => "responses",
         }
     }
 
@@ -88,15 +95,16 @@ impl Operation {
             Self::CountTokens => "POST /v1/messages/count_tokens",
             Self::Embeddings => "POST /v1/embeddings",
             Self::Completions => "POST /v1/completions",
+            Self::Responses => "POST /v1/responses",
         }
     }
 
     /// The member of the body that holds what the call is about: `messages` for the chat
-    /// APIs, `input` for embeddings, `prompt` for legacy completions.
+    /// APIs, `input` for embeddings and responses, `prompt` for legacy completions.
     pub fn required_member(self) -> &'static str {
         match self {
             Self::ChatCompletions | Self::Messages | Self::CountTokens => "messages",
-            Self::Embeddings => "input",
+            Self::Embeddings | Self::Responses => "input",
             Self::Completions => "prompt",
         }
     }
@@ -106,16 +114,16 @@ impl Operation {
     pub fn reaches(self, api: ApiFormat) -> bool {
         match self {
             Self::Embeddings | Self::Completions => api == ApiFormat::OpenAi,
-            Self::ChatCompletions | Self::Messages | Self::CountTokens => true,
+            Self::ChatCompletions | Self::Messages | Self::CountTokens | Self::Responses => true,
         }
     }
 
     /// Whether the Router may choose the model (`model: "auto"`, `x-route-profile`): its
-    /// candidates are chat models, so only the chat operations.
+    /// candidates are chat models, so only the chat operations (the Responses API's among them).
     pub fn routable(self) -> bool {
         matches!(
             self,
-            Self::ChatCompletions | Self::Messages | Self::CountTokens
+            Self::ChatCompletions | Self::Messages | Self::CountTokens | Self::Responses
         )
     }
 
@@ -123,10 +131,12 @@ impl Operation {
     /// other API's chat endpoint through translation; None for count_tokens on OpenAI's API,
     /// which has no such endpoint (the gateway counts with a tokenizer instead), and for
     /// embeddings and legacy completions on Anthropic's, which has none either ([`Self::reaches`]).
+    /// A provider's own view (a local server has no Responses API) is
+    /// `ProviderKind::operation_for`.
     pub fn on(self, api: ApiFormat) -> Option<Self> {
         match (self, api) {
             (op, api) if op.api() == api => Some(op),
-            (Self::ChatCompletions, _) => Some(Self::Messages),
+            (Self::ChatCompletions | Self::Responses, _) => Some(Self::Messages),
             (Self::Messages, _) => Some(Self::ChatCompletions),
             (Self::CountTokens | Self::Embeddings | Self::Completions, _) => None,
         }

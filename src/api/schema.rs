@@ -332,3 +332,69 @@ pub struct TextCompletion {
     #[schema(value_type = Option<Object>)]
     pub usage: Option<Value>,
 }
+
+/// An OpenAI Responses API request (`POST /v1/responses`).
+#[derive(ToSchema)]
+#[schema(example = json!({"model": "gpt-4o", "instructions": "Be brief.", "input": "What is the capital of France?"}))]
+pub struct ResponsesRequest {
+    /// A model id, `provider_id/model` to pin a provider, or `auto` for the Router.
+    #[schema(min_length = 1, example = "gpt-4o")]
+    pub model: String,
+    /// A string (one user message), or an array of items: messages (`{role, content}` with
+    /// `input_text`, `input_image`, `input_file` parts), `function_call` and
+    /// `function_call_output` items.
+    #[schema(value_type = Object)]
+    pub input: Value,
+    /// The system prompt.
+    pub instructions: Option<String>,
+    /// Function tools (`{type: "function", name, description, parameters, strict}`); OpenAI's
+    /// hosted tools pass through to OpenAI and Azure only.
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub tools: Option<Vec<Value>>,
+    /// `auto`, `none`, `required` or `{type: "function", name}`.
+    #[schema(value_type = Option<Object>)]
+    pub tool_choice: Option<Value>,
+    pub parallel_tool_calls: Option<bool>,
+    #[schema(minimum = 1)]
+    pub max_output_tokens: Option<u32>,
+    #[schema(minimum = 0, maximum = 2)]
+    pub temperature: Option<f64>,
+    #[schema(minimum = 0, maximum = 1)]
+    pub top_p: Option<f64>,
+    /// `{format: {type: "text" | "json_object" | "json_schema", …}}`.
+    #[schema(value_type = Option<Object>)]
+    pub text: Option<Value>,
+    /// `{effort: "low" | "medium" | "high"}`.
+    #[schema(value_type = Option<Object>)]
+    pub reasoning: Option<Value>,
+    /// Answer as the Responses API's typed server-sent events (`response.created`, …,
+    /// `response.completed`).
+    pub stream: Option<bool>,
+    /// Whether OpenAI keeps the response (its default: true); the gateway's translations
+    /// store nothing.
+    pub store: Option<bool>,
+    /// A response OpenAI stored, to continue from (OpenAI and Azure only).
+    pub previous_response_id: Option<String>,
+    pub user: Option<String>,
+}
+
+/// A response object (`object: "response"`), as the provider sent it or as the gateway
+/// translated it.
+#[derive(ToSchema)]
+pub struct ResponseObject {
+    /// `resp_…`.
+    pub id: String,
+    /// `response`.
+    pub object: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// `completed`, `incomplete`, `failed`, `in_progress`.
+    pub status: String,
+    pub model: String,
+    /// Items: `message` (with `output_text` parts), `function_call`, `reasoning`, ….
+    #[schema(value_type = Vec<Object>)]
+    pub output: Vec<Value>,
+    /// `{input_tokens, input_tokens_details: {cached_tokens}, output_tokens, total_tokens}`.
+    #[schema(value_type = Option<Object>)]
+    pub usage: Option<Value>,
+}

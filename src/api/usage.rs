@@ -6,7 +6,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::sse::{event_data, SseSplitter};
-use super::{anthropic, openai, ApiFormat, Reading};
+use super::{anthropic, openai, responses, ApiFormat, Operation, Reading};
 
 /// Largest non-streamed body kept to read its usage; the client gets every byte regardless.
 const MAX_JSON_BODY: usize = 16 * 1024 * 1024;
@@ -14,7 +14,7 @@ const MAX_JSON_BODY: usize = 16 * 1024 * 1024;
 /// Watches a response body; what it learnt is its [`Reading`] (`meter.usage`, `meter.model`, …).
 #[derive(Debug)]
 pub struct UsageMeter {
-    api: ApiFormat,
+    wire: Wire,
     streaming: bool,
     /// Drop the usage-only chunk the gateway asked OpenAI for on the client's behalf.
     strip_usage_chunk: bool,
@@ -32,11 +32,36 @@ impl std::ops::Deref for UsageMeter {
     }
 }
 
+/// Which readers an answer needs: its API's, or for OpenAI's Responses API its own.
+#[derive(Debug, Clone, Copy)]
+enum Wire {
+    OpenAi,
+    Anthropic,
+    Responses,
+}
+
 impl UsageMeter {
     /// A meter for a response of `api`, streamed or not.
     pub fn new(api: ApiFormat, streaming: bool, strip_usage_chunk: bool) -> Self {
+        let wire = match api {
+            ApiFormat::OpenAi => Wire::OpenAi,
+            ApiFormat::Anthropic => Wire::Anthropic,
+        };
+        Self::of(wire, streaming, strip_usage_chunk)
+    }
+
+    /// A meter for the answer of `op` as sent upstream (its API's readers, or the Responses
+    /// API's for `Operation::Responses`).
+    pub fn for_operation(op: Operation, streaming: bool, strip_usage_chunk: bool) -> Self {
+        match op {
+            Operation::Responses => Self::of(Wire::Responses, streaming, strip_usage_chunk),
+            op => Self::new(op.api(), streaming, strip_usage_chunk),
+        }
+    }
+
+    fn of(wire: Wire, streaming: bool, strip_usage_chunk: bool) -> Self {
         Self {
-            api,
+            wire,
             streaming,
             strip_usage_chunk,
             sse: SseSplitter::default(),
@@ -78,9 +103,10 @@ impl UsageMeter {
         if !self.streaming {
             if !self.json_overflow {
                 let body = std::mem::take(&mut self.json);
-                match self.api {
-                    ApiFormat::OpenAi => openai::read_body(&mut self.reading, &body),
-                    ApiFormat::Anthropic => anthropic::read_body(&mut self.reading, &body),
+                match self.wire {
+                    Wire::OpenAi => openai::read_body(&mut self.reading, &body),
+                    Wire::Anthropic => anthropic::read_body(&mut self.reading, &body),
+                    Wire::Responses => responses::read_body(&mut self.reading, &body),
                 }
             }
             return None;
@@ -95,12 +121,14 @@ impl UsageMeter {
         let Some(data) = event_data(event) else {
             return true;
         };
-        match self.api {
-            ApiFormat::OpenAi => {
-                openai::read_chunk(&mut self.reading, &data, self.strip_usage_chunk)
-            }
-            ApiFormat::Anthropic => {
+        match self.wire {
+            Wire::OpenAi => openai::read_chunk(&mut self.reading, &data, self.strip_usage_chunk),
+            Wire::Anthropic => {
                 anthropic::read_event(&mut self.reading, &data);
+                true
+            }
+            Wire::Responses => {
+                responses::read_event(&mut self.reading, &data);
                 true
             }
         }

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use super::plan::Target;
 use crate::api::{openai, Operation};
 use crate::error::GatewayError;
+use crate::providers::{azure_openai, ProviderKind};
 
 /// What the gateway reads from a request body; everything else is forwarded untouched.
 #[derive(Debug, Clone)]
@@ -329,7 +330,7 @@ pub fn parse(op: Operation, body: &[u8]) -> Result<ParsedRequest, GatewayError> 
             param: Some("model".into()),
         })?;
     let present = match op {
-        Operation::Embeddings => envelope.input.is_some(),
+        Operation::Embeddings | Operation::Responses => envelope.input.is_some(),
         Operation::Completions => envelope.prompt.is_some(),
         Operation::ChatCompletions | Operation::Messages | Operation::CountTokens => {
             envelope.messages.is_some()
@@ -374,7 +375,14 @@ pub fn body_for_target(
 ) -> Result<UpstreamBody, GatewayError> {
     let ask_usage =
         parsed.stream && !parsed.include_usage && target.provider.kind.asks_stream_usage(op);
-    let same_model = target.model == parsed.model;
+    // Azure's Responses API names the deployment in the body (its other paths carry it).
+    let model = match (op, target.provider.kind) {
+        (Operation::Responses, ProviderKind::AzureOpenAi) => {
+            azure_openai::body_model(&target.provider).unwrap_or(&target.model)
+        }
+        _ => target.model.as_str(),
+    };
+    let same_model = model == parsed.model;
     if same_model && !ask_usage {
         return Ok(UpstreamBody {
             body: body.clone(),
@@ -386,7 +394,7 @@ pub fn body_for_target(
     // added after the opening brace; the rest stays byte for byte.
     let spliced = match (&parsed.model_span, same_model) {
         (_, true) => Some(body.clone()),
-        (Some(span), false) => serde_json::to_vec(&target.model).ok().map(|model| {
+        (Some(span), false) => serde_json::to_vec(model).ok().map(|model| {
             let mut out = Vec::with_capacity(body.len() + model.len());
             out.extend_from_slice(&body[..span.start]);
             out.extend_from_slice(&model);
@@ -419,10 +427,7 @@ pub fn body_for_target(
             param: None,
         })?;
     if let Some(object) = value.as_object_mut() {
-        object.insert(
-            "model".into(),
-            serde_json::Value::String(target.model.clone()),
-        );
+        object.insert("model".into(), serde_json::Value::from(model));
         if ask_usage {
             openai::set_include_usage(object);
         }

@@ -225,8 +225,14 @@ impl RequestMeter {
         self.record.status = i32::from(status);
         self.head_sent = true;
         let streaming = self.record.streamed && status < 400;
-        self.usage = Some(UsageMeter::new(
-            target.provider.kind.api(),
+        // The answer is read in the shape of what was sent (a translation's upstream API).
+        let sent = target
+            .provider
+            .kind
+            .operation_for(self.op)
+            .unwrap_or(self.op);
+        self.usage = Some(UsageMeter::for_operation(
+            sent,
             streaming,
             strip_usage_chunk,
         ));

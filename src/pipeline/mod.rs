@@ -12,6 +12,7 @@ pub mod mask;
 pub mod meter;
 pub mod plan;
 pub mod response;
+pub mod stored;
 pub mod translation;
 pub mod upstream;
 pub mod whole;
@@ -180,7 +181,9 @@ impl Pipeline {
         let by_size = call.body.len() as u64 / meter::CHARS_PER_TOKEN;
         let (prompt_tokens, max_tokens) = match call.op {
             Operation::Embeddings => (by_size, Some(0)),
-            Operation::Completions => (needs.prompt_tokens.max(by_size), needs.max_tokens),
+            Operation::Completions | Operation::Responses => {
+                (needs.prompt_tokens.max(by_size), needs.max_tokens)
+            }
             Operation::ChatCompletions | Operation::Messages | Operation::CountTokens => {
                 (needs.prompt_tokens, needs.max_tokens)
             }
@@ -361,8 +364,8 @@ impl Pipeline {
                 )
             });
             let attempt_started = Instant::now();
-            let translated = target.provider.kind.api() != call.op.api();
-            if translated && call.op.on(target.provider.kind.api()).is_none() {
+            let translated = target.provider.kind.translates(call.op);
+            if target.provider.kind.operation_for(call.op).is_none() {
                 // count_tokens for a model of OpenAI's API: counted here.
                 let input_tokens = translation::count_tokens(call.body.clone()).await?;
                 meter.answered(target, attempt_started, 200, Credential::None, false);

@@ -152,7 +152,7 @@ impl RoutePlan {
         }
         // Providers of the client's API first; the others are reached through translation.
         let (native, translated): (Vec<&Arc<Provider>>, Vec<_>) =
-            serving.iter().partition(|p| p.kind.api() == op.api());
+            serving.iter().partition(|p| !p.kind.translates(op));
         let targets: Vec<Target> = native
             .into_iter()
             .chain(translated)

@@ -150,7 +150,7 @@ pub fn counted(input_tokens: u64, mut meter: RequestMeter) -> HttpResponse {
 /// The client's response head from the upstream's: status and headers, less hop-by-hop
 /// ones, the provider key masked in any value that repeats it; the upstream's `x-request-id`
 /// becomes `x-upstream-request-id`.
-fn response_head(
+pub(super) fn response_head(
     upstream: &ClientResponse,
     mask: Option<&KeyMask>,
 ) -> actix_web::HttpResponseBuilder {

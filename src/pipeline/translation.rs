@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::call::ProxyCall;
 use super::plan::Target;
-use crate::api::ApiFormat;
+use crate::api::{ApiFormat, Operation};
 use crate::catalog::{Capability, Catalog, ModelCard};
 use crate::error::GatewayError;
 use crate::providers::ProviderKind;
@@ -40,20 +40,23 @@ pub fn body(
         reasoning: has(Capability::Reasoning),
         local: target.provider.kind == ProviderKind::Local,
     };
-    let (body, mut translation) =
-        translate::request(call.op.api(), &call.body, &wanted).map_err(|refusal| {
-            GatewayError::Untranslatable {
-                message: format!(
-                    "`{}` cannot be sent to {}/{} ({} API): {}",
-                    refusal.param,
-                    target.provider.id,
-                    target.model,
-                    target.provider.kind.api().name(),
-                    refusal.message
-                ),
-                param: refusal.param,
-            }
-        })?;
+    let upstream = target.provider.kind.api();
+    let translated = if call.op == Operation::Responses {
+        translate::request_responses(&call.body, &wanted, upstream)
+    } else {
+        translate::request(call.op.api(), &call.body, &wanted)
+    };
+    let (body, mut translation) = translated.map_err(|refusal| GatewayError::Untranslatable {
+        message: format!(
+            "`{}` cannot be sent to {}/{} ({} API): {}",
+            refusal.param,
+            target.provider.id,
+            target.model,
+            target.provider.kind.api().name(),
+            refusal.message
+        ),
+        param: refusal.param,
+    })?;
     noted_headers(call.headers, target.provider.kind.api(), &mut translation);
     Ok((Bytes::from(body), translation))
 }
@@ -76,6 +79,12 @@ fn noted_headers(headers: &HeaderMap, upstream: ApiFormat, translation: &mut Tra
 
 /// The `x-gateway-translated` value of a translation (`anthropic->openai`), as recorded.
 pub fn direction(translation: &Translation) -> &'static str {
+    if translation.is_responses() {
+        return match translation.upstream {
+            ApiFormat::OpenAi => "responses->openai",
+            ApiFormat::Anthropic => "responses->anthropic",
+        };
+    }
     match (translation.client, translation.upstream) {
         (ApiFormat::Anthropic, ApiFormat::OpenAi) => "anthropic->openai",
         (ApiFormat::OpenAi, ApiFormat::Anthropic) => "openai->anthropic",

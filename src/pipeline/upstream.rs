@@ -30,7 +30,7 @@ pub struct UpstreamClients {
 }
 
 impl UpstreamClients {
-    fn for_provider(&self, provider: &Provider) -> awc::Client {
+    pub(super) fn for_provider(&self, provider: &Provider) -> awc::Client {
         let key = (
             Arc::as_ptr(&provider.tls) as usize,
             provider.connect_timeout,
@@ -111,11 +111,10 @@ pub async fn send(
     credential: &Credential,
 ) -> Result<ClientResponse, GatewayError> {
     let provider = &target.provider;
-    let api = provider.kind.api();
     // Through translation: the other API's endpoint, without the client's query (Claude
     // Code's `?beta=true` means nothing there) and without the client API's own headers.
-    let translated = api != call.op.api();
-    let op = call.op.on(api).unwrap_or(call.op);
+    let translated = provider.kind.translates(call.op);
+    let op = provider.kind.operation_for(call.op).unwrap_or(call.op);
     let url = provider.upstream_url(op, if translated { "" } else { call.query });
     let client = clients.for_provider(provider);
     let mut request = client
@@ -160,7 +159,7 @@ pub async fn send(
         .map_err(|e| classify(e, provider))
 }
 
-fn classify(error: SendRequestError, provider: &Provider) -> GatewayError {
+pub(super) fn classify(error: SendRequestError, provider: &Provider) -> GatewayError {
     let provider_id = provider.id.clone();
     match error {
         SendRequestError::Timeout => GatewayError::UpstreamTimeout {

@@ -21,6 +21,7 @@ pub fn url(endpoint: &str, op: Operation, query: &str) -> String {
         // Anthropic has neither; the plan never sends them here (`Operation::reaches`).
         Operation::Embeddings => "/v1/embeddings",
         Operation::Completions => "/v1/completions",
+        Operation::Responses => "/v1/responses",
     };
     join_url(endpoint, path, query)
 }

@@ -70,6 +70,22 @@ impl ProviderKind {
         }
     }
 
+    /// The operation a provider of this type is sent for a client's `op`: `op` itself on
+    /// its own API, else what `Operation::on` translates it to; None where the type has no
+    /// endpoint for it (count_tokens on OpenAI's API, which the gateway counts itself). A
+    /// local server has no Responses API: it is sent Chat Completions, translated.
+    pub fn operation_for(self, op: Operation) -> Option<Operation> {
+        match (self, op) {
+            (Self::Local, Operation::Responses) => Some(Operation::ChatCompletions),
+            (kind, op) => op.on(kind.api()),
+        }
+    }
+
+    /// Whether a provider of this type is sent a translation of the client's `op`.
+    pub fn translates(self, op: Operation) -> bool {
+        self.operation_for(op) != Some(op)
+    }
+
     /// Whether a stream of `op` reports its usage only when the request asks for it
     /// (`stream_options.include_usage`), which the gateway then does on the client's behalf.
     pub fn asks_stream_usage(self, op: Operation) -> bool {
@@ -165,6 +181,23 @@ impl Provider {
             ProviderKind::Local => local::url(&self.endpoint, op, query),
             ProviderKind::Anthropic => anthropic::url(&self.endpoint, op, query),
             ProviderKind::AzureOpenAi => azure_openai::url(self, op, query),
+        }
+    }
+
+    /// Where this provider keeps a stored Responses API response (`GET`/`DELETE
+    /// /v1/responses/{id}`); None for the types that have no Responses API of their own.
+    /// `id` is the client's path segment, already checked to be a plain id.
+    pub fn stored_response_url(&self, id: &str, query: &str) -> Option<String> {
+        match self.kind {
+            ProviderKind::OpenAi => Some(join_url(
+                &self.endpoint,
+                &format!("/v1/responses/{id}"),
+                query,
+            )),
+            ProviderKind::AzureOpenAi => {
+                Some(azure_openai::responses_url(self, &format!("/{id}"), query))
+            }
+            ProviderKind::Local | ProviderKind::Anthropic => None,
         }
     }
 

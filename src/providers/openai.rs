@@ -17,6 +17,7 @@ pub fn url(endpoint: &str, op: Operation, query: &str) -> String {
         Operation::CountTokens => "/v1/messages/count_tokens",
         Operation::Embeddings => "/v1/embeddings",
         Operation::Completions => "/v1/completions",
+        Operation::Responses => "/v1/responses",
     };
     join_url(endpoint, path, query)
 }

@@ -115,11 +115,13 @@ impl<'de> de::Visitor<'de> for TopLevel {
         let (mut max_tokens, mut max_completion_tokens) = (None, None);
         while let Some(key) = map.next_key_seed(Key)? {
             match key.as_ref() {
-                "system" => {
+                // The Responses API's `instructions` and `input` are the chat APIs' system
+                // prompt and messages.
+                "system" | "instructions" => {
                     text.hash.get_or_insert_with(conversation_hasher);
                     map.next_value_seed(Walk(&mut text))?;
                 }
-                "messages" => {
+                "messages" | "input" => {
                     map.next_value_seed(Messages(&mut text))?;
                 }
                 "tools" | "functions" => {
@@ -143,6 +145,23 @@ impl<'de> de::Visitor<'de> for TopLevel {
                         needs.capabilities.insert(Capability::JsonSchema);
                     }
                 }
+                // The Responses API's `text.format` and `reasoning.effort`.
+                "text" => {
+                    if map.next_value::<Value>()?.get("format").and_then(type_of)
+                        == Some("json_schema")
+                    {
+                        needs.capabilities.insert(Capability::JsonSchema);
+                    }
+                }
+                "reasoning" => {
+                    if map
+                        .next_value::<Value>()?
+                        .get("effort")
+                        .is_some_and(|e| !e.is_null())
+                    {
+                        needs.capabilities.insert(Capability::Reasoning);
+                    }
+                }
                 "thinking" => {
                     if type_of(&map.next_value::<Value>()?) == Some("enabled") {
                         needs.capabilities.insert(Capability::Reasoning);
@@ -153,7 +172,9 @@ impl<'de> de::Visitor<'de> for TopLevel {
                         needs.capabilities.insert(Capability::Reasoning);
                     }
                 }
-                "max_tokens" => max_tokens = map.next_value::<Value>()?.as_u64(),
+                "max_tokens" | "max_output_tokens" => {
+                    max_tokens = map.next_value::<Value>()?.as_u64();
+                }
                 "max_completion_tokens" => {
                     max_completion_tokens = map.next_value::<Value>()?.as_u64();
                 }

@@ -1,7 +1,8 @@
-//! The proxy endpoints: OpenAI chat completions, embeddings and legacy completions, Anthropic
-//! messages and token counting, and the models.
+//! The proxy endpoints: OpenAI chat completions, the Responses API, embeddings and legacy
+//! completions, Anthropic messages and token counting, and the models.
 
-use actix_web::{dev, get, post, web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::http::Method;
+use actix_web::{delete, dev, get, post, web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
 use futures_util::future::LocalBoxFuture;
 
 use crate::actors::provider_registry::ListModels;
@@ -48,6 +49,19 @@ impl FromRequest for Proxied {
 }
 
 impl Proxied {
+    /// A stored response, asked of the providers that keep them.
+    async fn stored(self, method: Method, id: &str) -> Result<HttpResponse, GatewayError> {
+        crate::pipeline::stored::stored_response(
+            &self.state.pipeline,
+            &self.clients,
+            method,
+            id,
+            self.req.headers(),
+            self.req.query_string(),
+        )
+        .await
+    }
+
     /// Serves the call as `op` through the pipeline.
     async fn serve(self, op: Operation) -> Result<HttpResponse, ApiError> {
         let Self {
@@ -160,6 +174,63 @@ pub async fn embeddings(call: Proxied) -> Result<HttpResponse, ApiError> {
 #[post("/v1/completions")]
 pub async fn completions(call: Proxied) -> Result<HttpResponse, ApiError> {
     call.serve(Operation::Completions).await
+}
+
+/// Forwards an OpenAI Responses API request: passed through to OpenAI and Azure OpenAI (its
+/// typed stream events unbuffered, usage read from `response.completed`); translated, through
+/// Chat Completions, for Anthropic models and local servers (text, `instructions`, function
+/// tools and their outputs, images, JSON-schema output, streaming events, usage). What needs
+/// OpenAI's servers (`previous_response_id`, `conversation`, hosted tools such as web search)
+/// cannot be translated: 400 `untranslatable` naming the field. Routed, failed over, metered,
+/// sanitized and limited like chat; `model: "auto"` hands the choice to the Router.
+#[utoipa::path(
+    post, path = "/v1/responses", tag = "proxy",
+    params(ProxyHeaders, RoutingHeaders),
+    request_body(content = crate::api::schema::ResponsesRequest, description = "An OpenAI Responses API body; members the gateway does not read go to the provider as sent", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The provider's answer, unchanged (JSON, or text/event-stream of typed events with \"stream\": true); from an Anthropic model or a local server, translated to this API, with `x-gateway-translated: responses->anthropic` or `responses->openai`",
+            content((crate::api::schema::ResponseObject = "application/json"), (crate::api::schema::ServerSentEvent = "text/event-stream"))),
+        (status = 400, description = "Invalid request; `code: untranslatable` with `param` naming what the target cannot take", body = crate::error::OpenAiErrorBody),
+    )
+)]
+#[post("/v1/responses")]
+pub async fn responses(call: Proxied) -> Result<HttpResponse, ApiError> {
+    call.serve(Operation::Responses).await
+}
+
+/// A response OpenAI or Azure OpenAI stored (`store`, OpenAI's default), from the first
+/// enabled provider of those types that knows the id and that the caller has a key for.
+#[utoipa::path(
+    get, path = "/v1/responses/{id}", tag = "proxy",
+    params(("id" = String, Path, description = "The response's id (`resp_…`)")),
+    responses(
+        (status = 200, description = "The provider's answer, unchanged", body = crate::api::schema::ResponseObject),
+        (status = 404, description = "No provider keeps the response (`code: response_not_found`)", body = crate::error::OpenAiErrorBody),
+    )
+)]
+#[get("/v1/responses/{id}")]
+pub async fn get_response(
+    call: Proxied,
+    id: web::Path<String>,
+) -> Result<HttpResponse, GatewayError> {
+    call.stored(Method::GET, &id).await
+}
+
+/// Deletes a response OpenAI or Azure OpenAI stored, where it is kept.
+#[utoipa::path(
+    delete, path = "/v1/responses/{id}", tag = "proxy",
+    params(("id" = String, Path, description = "The response's id (`resp_…`)")),
+    responses(
+        (status = 200, description = "The provider's answer, unchanged (`{id, object: \"response\", deleted: true}`)"),
+        (status = 404, description = "No provider keeps the response (`code: response_not_found`)", body = crate::error::OpenAiErrorBody),
+    )
+)]
+#[delete("/v1/responses/{id}")]
+pub async fn delete_response(
+    call: Proxied,
+    id: web::Path<String>,
+) -> Result<HttpResponse, GatewayError> {
+    call.stored(Method::DELETE, &id).await
 }
 
 /// The models of every enabled provider: well-known ids for cloud providers, and what each

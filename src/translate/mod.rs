@@ -13,6 +13,7 @@
 mod anthropic_client;
 mod names;
 mod openai_client;
+mod responses;
 
 use std::borrow::Cow;
 
@@ -78,6 +79,10 @@ pub struct Translation {
     /// `response_format: json_schema` was sent to Anthropic as the forced tool
     /// [`openai_client::JSON_TOOL`]: its input is the answer's content.
     json_tool: bool,
+    /// The client speaks OpenAI's Responses API: its request was made a Chat Completions
+    /// request (then, toward Anthropic, translated on as an OpenAI client's), and the answer
+    /// comes back the same way (`responses`).
+    responses: Option<Box<responses::Session>>,
 }
 
 impl Translation {
@@ -90,7 +95,13 @@ impl Translation {
             removed: Vec::new(),
             tool_names: Vec::new(),
             json_tool: false,
+            responses: None,
         }
+    }
+
+    /// Whether the client speaks OpenAI's Responses API.
+    pub fn is_responses(&self) -> bool {
+        self.responses.is_some()
     }
 
     /// Notes something removed, once.
@@ -107,6 +118,14 @@ impl Translation {
 
     /// A 2xx JSON answer of the upstream in the client's shape; Err says why it is unreadable.
     pub fn answer(&self, body: &[u8]) -> Result<Vec<u8>, String> {
+        if let Some(session) = &self.responses {
+            // The chat answer first: the upstream's own, or Anthropic's translated.
+            let chat = match self.upstream {
+                ApiFormat::OpenAi => Cow::Borrowed(body),
+                ApiFormat::Anthropic => Cow::Owned(openai_client::answer(self, body)?),
+            };
+            return responses::answer(session, &chat);
+        }
         match self.client {
             ApiFormat::OpenAi => openai_client::answer(self, body),
             ApiFormat::Anthropic => anthropic_client::answer(self, body),
@@ -131,9 +150,14 @@ impl Translation {
 
     /// A translator for the upstream's stream.
     pub fn stream(&self) -> StreamTranslator {
-        let inner = match self.client {
-            ApiFormat::OpenAi => Inner::ToOpenAi(openai_client::Stream::new(self)),
-            ApiFormat::Anthropic => Inner::ToAnthropic(anthropic_client::Stream::new(self)),
+        let inner = match (&self.responses, self.client) {
+            (Some(session), _) => Inner::Responses {
+                chat: (self.upstream == ApiFormat::Anthropic)
+                    .then(|| Box::new(openai_client::Stream::new(self))),
+                responses: Box::new(responses::Stream::new((**session).clone())),
+            },
+            (None, ApiFormat::OpenAi) => Inner::OpenAi(openai_client::Stream::new(self)),
+            (None, ApiFormat::Anthropic) => Inner::Anthropic(anthropic_client::Stream::new(self)),
         };
         StreamTranslator {
             splitter: SseSplitter::default(),
@@ -162,15 +186,54 @@ pub fn request(
     Ok((bytes, translation))
 }
 
+/// Translates a Responses API body for `target`, whose provider speaks `upstream`: a Chat
+/// Completions body for an OpenAI-API server, an Anthropic Messages body for Anthropic.
+pub fn request_responses(
+    body: &[u8],
+    target: &Target,
+    upstream: ApiFormat,
+) -> Result<(Vec<u8>, Translation), Refusal> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| Refusal::new("body", format!("the body is not JSON: {e}")))?;
+    let serde_json::Value::Object(object) = value else {
+        return Err(Refusal::new("body", "the body is not a JSON object"));
+    };
+    let (mut chat, session) = responses::to_chat(&object)?;
+    let (out, mut translation) = match upstream {
+        ApiFormat::OpenAi => {
+            chat.insert("model".into(), serde_json::Value::from(target.model));
+            let mut translation = Translation::new(ApiFormat::OpenAi, ApiFormat::OpenAi);
+            translation.stream = chat.contains_key("stream");
+            translation.client_include_usage = translation.stream;
+            (serde_json::Value::Object(chat), translation)
+        }
+        ApiFormat::Anthropic => openai_client::request(chat, target)?,
+    };
+    for removed in &session.removed {
+        translation.remove(removed);
+    }
+    translation.responses = Some(Box::new(session));
+    let bytes = serde_json::to_vec(&out)
+        .map_err(|e| Refusal::new("body", format!("failed to write the body: {e}")))?;
+    Ok((bytes, translation))
+}
+
 /// Turns an upstream's SSE stream into the client's, one complete event at a time.
 pub struct StreamTranslator {
     splitter: SseSplitter,
     inner: Inner,
 }
 
+/// The client's API the upstream's stream is translated to.
 enum Inner {
-    ToOpenAi(openai_client::Stream),
-    ToAnthropic(anthropic_client::Stream),
+    OpenAi(openai_client::Stream),
+    Anthropic(anthropic_client::Stream),
+    /// To the Responses API, from chat chunks: the upstream's own, or (`chat`) Anthropic's
+    /// events made chat chunks first.
+    Responses {
+        chat: Option<Box<openai_client::Stream>>,
+        responses: Box<responses::Stream>,
+    },
 }
 
 impl StreamTranslator {
@@ -189,8 +252,16 @@ impl StreamTranslator {
             self.event(&rest, out);
         }
         match &mut self.inner {
-            Inner::ToOpenAi(s) => s.finish(out),
-            Inner::ToAnthropic(s) => s.finish(out),
+            Inner::OpenAi(s) => s.finish(out),
+            Inner::Anthropic(s) => s.finish(out),
+            Inner::Responses { chat, responses } => {
+                if let Some(chat) = chat {
+                    let mut chunks = BytesMut::new();
+                    chat.finish(&mut chunks);
+                    chat_events(&chunks, responses, out);
+                }
+                responses.finish(out);
+            }
         }
     }
 
@@ -203,15 +274,36 @@ impl StreamTranslator {
             return;
         }
         match &mut self.inner {
-            Inner::ToOpenAi(s) => s.event(data, out),
-            Inner::ToAnthropic(s) => s.event(data, out),
+            Inner::OpenAi(s) => s.event(data, out),
+            Inner::Anthropic(s) => s.event(data, out),
+            Inner::Responses {
+                chat: Some(chat),
+                responses,
+            } => {
+                let mut chunks = BytesMut::new();
+                chat.event(data, &mut chunks);
+                chat_events(&chunks, responses, out);
+            }
+            Inner::Responses {
+                chat: None,
+                responses,
+            } => responses.event(data, out),
         }
     }
 
     #[cfg(test)]
     fn set_created(&mut self, created: u64) {
-        if let Inner::ToOpenAi(s) = &mut self.inner {
+        if let Inner::OpenAi(s) = &mut self.inner {
             s.created = created;
+        }
+    }
+}
+
+/// Chat chunks a translator wrote (whole `data:` events) given to the Responses stream.
+fn chat_events(chunks: &[u8], responses: &mut responses::Stream, out: &mut BytesMut) {
+    for event in chunks.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        if let Some(data) = event.strip_prefix(b"data: ") {
+            responses.event(trim(data), out);
         }
     }
 }

@@ -23,6 +23,7 @@ mod models;
 mod pipeline;
 mod provider_types;
 mod replay;
+mod responses;
 mod routing;
 mod sanitizer;
 mod secrets;

@@ -35,6 +35,15 @@
 //! `finish_reason`, the usage chunk when `stream_options.include_usage`, `[DONE]`); usage as
 //! chat's. `x-mock-status` and `x-mock-no-usage` steer both as they do chat.
 //!
+//! The Responses API (`/v1/responses`, and Azure's `/openai/v1/responses`): a response object
+//! whose output is a `message` item with the chunks' text, or `function_call` items of the
+//! steered tool (offered as `tools[].name`; once `input` holds a `function_call_output`, the
+//! text `tool result: …`); usage `input_tokens` as chat's prompt tokens (with
+//! `input_tokens_details.cached_tokens`), `output_tokens` the chunk count. Streamed, its typed
+//! events (`event:` and `data:` with `type` and `sequence_number`) from `response.created` to
+//! `response.completed`, which carries the usage. Responses not sent with `store: false` are
+//! kept: `GET` and `DELETE /v1/responses/{id}` read and delete them (404 otherwise).
+//!
 //! A model whose id starts with `mock-sql` writes SQL over the `/v1/ask` views instead: its
 //! answer is a ```sql fence holding a query chosen by the words of the last user message
 //! (cost or spend, source, error, day; else requests per model).
@@ -93,6 +102,10 @@ pub struct MockState {
     completed_streams: AtomicUsize,
     /// When not 0: every chat and messages request answers with this status.
     failing: std::sync::atomic::AtomicU16,
+    /// The Responses API's stored responses (`store` not false), by id.
+    stored: Mutex<BTreeMap<String, Value>>,
+    /// The number of the next response id.
+    next_response: AtomicUsize,
 }
 
 /// A running mock provider.
@@ -211,6 +224,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/openai/deployments/{deployment}/completions",
             web::post().to(completions),
+        )
+        .route("/v1/responses", web::post().to(responses))
+        .route("/openai/v1/responses", web::post().to(responses))
+        .route("/v1/responses/{id}", web::get().to(stored_response))
+        .route("/openai/v1/responses/{id}", web::get().to(stored_response))
+        .route("/v1/responses/{id}", web::delete().to(delete_response))
+        .route(
+            "/openai/v1/responses/{id}",
+            web::delete().to(delete_response),
         )
         .route("/v1/messages", web::post().to(messages))
         .route("/v1/messages/count_tokens", web::post().to(count_tokens))
@@ -1025,5 +1047,212 @@ impl Drop for SseStream {
         if !self.events.is_empty() {
             self.state.aborted_streams.fetch_add(1, Ordering::SeqCst);
         }
+    }
+}
+
+/// Responses API: whether `tools[].name` holds `name` (its function tools are flat).
+fn responses_offers(request: &Value, name: &str) -> bool {
+    request["tools"]
+        .as_array()
+        .is_some_and(|tools| tools.iter().any(|t| t["name"] == name))
+}
+
+/// Responses API: the outputs of the last run of `function_call_output` items, if any.
+fn responses_tool_result(request: &Value) -> Option<String> {
+    let items = request["input"].as_array()?;
+    let last = items
+        .iter()
+        .rposition(|i| i["type"] == "function_call_output")?;
+    let first = items[..=last]
+        .iter()
+        .rposition(|i| i["type"] != "function_call_output")
+        .map_or(0, |i| i + 1);
+    Some(
+        items[first..=last]
+            .iter()
+            .map(|i| content_text(&i["output"]))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+}
+
+async fn responses(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> HttpResponse {
+    let (steer, request) = match openai_request(&req, &body, &state).await {
+        Ok(read) => read,
+        Err(answer) => return answer,
+    };
+    let model = request["model"]
+        .as_str()
+        .unwrap_or("mock-model")
+        .to_string();
+    let reply = Reply::plan(
+        &steer,
+        |name| responses_offers(&request, name),
+        responses_tool_result(&request),
+    );
+    let number = state.next_response.fetch_add(1, Ordering::SeqCst);
+    let id = format!("resp_mock{number:04}");
+    let input = prompt_tokens(&body);
+    let output = steer.chunks as u64;
+    let usage = (!steer.no_usage).then(|| {
+        json!({"input_tokens": input, "input_tokens_details": {"cached_tokens": steer.cached},
+               "output_tokens": output, "output_tokens_details": {"reasoning_tokens": 0},
+               "total_tokens": input + output})
+    });
+    let echoed = steer
+        .echo_key
+        .as_ref()
+        .map(|k| format!(" (you sent {k})"))
+        .unwrap_or_default();
+    let text = format!("{}{echoed}", reply.text_pieces(steer.chunks).concat());
+    let message_id = format!("msg_mock{number:04}");
+    let items: Vec<Value> = match &reply {
+        Reply::ToolCalls(calls) => calls
+            .iter()
+            .map(|c| {
+                json!({"id": format!("fc_mock_{}", c.index), "type": "function_call", "status": "completed",
+                       "call_id": format!("call_mock_{}", c.index), "name": c.name, "arguments": c.arguments})
+            })
+            .collect(),
+        _ => vec![json!({"id": message_id, "type": "message", "status": "completed", "role": "assistant",
+                         "content": [{"type": "output_text", "text": text, "annotations": []}]})],
+    };
+    let response = |status: &str, output: Vec<Value>, usage: Option<&Value>| {
+        json!({"id": id, "object": "response", "created_at": 1_700_000_000, "status": status,
+               "error": null, "incomplete_details": null, "instructions": request["instructions"],
+               "max_output_tokens": request["max_output_tokens"], "model": model, "output": output,
+               "parallel_tool_calls": true, "previous_response_id": request["previous_response_id"],
+               "reasoning": {"effort": null, "summary": null}, "store": request["store"] != false,
+               "temperature": 1.0, "text": {"format": {"type": "text"}}, "tool_choice": "auto",
+               "tools": request["tools"].as_array().cloned().unwrap_or_default(), "top_p": 1.0,
+               "truncation": "disabled", "usage": usage, "user": null, "metadata": {}})
+    };
+    let complete = response("completed", items.clone(), usage.as_ref());
+    if request["store"] != false {
+        if let Ok(mut stored) = state.stored.lock() {
+            stored.insert(id.clone(), complete.clone());
+        }
+    }
+    if request["stream"].as_bool() != Some(true) {
+        return HttpResponse::Ok()
+            .insert_header(("x-request-id", "upstream-req-123"))
+            .json(complete);
+    }
+    let mut sequence = 0u64;
+    let mut event = |kind: &str, mut data: Value| {
+        data["type"] = json!(kind);
+        data["sequence_number"] = json!(sequence);
+        sequence += 1;
+        format!("event: {kind}\ndata: {data}\n\n")
+    };
+    let mut events = vec![
+        event(
+            "response.created",
+            json!({"response": response("in_progress", vec![], None)}),
+        ),
+        event(
+            "response.in_progress",
+            json!({"response": response("in_progress", vec![], None)}),
+        ),
+    ];
+    match &reply {
+        Reply::ToolCalls(calls) => {
+            for (index, (call, item)) in calls.iter().zip(&items).enumerate() {
+                let item_id = item["id"].clone();
+                let mut open = item.clone();
+                open["status"] = json!("in_progress");
+                open["arguments"] = json!("");
+                events.push(event(
+                    "response.output_item.added",
+                    json!({"output_index": index, "item": open}),
+                ));
+                for piece in pieces(&call.arguments, ARGUMENT_FRAGMENT) {
+                    events.push(event(
+                        "response.function_call_arguments.delta",
+                        json!({"item_id": item_id, "output_index": index, "delta": piece}),
+                    ));
+                }
+                events.push(event(
+                    "response.function_call_arguments.done",
+                    json!({"item_id": item_id, "output_index": index, "arguments": call.arguments}),
+                ));
+                events.push(event(
+                    "response.output_item.done",
+                    json!({"output_index": index, "item": item}),
+                ));
+            }
+        }
+        _ => {
+            events.push(event("response.output_item.added", json!({"output_index": 0,
+                "item": {"id": message_id, "type": "message", "status": "in_progress", "role": "assistant", "content": []}})));
+            events.push(event("response.content_part.added", json!({"item_id": message_id, "output_index": 0,
+                "content_index": 0, "part": {"type": "output_text", "text": "", "annotations": []}})));
+            let mut deltas = reply.text_pieces(steer.chunks);
+            if !echoed.is_empty() {
+                deltas.push(echoed.clone());
+            }
+            for piece in deltas {
+                events.push(event(
+                    "response.output_text.delta",
+                    json!({"item_id": message_id,
+                    "output_index": 0, "content_index": 0, "delta": piece, "logprobs": []}),
+                ));
+            }
+            events.push(event(
+                "response.output_text.done",
+                json!({"item_id": message_id, "output_index": 0,
+                "content_index": 0, "text": text, "logprobs": []}),
+            ));
+            events.push(event("response.content_part.done", json!({"item_id": message_id, "output_index": 0,
+                "content_index": 0, "part": {"type": "output_text", "text": text, "annotations": []}})));
+            events.push(event(
+                "response.output_item.done",
+                json!({"output_index": 0, "item": items[0]}),
+            ));
+        }
+    }
+    events.push(event("response.completed", json!({"response": complete})));
+    sse(events, steer, state.into_inner())
+}
+
+fn response_not_found(id: &str) -> HttpResponse {
+    HttpResponse::NotFound().json(json!({"error": {
+        "message": format!("Response with id '{id}' not found."),
+        "type": "invalid_request_error", "param": null, "code": null,
+    }}))
+}
+
+async fn stored_response(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<MockState>,
+) -> HttpResponse {
+    record(&state, &req, &Bytes::new());
+    let found = state
+        .stored
+        .lock()
+        .ok()
+        .and_then(|s| s.get(id.as_str()).cloned());
+    match found {
+        Some(response) => HttpResponse::Ok().json(response),
+        None => response_not_found(&id),
+    }
+}
+
+async fn delete_response(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<MockState>,
+) -> HttpResponse {
+    record(&state, &req, &Bytes::new());
+    let removed = state
+        .stored
+        .lock()
+        .ok()
+        .and_then(|mut s| s.remove(id.as_str()));
+    match removed {
+        Some(_) => HttpResponse::Ok()
+            .json(json!({"id": id.as_str(), "object": "response", "deleted": true})),
+        None => response_not_found(&id),
     }
 }
