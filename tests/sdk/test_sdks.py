@@ -214,6 +214,71 @@ spool_dir = "{cls.dir.name}/spool"
 
     # --- retrieval frameworks: embeddings through the gateway --------------------
 
+    RESPONSES_TOOLS = [{"type": "function", "name": "get_weather", "description": "The weather of a city",
+                        "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                                       "required": ["city"]}}]
+
+    def test_openai_responses_create(self):
+        response = self.openai_client().responses.create(
+            model="gpt-4o", instructions="Be brief.", input="Hello from the Responses API",
+        )
+        self.assertEqual(response.output_text, EXPECTED)
+        self.assertGreater(response.usage.input_tokens, 0)
+        self.assertEqual(response.usage.output_tokens, 3)
+        self.assertEqual(self.last_upstream()["path"], "/v1/responses")
+
+    def test_openai_responses_stream_with_a_function_call(self):
+        with self.openai_client().responses.stream(
+            model="gpt-4o", input="Weather in Paris?", tools=self.RESPONSES_TOOLS,
+            extra_headers={"x-mock-tool": "get_weather", "x-mock-tool-args": json.dumps({"city": "Paris"})},
+        ) as stream:
+            arguments = "".join(e.delta for e in stream if e.type == "response.function_call_arguments.delta")
+            final = stream.get_final_response()
+        self.assertEqual(json.loads(arguments), {"city": "Paris"})
+        call = final.output[0]
+        self.assertEqual((call.type, call.name, call.call_id), ("function_call", "get_weather", "call_mock_0"))
+        self.assertEqual(final.usage.output_tokens, 3)
+        # `stream=True` on create: the raw typed events.
+        events = list(self.openai_client().responses.create(model="gpt-4o", input="Hi", stream=True))
+        self.assertEqual(events[0].type, "response.created")
+        self.assertEqual(events[-1].type, "response.completed")
+        self.assertEqual("".join(e.delta for e in events if e.type == "response.output_text.delta"), EXPECTED)
+
+    def test_openai_responses_reach_a_claude_model_through_translation(self):
+        client = self.openai_client()
+        steer = {"x-mock-tool": "get_weather", "x-mock-tool-args": json.dumps({"city": "Paris"})}
+        response = client.responses.create(
+            model="claude-sonnet-4-20250514", instructions="Be brief.", input="Weather in Paris?",
+            tools=self.RESPONSES_TOOLS, extra_headers=steer,
+        )
+        self.assertEqual(self.last_upstream()["path"], "/v1/messages")
+        calls = [item for item in response.output if item.type == "function_call"]
+        self.assertEqual(len(calls), 1)
+        self.assertEqual((calls[0].name, json.loads(calls[0].arguments)), ("get_weather", {"city": "Paris"}))
+        # The call's output goes back as the SDK builds it: the previous output items, then the result.
+        follow_up = client.responses.create(
+            model="claude-sonnet-4-20250514", instructions="Be brief.", tools=self.RESPONSES_TOOLS,
+            input=[{"role": "user", "content": "Weather in Paris?"}, *response.output,
+                   {"type": "function_call_output", "call_id": calls[0].call_id, "output": "18 degrees"}],
+            extra_headers=steer,
+        )
+        self.assertEqual(follow_up.output_text, "tool result: 18 degrees")
+        sent = json.loads(self.last_upstream()["body"])
+        self.assertEqual(sent["messages"][-1]["content"][0]["type"], "tool_result")
+        # Streamed, through the SDK's helper.
+        with client.responses.stream(model="claude-sonnet-4-20250514", input="Hello") as stream:
+            text = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+            final = stream.get_final_response()
+        self.assertEqual(text, EXPECTED)
+        self.assertEqual(final.output_text, EXPECTED)
+        self.assertGreater(final.usage.input_tokens, 0)
+
+    def test_openai_responses_untranslatable_field_is_a_bad_request(self):
+        with self.assertRaises(openai.BadRequestError) as raised:
+            self.openai_client().responses.create(
+                model="claude-sonnet-4-20250514", input="Go on", previous_response_id="resp_123")
+        self.assertEqual(raised.exception.body["param"], "previous_response_id")
+
     def test_langchain_openai_embeddings(self):
         # check_embedding_ctx_length=False: no tiktoken (whose encodings it would download).
         embeddings = OpenAIEmbeddings(
