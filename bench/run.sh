@@ -501,6 +501,15 @@ fi
 stop_pid "$AUTO_PID"; echo "$STOP_RC" > "$RAW/logs/gateway-auto.exit"
 echo "$(rss_kb "$GATEWAY_PID")" > "$RAW/http/gateway-rss-after-lanes.kb"
 
+# (e) Embeddings (POST /v1/embeddings, what retrieval pipelines call for every document and
+# query): two inputs, the mock's float vectors back, direct, through nginx and through the
+# gateway (the same gateway as (a): metered, priced from the embedding card, sanitized).
+log "(e) embeddings lanes, ${DURATION}s each after ${WARMUP}s warm-up, concurrency ${CONCURRENCIES[*]}"
+EMBED_BODY='{"model":"text-embedding-3-small","input":["The quick brown fox jumps over the lazy dog.","Retrieval pipelines embed every document and every query."],"dimensions":64}'
+LANE_BODY="$EMBED_BODY" http_lane embed-mock "$MOCK/v1/embeddings" "${COMMON_HEADERS[@]}"
+LANE_BODY="$EMBED_BODY" http_lane embed-nginx "http://127.0.0.1:$NGINX_PORT/v1/embeddings" "${COMMON_HEADERS[@]}"
+LANE_BODY="$EMBED_BODY" http_lane embed-gateway "$GATEWAY/v1/embeddings" "${GATEWAY_AUTH[@]}" "${COMMON_HEADERS[@]}"
+
 log "(b) streaming lanes: $STREAM_N sequential requests each, $STREAM_CHUNKS chunks ${STREAM_GAP_MS} ms apart"
 stream_lane() { # LANE URL BODY [headers...]
   local lane=$1 url=$2 body=$3; shift 3

@@ -13,6 +13,7 @@ import shutil
 LANES_HTTP = ["mock", "nginx", "gateway", "gateway-auto", "litellm"]
 LANES_STATIC = ["static", "nginx-static", "gateway-static"]
 LANES_1CORE = ["static-1core", "nginx-static-1core", "gateway-static-1core"]
+LANES_EMBED = ["embed-mock", "embed-nginx", "embed-gateway"]
 LANES_STREAM = ["direct-openai", "nginx-openai", "gateway-openai", "litellm-openai",
                 "direct-anthropic", "gateway-anthropic", "gateway-translated"]
 LANE_TITLES = {
@@ -22,6 +23,8 @@ LANE_TITLES = {
     "nginx-static": "nginx → static", "gateway-static": "llm-gateway → static",
     "static-1core": "static nginx (direct), 1 core", "nginx-static-1core": "nginx → static, 1 core",
     "gateway-static-1core": "llm-gateway → static, 1 core",
+    "embed-mock": "embeddings, mock (direct)", "embed-nginx": "embeddings, nginx → mock",
+    "embed-gateway": "embeddings, llm-gateway → mock",
     "direct-openai": "direct, OpenAI shape", "nginx-openai": "nginx, OpenAI shape",
     "gateway-openai": "llm-gateway, OpenAI shape", "litellm-openai": "LiteLLM, OpenAI shape",
     "direct-anthropic": "direct, Anthropic shape", "gateway-anthropic": "llm-gateway, Anthropic shape",
@@ -291,7 +294,8 @@ def fmt_signed(v):
 
 def ratio_rows(http, base, concurrencies, proxies):
     rows = []
-    nginx_key = {"mock": "nginx", "static": "nginx-static", "static-1core": "nginx-static-1core"}[base]
+    nginx_key = {"mock": "nginx", "static": "nginx-static", "static-1core": "nginx-static-1core",
+                 "embed-mock": "embed-nginx"}[base]
     for c in map(str, concurrencies):
         b = http.get(base, {}).get("by_concurrency", {}).get(c)
         n = http.get(nginx_key, {}).get("by_concurrency", {}).get(c)
@@ -385,6 +389,13 @@ def evaluate(data):
 
     T, S = "target", "supplementary"
     http_targets(T, data["ratios_mock"], "gateway", "mock", "nginx", "")
+    for c in s["concurrencies"]:
+        r = find(data.get("ratios_embed", []), "embed-gateway", c)
+        v = r and r["rps_vs_nginx"]
+        add(T, f"embeddings throughput ≥ 80% of nginx at c={c}", "–" if v is None else f"{100 * v:.0f}%",
+            None if v is None else v >= 0.8,
+            "; ".join(x for x in [f"p50 over nginx {fmt_signed(r['over_nginx_p50_us'])} µs" if r else "",
+                                  disturbed_note(data, [("embed-gateway", c), ("embed-nginx", c)])] if x))
     for c in s["concurrencies"]:
         auto = data["http"].get("gateway-auto", {}).get("by_concurrency", {}).get(str(c))
         explicit = data["http"].get("gateway", {}).get("by_concurrency", {}).get(str(c))
@@ -791,6 +802,11 @@ def markdown(data):
                "at c=1 the pinned lanes mostly measure that. Here nginx and the gateway of (a2) are moved (taskset) "
                f"onto CPU {s['load_cpu']} with the static upstream and wrk: with no cross-core hop, the added latency "
                "is the proxy's own processing time per request.")
+    http_table("## (e) Embeddings — upstream: mock-upstream", LANES_EMBED, data["ratios_embed"],
+               "`POST /v1/embeddings` with two inputs and `dimensions: 64` (the mock answers 64 floats per input, "
+               "about 1 KB of JSON), direct, through nginx and through the gateway of (a): metered from "
+               "`usage.prompt_tokens`, priced from the text-embedding-3-small card, the inputs scanned by the "
+               "sanitizer. Placement as in (a).")
 
     st = data["streaming"]
     L.append("## (b) Streaming — time to first byte and gaps between chunks")
@@ -1081,7 +1097,7 @@ def main():
     raw = a.raw
     settings = load(f"{raw}/settings.json")
     meta = load(f"{raw}/meta.json", {})
-    http = http_results(raw, LANES_HTTP + LANES_STATIC + LANES_1CORE, settings["concurrencies"])
+    http = http_results(raw, LANES_HTTP + LANES_STATIC + LANES_1CORE + LANES_EMBED, settings["concurrencies"])
     data = {
         "settings": settings, "meta": meta,
         "litellm_status": read(f"{raw}/lanes/litellm.status.detail", "unknown"),
@@ -1093,6 +1109,7 @@ def main():
         "ratios_mock": ratio_rows(http, "mock", settings["concurrencies"], ["nginx", "gateway", "gateway-auto", "litellm"]),
         "ratios_static": ratio_rows(http, "static", settings["concurrencies"], ["nginx-static", "gateway-static"]),
         "ratios_1core": ratio_rows(http, "static-1core", [1], ["nginx-static-1core", "gateway-static-1core"]),
+        "ratios_embed": ratio_rows(http, "embed-mock", settings["concurrencies"], ["embed-nginx", "embed-gateway"]),
         "streaming": stream_results(raw, settings["stream_gap_ms"]),
         "soak": soak_results(raw, settings),
         "sanitizer": load(f"{raw}/sanitizer.json", {}),
