@@ -509,3 +509,72 @@ async fn stored_responses_are_read_and_deleted_where_they_are_kept() {
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["error"]["param"], "id", "{error}");
 }
+
+#[actix_web::test]
+async fn the_router_the_sanitizer_and_the_budget_treat_responses_like_chat() {
+    let mock = MockUpstream::start().unwrap();
+    mock.set_models(&["llama3.1:8b"]);
+    let config = format!(
+        "{}\n[sanitization]\nenabled = true\ncompliance_gate = true\n\n[key_map.spent-key]\nlabel = \"spent\"\nmax_budget_usd = 0\n",
+        four_providers(&mock)
+    );
+    let app = spawn_app(&config).await;
+
+    // model: "auto" under a profile: routed, and answered in the Responses API's shape
+    // whichever API the chosen provider speaks.
+    for stream in [false, true] {
+        let body = json!({"model": "auto", "input": "Hello", "stream": stream});
+        let response = app
+            .post(
+                "/v1/responses",
+                &body,
+                &[("x-route-profile", "quality-first")],
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(header(&response, "x-route-profile"), Some("quality-first"));
+        assert!(header(&response, "x-route-model").is_some());
+        let text = streamed(response).await;
+        if stream {
+            assert_eq!(
+                typed_events(&text).last().unwrap()["type"],
+                "response.completed"
+            );
+        } else {
+            let answer: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(
+                answer["output"][0]["content"][0]["text"],
+                "chunk0 chunk1 chunk2 "
+            );
+        }
+    }
+    let records = app.records(2).await;
+    for record in &records {
+        assert_eq!(record["endpoint"], "responses");
+        assert_eq!(record["route_profile"], "quality-first", "{record}");
+    }
+
+    // A secret in an input item is blocked before any upstream.
+    let before = upstream_requests(&mock).len();
+    let body = json!({"model": "gpt-4o", "input": [{"role": "user", "content": [
+        {"type": "input_text", "text": "my key is sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghij-AAAA"}]}]});
+    let response = app.post("/v1/responses", &body, &[]).await;
+    assert_eq!(response.status(), 403);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["error"]["code"], "compliance_blocked", "{answer}");
+    assert_eq!(upstream_requests(&mock).len(), before);
+
+    // A spent budget: 429 in OpenAI's shape, nothing forwarded.
+    let body = json!({"model": "gpt-4o", "input": "Hello"});
+    let response = app
+        .post(
+            "/v1/responses",
+            &body,
+            &[("authorization", "Bearer spent-key")],
+        )
+        .await;
+    assert_eq!(response.status(), 429);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["error"]["code"], "insufficient_quota", "{answer}");
+    assert_eq!(upstream_requests(&mock).len(), before);
+}
