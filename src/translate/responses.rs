@@ -636,13 +636,10 @@ impl Stream {
             Vec::new(),
             Value::Null,
         );
-        self.emit(out, "response.created", json!({"response": response}));
-        let response = self.session.response(
-            &self.model,
-            "in_progress",
-            Value::Null,
-            Vec::new(),
-            Value::Null,
+        self.emit(
+            out,
+            "response.created",
+            json!({"response": response.clone()}),
         );
         self.emit(out, "response.in_progress", json!({"response": response}));
     }

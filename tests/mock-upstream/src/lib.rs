@@ -229,10 +229,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/openai/v1/responses", web::post().to(responses))
         .route("/v1/responses/{id}", web::get().to(stored_response))
         .route("/openai/v1/responses/{id}", web::get().to(stored_response))
-        .route("/v1/responses/{id}", web::delete().to(delete_response))
+        .route("/v1/responses/{id}", web::delete().to(stored_response))
         .route(
             "/openai/v1/responses/{id}",
-            web::delete().to(delete_response),
+            web::delete().to(stored_response),
         )
         .route("/v1/messages", web::post().to(messages))
         .route("/v1/messages/count_tokens", web::post().to(count_tokens))
@@ -449,20 +449,32 @@ fn openai_offers(request: &Value, name: &str) -> bool {
         .is_some_and(|tools| tools.iter().any(|t| t["function"]["name"] == name))
 }
 
-/// OpenAI: the text of the last run of `role:"tool"` messages, if there is one.
-fn openai_tool_result(request: &Value) -> Option<String> {
-    let messages = request["messages"].as_array()?;
-    let last = messages.iter().rposition(|m| m["role"] == "tool")?;
-    let first = messages[..=last]
+/// The text of the last run of items that are tool results, if there is one.
+fn last_results(
+    items: &[Value],
+    is_result: impl Fn(&Value) -> bool,
+    text: impl Fn(&Value) -> String,
+) -> Option<String> {
+    let last = items.iter().rposition(&is_result)?;
+    let first = items[..=last]
         .iter()
-        .rposition(|m| m["role"] != "tool")
+        .rposition(|i| !is_result(i))
         .map_or(0, |i| i + 1);
     Some(
-        messages[first..=last]
+        items[first..=last]
             .iter()
-            .map(|m| content_text(&m["content"]))
+            .map(text)
             .collect::<Vec<_>>()
             .join("\n"),
+    )
+}
+
+/// OpenAI: the text of the last run of `role:"tool"` messages, if there is one.
+fn openai_tool_result(request: &Value) -> Option<String> {
+    last_results(
+        request["messages"].as_array()?,
+        |m| m["role"] == "tool",
+        |m| content_text(&m["content"]),
     )
 }
 
@@ -1059,20 +1071,10 @@ fn responses_offers(request: &Value, name: &str) -> bool {
 
 /// Responses API: the outputs of the last run of `function_call_output` items, if any.
 fn responses_tool_result(request: &Value) -> Option<String> {
-    let items = request["input"].as_array()?;
-    let last = items
-        .iter()
-        .rposition(|i| i["type"] == "function_call_output")?;
-    let first = items[..=last]
-        .iter()
-        .rposition(|i| i["type"] != "function_call_output")
-        .map_or(0, |i| i + 1);
-    Some(
-        items[first..=last]
-            .iter()
-            .map(|i| content_text(&i["output"]))
-            .collect::<Vec<_>>()
-            .join("\n"),
+    last_results(
+        request["input"].as_array()?,
+        |i| i["type"] == "function_call_output",
+        |i| content_text(&i["output"]),
     )
 }
 
@@ -1222,37 +1224,25 @@ fn response_not_found(id: &str) -> HttpResponse {
     }}))
 }
 
+/// `GET` reads a stored response, `DELETE` removes it.
 async fn stored_response(
     req: HttpRequest,
     id: web::Path<String>,
     state: web::Data<MockState>,
 ) -> HttpResponse {
     record(&state, &req, &Bytes::new());
-    let found = state
-        .stored
-        .lock()
-        .ok()
-        .and_then(|s| s.get(id.as_str()).cloned());
+    let delete = req.method() == actix_web::http::Method::DELETE;
+    let found = state.stored.lock().ok().and_then(|mut stored| {
+        if delete {
+            stored.remove(id.as_str())
+        } else {
+            stored.get(id.as_str()).cloned()
+        }
+    });
     match found {
-        Some(response) => HttpResponse::Ok().json(response),
-        None => response_not_found(&id),
-    }
-}
-
-async fn delete_response(
-    req: HttpRequest,
-    id: web::Path<String>,
-    state: web::Data<MockState>,
-) -> HttpResponse {
-    record(&state, &req, &Bytes::new());
-    let removed = state
-        .stored
-        .lock()
-        .ok()
-        .and_then(|mut s| s.remove(id.as_str()));
-    match removed {
-        Some(_) => HttpResponse::Ok()
+        Some(_) if delete => HttpResponse::Ok()
             .json(json!({"id": id.as_str(), "object": "response", "deleted": true})),
+        Some(response) => HttpResponse::Ok().json(response),
         None => response_not_found(&id),
     }
 }
