@@ -103,5 +103,6 @@ pub async fn stored_response(
         };
         return Ok(builder.body(body));
     }
+    // Not found where asked; when a provider could not be asked, it may hold the id: its error.
     Err(last_error.unwrap_or(GatewayError::ResponseNotFound { id: id.to_string() }))
 }

@@ -205,7 +205,10 @@ pub async fn responses(call: Proxied) -> Result<HttpResponse, ApiError> {
     params(("id" = String, Path, description = "The response's id (`resp_…`)")),
     responses(
         (status = 200, description = "The provider's answer, unchanged", body = crate::api::schema::ResponseObject),
+        (status = 400, description = "Not a response id (`param: id`)", body = crate::error::OpenAiErrorBody),
+        (status = 401, description = "The gateway requires a virtual key and got none it knows", body = crate::error::OpenAiErrorBody),
         (status = 404, description = "No provider keeps the response (`code: response_not_found`)", body = crate::error::OpenAiErrorBody),
+        (status = 502, description = "No provider answered that it keeps the response, and one could not be asked (unreachable, or timed out): its error", body = crate::error::OpenAiErrorBody),
     )
 )]
 #[get("/v1/responses/{id}")]
@@ -222,7 +225,10 @@ pub async fn get_response(
     params(("id" = String, Path, description = "The response's id (`resp_…`)")),
     responses(
         (status = 200, description = "The provider's answer, unchanged (`{id, object: \"response\", deleted: true}`)"),
+        (status = 400, description = "Not a response id (`param: id`)", body = crate::error::OpenAiErrorBody),
+        (status = 401, description = "The gateway requires a virtual key and got none it knows", body = crate::error::OpenAiErrorBody),
         (status = 404, description = "No provider keeps the response (`code: response_not_found`)", body = crate::error::OpenAiErrorBody),
+        (status = 502, description = "No provider answered that it keeps the response, and one could not be asked (unreachable, or timed out): its error", body = crate::error::OpenAiErrorBody),
     )
 )]
 #[delete("/v1/responses/{id}")]

@@ -871,6 +871,9 @@ async fn messages(req: HttpRequest, body: Bytes, state: web::Data<MockState>) ->
 }
 
 /// The vector of input `index`: `dimensions` floats that differ by input.
+/// The longest vector the mock answers (text-embedding-3-large's 3072, with room).
+const MAX_DIMENSIONS: usize = 4096;
+
 pub fn embedding_vector(index: usize, dimensions: usize) -> Vec<f32> {
     (0..dimensions)
         .map(|j| (index + 1) as f32 * 0.125 + j as f32 * 0.0625)
@@ -894,6 +897,13 @@ async fn embeddings(req: HttpRequest, body: Bytes, state: web::Data<MockState>) 
     };
     let model = request["model"].as_str().unwrap_or("mock-embedding");
     let dimensions = request["dimensions"].as_u64().unwrap_or(8) as usize;
+    if !(1..=MAX_DIMENSIONS).contains(&dimensions) {
+        // As OpenAI does: a length the model cannot give is the request's fault.
+        return HttpResponse::BadRequest().json(json!({"error": {
+            "message": format!("dimensions must be between 1 and {MAX_DIMENSIONS}"),
+            "type": "invalid_request_error", "param": "dimensions", "code": null,
+        }}));
+    }
     let base64 = request["encoding_format"].as_str() == Some("base64");
     // One input: a string, or an array of token ids; else an array of inputs.
     let inputs: Vec<Value> = match &request["input"] {
