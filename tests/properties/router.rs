@@ -1,5 +1,6 @@
 //! The Router decides alike whether it starts from a profile's prepared set (the request
-//! path) or runs every layer in full (the traced answer of `POST /v1/route`), for any request.
+//! path, also when the set is rebuilt from the previous one) or runs every layer in full (the
+//! traced answer of `POST /v1/route`), for any request.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -99,6 +100,44 @@ proptest! {
             // Again, now from the prepared set the first built.
             prop_assert_eq!(&first, &targets(false), "profile {}", profile.id);
             prop_assert_eq!(&first, &targets(true), "profile {}", profile.id);
+        }
+    }
+}
+
+proptest! {
+    // Two runtimes per case: fewer cases.
+    #![proptest_config(crate::config(16))]
+
+    /// After the providers change (one removed) while the live figures and signals stand, a
+    /// prepared set is rebuilt from the previous one, each remaining candidate keeping its
+    /// figures: it routes as a fresh router's first build over the new providers, and as
+    /// the traced path.
+    #[test]
+    fn a_rebuild_over_changed_providers_routes_as_a_fresh_build(needs in needs(), removed in 0usize..3) {
+        let (fresh, _) = runtime();
+        let (runtime, snapshot) = runtime();
+        let today = llm_gateway::router::today();
+        let mut providers = snapshot.providers.clone();
+        providers.remove(removed);
+        let changed = Arc::new(RegistrySnapshot {
+            providers,
+            discovered: snapshot.discovered.clone(),
+            contexts: snapshot.contexts.clone(),
+        });
+        for (id, profile) in &runtime.routing.profiles.by_id {
+            let query = |profile, explain| RouteQuery { api: Some(ApiFormat::OpenAi), profile, needs, today: today.clone(), task: None, pinned: None, balance: true, explain };
+            let targets = |runtime: &Runtime, snapshot: &Arc<RegistrySnapshot>, profile, explain: bool| {
+                match runtime.routing.route(snapshot, &runtime.catalog, &query(profile, explain)) {
+                    Ok(d) => Ok(d.targets.iter().map(|t| (t.provider.id.clone(), t.model.clone(), t.score)).collect::<Vec<_>>()),
+                    Err(none) => Err(none.summary()),
+                }
+            };
+            // The set over the first providers, then its rebuild over the changed ones.
+            let _ = targets(&runtime, &snapshot, profile, false);
+            let rebuilt = targets(&runtime, &changed, profile, false);
+            let first_build = targets(&fresh, &changed, &fresh.routing.profiles.by_id[id], false);
+            prop_assert_eq!(&rebuilt, &first_build, "profile {}", id);
+            prop_assert_eq!(&rebuilt, &targets(&runtime, &changed, profile, true), "profile {}", id);
         }
     }
 }
