@@ -30,12 +30,16 @@ fn the_labelled_corpus_is_found_exactly() {
     let mut tally: BTreeMap<String, (u32, u32, u32)> = BTreeMap::new();
     let mut failures = Vec::new();
     let mut cases = 0;
+    let mut look_alikes = 0;
     for line in corpus.lines().filter(|l| !l.trim().is_empty()) {
         cases += 1;
         let case: Value = serde_json::from_str(line).unwrap();
         let text = case["text"].as_str().unwrap();
         let expected: BTreeMap<String, u32> =
             serde_json::from_value(case["expect"].clone()).unwrap();
+        if expected.is_empty() {
+            look_alikes += 1;
+        }
         let mut found = BTreeMap::new();
         let mut blocking = Vec::new();
         sanitizer.scan_text(text.as_bytes(), &mut found, &mut blocking);
@@ -57,7 +61,7 @@ fn the_labelled_corpus_is_found_exactly() {
         }
     }
     eprintln!(
-        "{cases} cases\n{:<22} {:>5} {:>5} {:>5} {:>9} {:>7}",
+        "{cases} cases, {look_alikes} look-alikes\n{:<22} {:>5} {:>5} {:>5} {:>9} {:>7}",
         "kind", "tp", "fp", "fn", "precision", "recall"
     );
     for (kind, (tp, fp, fn_)) in &tally {
@@ -65,7 +69,11 @@ fn the_labelled_corpus_is_found_exactly() {
         let recall = f64::from(*tp) / f64::from((tp + fn_).max(1));
         eprintln!("{kind:<22} {tp:>5} {fp:>5} {fn_:>5} {precision:>9.3} {recall:>7.3}");
     }
-    assert!(cases >= 150, "the corpus has at least 150 cases");
+    assert!(cases >= 550, "the corpus has at least 550 cases ({cases})");
+    assert!(
+        look_alikes * 3 >= cases,
+        "at least a third of the corpus are look-alikes ({look_alikes} of {cases})"
+    );
     assert!(
         failures.is_empty(),
         "{} cases differ:\n{}",
@@ -82,13 +90,13 @@ fn config(mock: &MockUpstream, sanitization: &str) -> String {
 }
 
 const LEAKY: &str =
-    "Deploy with AWS key AKIAIOSFODNN7EXAMPLE and mail ops@example.com or call +44 20 7946 0958.";
+    "Deploy with AWS key AKIAWHQHBLWEVGK3RLCE and mail ops@example.com or call +44 20 7946 0958.";
 
 fn leaky_chat(stream: bool) -> Value {
     json!({"model": "gpt-4o", "stream": stream, "messages": [
         {"role": "system", "content": "You are helpful."},
         {"role": "user", "content": [{"type": "text", "text": LEAKY}]},
-        {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "deploy", "arguments": "{\"token\": \"ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789\"}"}}]},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "deploy", "arguments": "{\"token\": \"ghp_9mwRhnIqF3elbrWgLENnzwhV67H1lcpy12Nc\"}"}}]},
         {"role": "tool", "tool_call_id": "c1", "content": "sent to dev@example.org"}
     ]})
 }
@@ -98,7 +106,7 @@ fn leaky_messages(stream: bool) -> Value {
     "system": [{"type": "text", "text": "Reach the owner at owner@example.com"}],
     "messages": [
         {"role": "user", "content": [{"type": "text", "text": LEAKY}]},
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "deploy", "input": {"token": "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"}}]},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "deploy", "input": {"token": "ghp_9mwRhnIqF3elbrWgLENnzwhV67H1lcpy12Nc"}}]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "sent to dev@example.org"}]}
     ]})
 }
@@ -128,7 +136,7 @@ async fn pii_is_redacted_before_the_provider_sees_it_and_findings_are_recorded()
             "{upstream}"
         );
         // Credentials are reported, not masked, unless redact_credentials is on.
-        assert!(upstream.contains("AKIAIOSFODNN7EXAMPLE"), "{upstream}");
+        assert!(upstream.contains("AKIAWHQHBLWEVGK3RLCE"), "{upstream}");
     }
 
     let records = app.records(4).await;
@@ -206,7 +214,7 @@ async fn credentials_can_be_masked_and_custom_patterns_apply() {
     let upstream = String::from_utf8(mock.last_request().unwrap().body.to_vec()).unwrap();
     assert!(
         upstream.contains("[REDACTED_AWS_ACCESS_KEY_ID]")
-            && !upstream.contains("AKIAIOSFODNN7EXAMPLE"),
+            && !upstream.contains("AKIAWHQHBLWEVGK3RLCE"),
         "{upstream}"
     );
     assert!(upstream.contains("[REDACTED_TICKET]"), "{upstream}");
@@ -247,8 +255,8 @@ async fn the_ledger_database_holds_kinds_and_counts_and_never_the_secret() {
         "the finding kinds are recorded"
     );
     for secret in [
-        "AKIAIOSFODNN7EXAMPLE",
-        "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789",
+        "AKIAWHQHBLWEVGK3RLCE",
+        "ghp_9mwRhnIqF3elbrWgLENnzwhV67H1lcpy12Nc",
         "ops@example.com",
         "7946 0958",
     ] {
