@@ -538,4 +538,78 @@ mod tests {
             assert!(pass(Check::NotPlaceholder, s.as_bytes()), "{s}");
         }
     }
+
+    #[test]
+    fn a_value_named_weakly_must_look_random() {
+        for random in [
+            "Vq8rT2mZ4kLpW9sYc3Nd",
+            "\"b5e303db4d4f7127ab1be460d786e34f\"",
+        ] {
+            assert!(pass(Check::Random, random.as_bytes()), "{random}");
+        }
+        for plain in [
+            "authentication-required",
+            "abc123",
+            "aaaaaaaaaaaa1",
+            "xoxp-12345-abcdefgh",
+            "${VAULT_TOKEN}",
+        ] {
+            assert!(!pass(Check::Random, plain.as_bytes()), "{plain}");
+        }
+        let cursor = b"next_page_token = Vq8rT2mZ4kLpW9sYc3Nd";
+        assert!(!Check::Random.passes(cursor, b"Vq8rT2mZ4kLpW9sYc3Nd"));
+    }
+
+    #[test]
+    fn a_jwt_names_its_alg_and_an_unsigned_one_says_none() {
+        // {"alg":"HS256","typ":"JWT"} / {"alg":"none"} / {"foo":"bar"}
+        let hs256 = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
+        let none = "eyJhbGciOiJub25lIn0";
+        let no_alg = "eyJmb28iOiJiYXIifQ";
+        let payload = "eyJzdWIiOiIxIn0";
+        assert!(pass(
+            Check::JwtHeader,
+            format!("{hs256}.{payload}.c2lnbmF0dXJlMTIz").as_bytes()
+        ));
+        assert!(pass(
+            Check::JwtHeader,
+            format!("{none}.{payload}.").as_bytes()
+        ));
+        assert!(!pass(
+            Check::JwtHeader,
+            format!("{hs256}.{payload}.").as_bytes()
+        ));
+        assert!(!pass(
+            Check::JwtHeader,
+            format!("{no_alg}.{payload}.c2lnbmF0dXJlMTIz").as_bytes()
+        ));
+    }
+
+    #[test]
+    fn the_example_rule_knows_runs_sequences_words_and_listed_keys() {
+        let listed = vec!["AKIAIOSFODNN7EXAMPLE".to_string()];
+        for stand_in in [
+            "ghp_xxxxxxxxxxxxxxxxxxxx",
+            "ghp_XxXxXxXxXxXx",
+            "SK000000abc",
+            "xoxp-####-######",
+            "sk_live_abcdefghij",
+            "key-12345678",
+            "sk-sample-key",
+            "AKIAIOSFODNN7EXAMPLE",
+            "${TOKEN}",
+            "<token>",
+        ] {
+            assert!(is_example(stand_in.as_bytes(), &listed), "{stand_in}");
+        }
+        for real in [
+            "ghp_pyCVxlGeL844p6TBL0eg9mY7FC7zmwDuEQPo",
+            "AKIAOWF7KW23WF4ZECIR",
+        ] {
+            assert!(!is_example(real.as_bytes(), &listed), "{real}");
+        }
+        // A PEM body's runs of A are DER's zero bytes.
+        let pem = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAAB\n-----END OPENSSH PRIVATE KEY-----";
+        assert!(!is_example(pem.as_bytes(), &listed));
+    }
 }
