@@ -95,7 +95,34 @@ const NOT_SECRETS: &[&str] = &[
     "your-password",
     "yourpassword",
     "notarealpassword",
+    "not-needed",
+    "not_needed",
+    "notneeded",
+    "unused",
+    "anything",
+    "ignored",
 ];
+
+/// The endings of type names that stand where a secret's value would (`secret: SecretString`,
+/// `key: ApiKey`): a CamelCase word of letters only with one of these last.
+const TYPE_ENDINGS: &[&str] = &[
+    "String",
+    "Str",
+    "Secret",
+    "Token",
+    "Key",
+    "Password",
+    "Credentials",
+    "Config",
+];
+
+/// A CamelCase type name such as `SecretString` or `Option<ApiKey>`'s `ApiKey`.
+fn type_name(text: &str) -> bool {
+    text.starts_with(|c: char| c.is_ascii_uppercase())
+        && text.chars().all(|c| c.is_ascii_alphabetic())
+        && text.chars().filter(char::is_ascii_uppercase).count() >= 2
+        && TYPE_ENDINGS.iter().any(|e| text.ends_with(e))
+}
 
 /// Fragments of documentation placeholders ("sk-your-key-here", "my_example_token").
 const PLACEHOLDER_FRAGMENTS: &[&str] = &[
@@ -137,6 +164,7 @@ fn is_placeholder(value: &[u8]) -> bool {
         || trimmed.chars().all(|c| matches!(c, '*' | 'x' | 'X' | '.' | '-' | '_' | '•'))
         || matches!(lower.as_str(), "null" | "none" | "nil" | "true" | "false" | "")
         || NOT_SECRETS.contains(&lower.as_str())
+        || type_name(trimmed)
         || REFERENCES.iter().any(|r| lower.starts_with(r))
         || PLACEHOLDER_FRAGMENTS.iter().any(|f| lower.contains(f))
         // An ellipsis stands for the rest of a key in documentation ("sk-...", "sk-ant-…").
