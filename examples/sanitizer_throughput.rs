@@ -23,7 +23,7 @@ fn prompt(target: usize) -> String {
         text.push_str(parts[i % parts.len()]);
         i += 1;
     }
-    text.push_str(" Also, my key is AKIAIOSFODNN7EXAMPLE and call me at +44 20 7946 0958.");
+    text.push_str(" Also, my key is AKIAWHQHBLWEVGK3RLCE and call me at +44 20 7946 0958.");
     text
 }
 

@@ -277,6 +277,9 @@ pub struct SanitizationSettings {
     /// Mask credentials instead of only reporting them.
     pub redact_credentials: bool,
     pub compliance_gate: bool,
+    /// With `compliance_gate`, block on likely findings too (a secret's name with a
+    /// random-looking value, a bearer credential of no known format), not only on certain ones.
+    pub compliance_gate_likely: bool,
     /// Bodies up to this size are scanned on the HTTP worker (microseconds); larger ones on
     /// the sanitizer's own threads.
     pub inline_scan_bytes: usize,

@@ -26,6 +26,18 @@ pub enum Category {
     Custom,
 }
 
+/// How sure a finding is: by its format (prefix, length, charset, checksum) or only by the
+/// name it is assigned to and how random it looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Confidence {
+    /// A known format that passed its checks: blocked by `compliance_gate`.
+    Certain,
+    /// A secret's name and a random-looking value, or a bearer credential of no known
+    /// format: blocked only with `compliance_gate_likely` too.
+    Likely,
+}
+
 /// What to do with a finding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -40,6 +52,8 @@ pub enum Action {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PatternFile {
+    /// Documented example keys: a value holding one is not a finding, whatever its kind.
+    examples: Vec<String>,
     patterns: Vec<PatternSpec>,
 }
 
@@ -52,13 +66,17 @@ struct PatternSpec {
     #[serde(default)]
     checks: Vec<Check>,
     priority: i32,
+    confidence: Confidence,
 }
 
 struct Pattern {
     kind: String,
     regex: Regex,
     checks: Vec<Check>,
+    /// Credentials pass the example rule too (`checks::is_example`).
+    credential: bool,
     priority: i32,
+    confidence: Confidence,
     action: Action,
     placeholder: String,
 }
@@ -80,6 +98,7 @@ pub struct ScanOutcome {
 pub struct Sanitizer {
     patterns: Vec<Pattern>,
     prefilter: RegexSet,
+    examples: Vec<String>,
 }
 
 impl std::fmt::Debug for Sanitizer {
@@ -127,9 +146,13 @@ impl Sanitizer {
                 Category::Pii => settings.redact_pii,
                 Category::Custom => false,
             };
+            let gated = match spec.confidence {
+                Confidence::Certain => settings.compliance_gate,
+                Confidence::Likely => settings.compliance_gate && settings.compliance_gate_likely,
+            };
             let action = if redact {
                 Action::Redact
-            } else if settings.compliance_gate {
+            } else if gated {
                 Action::Block
             } else {
                 Action::Report
@@ -145,7 +168,9 @@ impl Sanitizer {
                 kind: spec.kind,
                 regex,
                 checks: spec.checks,
+                credential: spec.category == Category::Credential,
                 priority: spec.priority,
+                confidence: spec.confidence,
                 action,
             });
         }
@@ -161,7 +186,9 @@ impl Sanitizer {
                 kind: custom.name.clone(),
                 regex,
                 checks: Vec::new(),
+                credential: false,
                 priority: CUSTOM_PRIORITY,
+                confidence: Confidence::Certain,
                 action: match custom.action {
                     CustomPatternAction::Report if settings.compliance_gate => Action::Block,
                     CustomPatternAction::Report => Action::Report,
@@ -178,7 +205,20 @@ impl Sanitizer {
         Ok(Self {
             patterns,
             prefilter,
+            examples: file.examples,
         })
+    }
+
+    /// The confidence of a kind's findings (the highest, where patterns of the kind differ).
+    pub fn confidence(&self, kind: &str) -> Option<Confidence> {
+        let mut found = None;
+        for pattern in self.patterns.iter().filter(|p| p.kind == kind) {
+            if pattern.confidence == Confidence::Certain {
+                return Some(Confidence::Certain);
+            }
+            found = Some(pattern.confidence);
+        }
+        found
     }
 
     /// Findings in one piece of text, overlaps resolved, in text order.
@@ -196,7 +236,13 @@ impl Sanitizer {
                     break;
                 };
                 let span = caps.name("secret").unwrap_or(whole);
-                if pattern.checks.iter().all(|c| c.passes(span.as_bytes())) {
+                let value = span.as_bytes();
+                if pattern
+                    .checks
+                    .iter()
+                    .all(|c| c.passes(whole.as_bytes(), value))
+                    && !(pattern.credential && checks::is_example(value, &self.examples))
+                {
                     candidates.push(Hit {
                         start: span.start(),
                         end: span.end(),

@@ -257,6 +257,7 @@ mod tests {
             redact_pii: true,
             redact_credentials: false,
             compliance_gate: false,
+            compliance_gate_likely: false,
             inline_scan_bytes: 32 * 1024,
             patterns: Vec::new(),
         };

@@ -401,7 +401,7 @@ async fn embeddings_and_completions_do_not_route_and_need_their_input() {
 
 #[actix_web::test]
 async fn a_secret_in_an_embeddings_input_is_blocked_or_redacted_as_in_chat() {
-    const LEAKY: &str = "Deploy with AWS key AKIAIOSFODNN7EXAMPLE and mail ops@example.com";
+    const LEAKY: &str = "Deploy with AWS key AKIAWHQHBLWEVGK3RLCE and mail ops@example.com";
     let body = json!({"model": "text-embedding-3-small", "input": ["clean text", LEAKY]});
 
     let mock = mock();

@@ -557,7 +557,7 @@ async fn the_router_the_sanitizer_and_the_budget_treat_responses_like_chat() {
     // A secret in an input item is blocked before any upstream.
     let before = upstream_requests(&mock).len();
     let body = json!({"model": "gpt-4o", "input": [{"role": "user", "content": [
-        {"type": "input_text", "text": "my key is sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghij-AAAA"}]}]});
+        {"type": "input_text", "text": "my key is sk-ant-api03-rFd5xpSkDIgOw3gcHN1yxohPQHxYNsJIx3gRe1GK0YxNVYdM32ll4Tm3ZhzEZam6yvdWSwQTy4eirzmgy0ps6fp_rK88iAA"}]}]});
     let response = app.post("/v1/responses", &body, &[]).await;
     assert_eq!(response.status(), 403);
     let answer: Value = response.json().await.unwrap();
