@@ -345,7 +345,8 @@ probe wait-http "http://127.0.0.1:$NGINX_PORT/v1/models" --timeout 10
 
 # ------------------------------------------------------------------ lanes
 
-# The body posted by http_lane / run_wrk: $LANE_BODY when set (LANE_BODY=... http_lane ...), else $BODY.
+# The body posted by http_lane / run_wrk: $LANE_BODY when set (LANE_BODY=... http_lane ...), else $BODY;
+# the smoke test looks for $LANE_EXPECT in the answer (default "choices").
 run_wrk() { # OUT_JSON CONC SECONDS URL [wrk args...]
   local out=$1 c=$2 d=$3 url=$4; shift 4
   BENCH_BODY="${LANE_BODY:-$BODY}" BENCH_OUT="$out" taskset -c "$LOAD_CPU" \
@@ -426,7 +427,7 @@ wrk_cell() { # OUT CONC URL [wrk args...] — warm-up, then the measurement
 http_lane() { # LANE URL [headers...] — smoke test, then warm-up + measurement at each concurrency
   local lane=$1 url=$2; shift 2
   local c out
-  if ! probe smoke "$url" --body "${LANE_BODY:-$BODY}" "$@" > "$RAW/lanes/$lane.smoke" 2>&1; then
+  if ! probe smoke "$url" --body "${LANE_BODY:-$BODY}" --expect "${LANE_EXPECT:-\"choices\"}" "$@" > "$RAW/lanes/$lane.smoke" 2>&1; then
     lane_status "$lane" "failed smoke test: $(cat "$RAW/lanes/$lane.smoke")"
     log "$lane: smoke test failed: $(cat "$RAW/lanes/$lane.smoke")"
     return 0
@@ -506,9 +507,9 @@ echo "$(rss_kb "$GATEWAY_PID")" > "$RAW/http/gateway-rss-after-lanes.kb"
 # gateway (the same gateway as (a): metered, priced from the embedding card, sanitized).
 log "(e) embeddings lanes, ${DURATION}s each after ${WARMUP}s warm-up, concurrency ${CONCURRENCIES[*]}"
 EMBED_BODY='{"model":"text-embedding-3-small","input":["The quick brown fox jumps over the lazy dog.","Retrieval pipelines embed every document and every query."],"dimensions":64}'
-LANE_BODY="$EMBED_BODY" http_lane embed-mock "$MOCK/v1/embeddings" "${COMMON_HEADERS[@]}"
-LANE_BODY="$EMBED_BODY" http_lane embed-nginx "http://127.0.0.1:$NGINX_PORT/v1/embeddings" "${COMMON_HEADERS[@]}"
-LANE_BODY="$EMBED_BODY" http_lane embed-gateway "$GATEWAY/v1/embeddings" "${GATEWAY_AUTH[@]}" "${COMMON_HEADERS[@]}"
+LANE_BODY="$EMBED_BODY" LANE_EXPECT='"embedding"' http_lane embed-mock "$MOCK/v1/embeddings" "${COMMON_HEADERS[@]}"
+LANE_BODY="$EMBED_BODY" LANE_EXPECT='"embedding"' http_lane embed-nginx "http://127.0.0.1:$NGINX_PORT/v1/embeddings" "${COMMON_HEADERS[@]}"
+LANE_BODY="$EMBED_BODY" LANE_EXPECT='"embedding"' http_lane embed-gateway "$GATEWAY/v1/embeddings" "${GATEWAY_AUTH[@]}" "${COMMON_HEADERS[@]}"
 
 log "(b) streaming lanes: $STREAM_N sequential requests each, $STREAM_CHUNKS chunks ${STREAM_GAP_MS} ms apart"
 stream_lane() { # LANE URL BODY [headers...]
